@@ -1,0 +1,74 @@
+"""audiovis: see what a vision transformer sees in sound.
+
+Names are imported lazily so that ``import audiovis`` stays fast (no torch import, no file I/O).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "AudiovisError": "errors",
+    "AudioLoadError": "errors",
+    "InvalidAudioError": "errors",
+    "ConfigError": "errors",
+    "CheckpointError": "errors",
+    "Audio": "audio",
+    "load_audio": "audio",
+    "Spectrogram": "spectrogram",
+    "STFTSpectrogram": "spectrogram",
+    "MelSpectrogram": "spectrogram",
+    "KaldiFbank": "spectrogram",
+    "PatchGrid": "patches",
+    "Box": "patches",
+    "ASTConfig": "models.ast",
+    "ASTModel": "models.ast",
+    "ViTModel": "models.vit",
+    "Analysis": "analysis",
+    "load_demo_model": "demo",
+    "SpectrogramViewer": "widgets.viewer",
+    "Explorer": "widgets.explorer",
+    "explore": "widgets.explorer",
+    "extract_embeddings": "embeddings",
+    "LinearProbe": "probe",
+    "probe_layers": "probe",
+    "compute_tradeoff": "tradeoff",
+}
+
+_SUBMODULES = {"datasets", "models", "widgets", "demo", "analysis", "patches", "spectrogram", "audio"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f"audiovis.{_EXPORTS[name]}")
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"audiovis.{name}")
+    raise AttributeError(f"module 'audiovis' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .analysis import Analysis
+    from .audio import Audio, load_audio
+    from .demo import load_demo_model
+    from .embeddings import extract_embeddings
+    from .errors import AudioLoadError, AudiovisError, CheckpointError, ConfigError, InvalidAudioError
+    from .models.ast import ASTConfig, ASTModel
+    from .models.vit import ViTModel
+    from .patches import Box, PatchGrid
+    from .probe import LinearProbe, probe_layers
+    from .spectrogram import KaldiFbank, MelSpectrogram, Spectrogram, STFTSpectrogram
+    from .tradeoff import compute_tradeoff
+    from .widgets.explorer import Explorer, explore
+    from .widgets.viewer import SpectrogramViewer

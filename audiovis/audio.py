@@ -1,0 +1,216 @@
+"""Audio: a float32 waveform ``[channels, samples]`` with its sample rate, and ``load_audio``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from .errors import AudioLoadError
+
+AudioSource = Union[str, os.PathLike, np.ndarray, torch.Tensor, "Audio"]
+
+# 2-D arrays are read as [channels, samples]; one whose first axis is long and second short is
+# soundfile's [samples, channels] layout and is transposed.
+_MAX_CHANNELS = 64
+
+
+def _check_rate(sample_rate: Any, what: str) -> int:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating)):
+        raise AudioLoadError(f"{what}: sample_rate must be a positive number, got {sample_rate!r}")
+    if not np.isfinite(sample_rate) or sample_rate <= 0 or int(sample_rate) != sample_rate:
+        raise AudioLoadError(f"{what}: sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+    return int(sample_rate)
+
+
+@dataclass(frozen=True, repr=False)
+class Audio:
+    """A waveform ``[channels, samples]`` (float32 torch tensor) and its sample rate in Hz."""
+
+    waveform: torch.Tensor
+    sample_rate: int
+    source: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        wav = self.waveform
+        if not isinstance(wav, torch.Tensor):
+            raise AudioLoadError(f"Audio.waveform must be a torch.Tensor, got {type(wav).__name__}")
+        if wav.ndim != 2:
+            raise AudioLoadError(f"Audio.waveform must be [channels, samples], got shape {tuple(wav.shape)}")
+        if wav.dtype != torch.float32:
+            object.__setattr__(self, "waveform", wav.to(torch.float32))
+        object.__setattr__(self, "sample_rate", _check_rate(self.sample_rate, "Audio"))
+
+    @property
+    def num_channels(self) -> int:
+        return int(self.waveform.shape[0])
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.waveform.shape[1])
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.num_samples / self.sample_rate
+
+    def resample(self, sample_rate: int) -> "Audio":
+        """This audio at another rate (torchaudio's band-limited sinc resampling)."""
+        import torchaudio.functional as AF
+
+        sample_rate = _check_rate(sample_rate, "Audio.resample")
+        if sample_rate == self.sample_rate:
+            return self
+        wav = AF.resample(self.waveform, self.sample_rate, sample_rate)
+        return Audio(wav.contiguous(), sample_rate, self.source)
+
+    def to_mono(self) -> "Audio":
+        """The mean of all channels, as one channel."""
+        if self.num_channels == 1:
+            return self
+        return Audio(self.waveform.mean(dim=0, keepdim=True), self.sample_rate, self.source)
+
+    def segment(self, start: float, end: float | None = None) -> "Audio":
+        """The part from ``start`` to ``end`` seconds (clipped to the clip)."""
+        if end is not None and end < start:
+            raise ValueError(f"segment end {end} s is before its start {start} s")
+        first = max(0, int(round(start * self.sample_rate)))
+        last = self.num_samples if end is None else min(self.num_samples, int(round(end * self.sample_rate)))
+        return Audio(self.waveform[:, first:last], self.sample_rate, self.source)
+
+    def numpy(self) -> np.ndarray:
+        """The waveform as a float32 numpy array ``[channels, samples]``."""
+        return self.waveform.detach().cpu().numpy()
+
+    def __repr__(self) -> str:
+        src = f", source={self.source!r}" if self.source else ""
+        return (
+            f"Audio({self.num_channels} ch, {self.sample_rate} Hz, {self.num_samples} samples, "
+            f"{self.duration:.3f} s{src})"
+        )
+
+
+def _to_float32(array: np.ndarray, what: str) -> np.ndarray:
+    """Integer PCM scaled to [-1, 1]; any float as float32."""
+    kind = array.dtype.kind
+    if kind == "f":
+        return array.astype(np.float32, copy=False)
+    if kind == "i":
+        scale = float(2 ** (8 * array.dtype.itemsize - 1))
+        return (array.astype(np.float64) / scale).astype(np.float32)
+    if kind == "u":
+        half = float(2 ** (8 * array.dtype.itemsize - 1))
+        return ((array.astype(np.float64) - half) / half).astype(np.float32)
+    raise AudioLoadError(f"{what}: samples of dtype {array.dtype} are not audio (expected integer PCM or float)")
+
+
+def _from_array(data: np.ndarray | torch.Tensor, sample_rate: Any) -> Audio:
+    what = f"array of shape {tuple(data.shape)}"
+    if sample_rate is None:
+        raise AudioLoadError(f"{what}: an array has no sample rate of its own; pass sample_rate=...")
+    rate = _check_rate(sample_rate, what)
+    if isinstance(data, torch.Tensor):
+        if data.is_complex():
+            raise AudioLoadError(f"{what}: complex samples are not audio")
+        data = data.detach().cpu()
+        array = data.numpy() if data.dtype != torch.bfloat16 else data.float().numpy()
+    else:
+        array = np.asarray(data)
+    if array.ndim == 0 or array.ndim > 2:
+        raise AudioLoadError(f"{what}: expected [samples] or [channels, samples], got {array.ndim} dimensions")
+    if array.ndim == 1:
+        array = array[None, :]
+    elif array.shape[0] > _MAX_CHANNELS and array.shape[1] <= _MAX_CHANNELS:
+        array = array.T
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise AudioLoadError(f"{what}: the array holds no samples")
+    wav = torch.from_numpy(np.ascontiguousarray(_to_float32(array, what)))
+    return Audio(wav, rate)
+
+
+def _read_file(path: Path, offset: float, duration: float | None) -> Audio:
+    import soundfile as sf
+
+    if not path.exists():
+        raise FileNotFoundError(f"no audio file at {str(path)!r}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{str(path)!r} is a directory, not an audio file")
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f"{str(path)!r} cannot be read (permission denied)")
+    if path.stat().st_size == 0:
+        raise AudioLoadError(f"{str(path)!r} is an empty file (0 bytes)")
+    if offset < 0 or not np.isfinite(offset):
+        raise ValueError(f"offset must be a finite number of seconds >= 0, got {offset!r}")
+    if duration is not None and (not np.isfinite(duration) or duration <= 0):
+        raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
+    try:
+        with sf.SoundFile(str(path)) as f:
+            rate = int(f.samplerate)
+            total = int(f.frames)
+            start = int(round(offset * rate))
+            if total <= 0:
+                raise AudioLoadError(f"{str(path)!r} holds no audio samples (header only or empty data)")
+            if start >= total:
+                raise AudioLoadError(
+                    f"offset {offset} s is past the end of {str(path)!r} ({total / rate:.3f} s long)"
+                )
+            count = total - start if duration is None else min(total - start, int(round(duration * rate)))
+            if start:
+                f.seek(start)
+            data = f.read(max(count, 1), dtype="float32", always_2d=True)
+    except AudioLoadError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioLoadError(f"{str(path)!r} could not be decoded as audio: {exc}") from exc
+    if data.shape[0] == 0:
+        raise AudioLoadError(f"{str(path)!r} holds no decodable samples (truncated or header only)")
+    if not np.all(np.isfinite(data)):
+        bad = int(np.argwhere(~np.isfinite(data))[0][0])
+        raise AudioLoadError(f"{str(path)!r} holds a non-finite sample at sample {start + bad}")
+    wav = torch.from_numpy(np.ascontiguousarray(data.T))
+    return Audio(wav, rate, str(path))
+
+
+def load_audio(
+    source: AudioSource,
+    sample_rate: int | None = None,
+    *,
+    mono: bool = True,
+    offset: float = 0.0,
+    duration: float | None = None,
+) -> Audio:
+    """Read a sound into an :class:`Audio`.
+
+    ``source`` is a path (WAV, FLAC, OGG/Vorbis, MP3 where libsndfile reads it), a numpy array or torch
+    tensor (``[samples]`` or ``[channels, samples]``; then ``sample_rate`` is the array's rate and is
+    required), or an ``Audio``. For files and ``Audio``, ``sample_rate`` is the rate to resample to.
+    ``offset``/``duration`` (seconds) select a segment; files are read from that point only (seek).
+    Integer PCM is scaled to float32 in [-1, 1].
+    """
+    if isinstance(source, Audio):
+        audio = source
+        if offset or duration is not None:
+            audio = audio.segment(offset, None if duration is None else offset + duration)
+        if sample_rate is not None:
+            audio = audio.resample(sample_rate)
+    elif isinstance(source, (np.ndarray, torch.Tensor)):
+        audio = _from_array(source, sample_rate)
+        if offset or duration is not None:
+            audio = audio.segment(offset, None if duration is None else offset + duration)
+    elif isinstance(source, (str, os.PathLike)):
+        audio = _read_file(Path(source), float(offset), None if duration is None else float(duration))
+        if sample_rate is not None:
+            audio = audio.resample(sample_rate)
+    elif isinstance(source, (list, tuple)):
+        raise AudioLoadError(
+            "load_audio takes one sound; got a list/tuple. Pass np.asarray(samples) with sample_rate=..."
+        )
+    else:
+        raise AudioLoadError(f"cannot read audio from a {type(source).__name__}; pass a path, an array or an Audio")
+    if audio.num_samples == 0:
+        raise AudioLoadError(f"{audio.source or 'audio'}: the selected segment holds no samples")
+    return audio.to_mono() if mono else audio

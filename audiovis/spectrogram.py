@@ -1,0 +1,435 @@
+"""Spectrogram front ends: small ``nn.Module``s turning an Audio into a :class:`Spectrogram` image.
+
+Every Spectrogram is ``[freq, time]`` with its axes (frame centre times, bin centre and edge
+frequencies), so a viewer can draw it and a PatchGrid can map patches to seconds and Hz.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from .audio import Audio
+from .errors import ConfigError, InvalidAudioError
+
+Scale = Literal["linear", "mel"]
+Units = Literal["power", "magnitude", "dB", "normalized-fbank"]
+
+
+@dataclass(frozen=True, repr=False)
+class Spectrogram:
+    """A time-frequency image ``values[freq, time]`` with the axes needed to draw and index it.
+
+    ``times`` are frame centres (s), evenly spaced by ``hop_length / sample_rate``;
+    ``frequencies`` are bin centres (Hz) and ``frequency_edges`` the ``freq + 1`` band edges (Hz);
+    ``valid_frames`` counts the leading frames computed from real signal (the rest is padding).
+    """
+
+    values: torch.Tensor
+    times: np.ndarray
+    frequencies: np.ndarray
+    frequency_edges: np.ndarray
+    scale: Scale
+    units: Units
+    hop_length: int
+    sample_rate: int
+    valid_frames: int
+    source: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.values.ndim != 2:
+            raise ValueError(f"Spectrogram values must be [freq, time], got shape {tuple(self.values.shape)}")
+        n_freq, n_time = self.values.shape
+        if len(self.times) != n_time or len(self.frequencies) != n_freq or len(self.frequency_edges) != n_freq + 1:
+            raise ValueError(
+                f"Spectrogram axes do not fit values {tuple(self.values.shape)}: "
+                f"{len(self.times)} times, {len(self.frequencies)} frequencies, {len(self.frequency_edges)} edges"
+            )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.values.shape[0]), int(self.values.shape[1]))
+
+    @property
+    def num_bins(self) -> int:
+        return self.shape[0]
+
+    @property
+    def num_frames(self) -> int:
+        return self.shape[1]
+
+    @property
+    def hop_seconds(self) -> float:
+        return self.hop_length / self.sample_rate
+
+    @property
+    def time_offset(self) -> float:
+        """Time (s) of the left edge of frame 0: frame ``x`` (continuous) is at ``time_offset + x * hop``."""
+        return float(self.times[0]) - 0.5 * self.hop_seconds if len(self.times) else 0.0
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames * self.hop_seconds
+
+    def frame_to_time(self, frame: float | np.ndarray) -> float | np.ndarray:
+        """Continuous frame coordinate (left edge of frame 0 is 0) -> seconds."""
+        return self.time_offset + np.asarray(frame, dtype=np.float64) * self.hop_seconds
+
+    def time_to_frame(self, seconds: float | np.ndarray) -> float | np.ndarray:
+        """Seconds -> continuous frame coordinate."""
+        return (np.asarray(seconds, dtype=np.float64) - self.time_offset) / self.hop_seconds
+
+    def bin_to_hz(self, bin_coord: float | np.ndarray) -> float | np.ndarray:
+        """Continuous bin coordinate (bottom edge of bin 0 is 0) -> Hz, piecewise linear over the band edges."""
+        return np.interp(np.asarray(bin_coord, dtype=np.float64), np.arange(self.num_bins + 1), self.frequency_edges)
+
+    def hz_to_bin(self, hz: float | np.ndarray) -> float | np.ndarray:
+        """Hz -> continuous bin coordinate (inverse of :meth:`bin_to_hz`)."""
+        return np.interp(np.asarray(hz, dtype=np.float64), self.frequency_edges, np.arange(self.num_bins + 1))
+
+    def numpy(self) -> np.ndarray:
+        return self.values.detach().cpu().numpy()
+
+    def __repr__(self) -> str:
+        return (
+            f"Spectrogram({self.num_bins} {self.scale} bins x {self.num_frames} frames, {self.units}, "
+            f"hop {self.hop_seconds * 1000:.1f} ms, {self.valid_frames} valid frames)"
+        )
+
+
+def _mono_waveform(audio: Audio | torch.Tensor, sample_rate: int | None, target_rate: int | None) -> tuple[torch.Tensor, int, str | None]:
+    """A checked mono waveform ``[samples]`` at ``target_rate`` (or its own rate)."""
+    if isinstance(audio, Audio):
+        wav, rate, source = audio.waveform, audio.sample_rate, audio.source
+    elif isinstance(audio, torch.Tensor):
+        if sample_rate is None:
+            raise InvalidAudioError("a waveform tensor needs its sample_rate; pass frontend(wav, sample_rate)")
+        wav, rate, source = audio, int(sample_rate), None
+        if wav.ndim == 1:
+            wav = wav[None]
+        if wav.ndim != 2:
+            raise InvalidAudioError(f"waveform must be [samples] or [channels, samples], got {tuple(wav.shape)}")
+        wav = wav.to(torch.float32)
+    else:
+        raise InvalidAudioError(f"front ends take an Audio or a waveform tensor, got {type(audio).__name__}")
+    name = source or "waveform"
+    if wav.shape[-1] == 0:
+        raise InvalidAudioError(f"{name}: no samples to analyse")
+    finite = torch.isfinite(wav)
+    if not bool(finite.all()):
+        ch, pos = (int(v) for v in torch.nonzero(~finite)[0])
+        value = float(wav[ch, pos])
+        raise InvalidAudioError(
+            f"{name}: sample {pos} (channel {ch}, {pos / rate:.4f} s) is {value}; "
+            "front ends need finite samples (replace NaN/Inf, e.g. torch.nan_to_num)"
+        )
+    if wav.shape[0] > 1:
+        wav = wav.mean(dim=0, keepdim=True)
+    if target_rate is not None and rate != target_rate:
+        import torchaudio.functional as AF
+
+        wav = AF.resample(wav, rate, target_rate)
+        rate = target_rate
+    return wav[0], rate, source
+
+
+def _mel_edges(mel_low: float, mel_high: float, n_bins: int, to_hz) -> tuple[np.ndarray, np.ndarray]:
+    """Centres and band edges (Hz) of ``n_bins`` triangular filters evenly spaced in mel."""
+    step = (mel_high - mel_low) / (n_bins + 1)
+    centres = to_hz(mel_low + step * np.arange(1, n_bins + 1))
+    edges = to_hz(mel_low + step * (np.arange(n_bins + 1) + 0.5))
+    return centres.astype(np.float64), edges.astype(np.float64)
+
+
+def _htk_mel(hz):
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def _htk_hz(mel):
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+_SLANEY_F_SP = 200.0 / 3
+_SLANEY_MIN_LOG_HZ = 1000.0
+_SLANEY_MIN_LOG_MEL = _SLANEY_MIN_LOG_HZ / _SLANEY_F_SP
+_SLANEY_LOGSTEP = math.log(6.4) / 27.0
+
+
+def _slaney_mel(hz):
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / _SLANEY_F_SP
+    log_part = _SLANEY_MIN_LOG_MEL + np.log(np.maximum(hz, 1e-10) / _SLANEY_MIN_LOG_HZ) / _SLANEY_LOGSTEP
+    return np.where(hz >= _SLANEY_MIN_LOG_HZ, log_part, mel)
+
+
+def _slaney_hz(mel):
+    mel = np.asarray(mel, dtype=np.float64)
+    return np.where(
+        mel >= _SLANEY_MIN_LOG_MEL,
+        _SLANEY_MIN_LOG_HZ * np.exp(_SLANEY_LOGSTEP * (mel - _SLANEY_MIN_LOG_MEL)),
+        _SLANEY_F_SP * mel,
+    )
+
+
+def _kaldi_mel(hz):
+    return 1127.0 * np.log(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def _kaldi_hz(mel):
+    return 700.0 * (np.exp(np.asarray(mel, dtype=np.float64) / 1127.0) - 1.0)
+
+
+def _positive_int(value, name: str, owner: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ConfigError(f"{owner}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class _Decibels(nn.Module):
+    """Power or magnitude -> dB, clamped to ``top_db`` below the maximum (as torchaudio's AmplitudeToDB)."""
+
+    def __init__(self, power: float, top_db: float | None) -> None:
+        super().__init__()
+        self.multiplier = 10.0 if power == 2.0 else 20.0
+        self.top_db = top_db
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        db = self.multiplier * torch.log10(torch.clamp(x, min=1e-10))
+        if self.top_db is not None:
+            db = torch.maximum(db, db.max() - self.top_db)
+        return db
+
+
+class STFTSpectrogram(nn.Module):
+    """Linear-frequency STFT spectrogram (torchaudio), in power, magnitude or dB.
+
+    Frames are centred (``center=True``): frame ``i`` is centred at ``i * hop_length`` samples.
+    """
+
+    def __init__(
+        self,
+        n_fft: int = 512,
+        hop_length: int | None = None,
+        win_length: int | None = None,
+        window: str = "hann",
+        power: float = 2.0,
+        to_db: bool = True,
+        top_db: float | None = 80.0,
+    ) -> None:
+        super().__init__()
+        import torchaudio
+
+        self.n_fft = _positive_int(n_fft, "n_fft", "STFTSpectrogram")
+        self.win_length = _positive_int(win_length or n_fft, "win_length", "STFTSpectrogram")
+        self.hop_length = _positive_int(hop_length or self.win_length // 4, "hop_length", "STFTSpectrogram")
+        if self.win_length > self.n_fft:
+            raise ConfigError(f"STFTSpectrogram: win_length {self.win_length} is longer than n_fft {self.n_fft}")
+        if power not in (1.0, 2.0):
+            raise ConfigError(f"STFTSpectrogram: power must be 1 (magnitude) or 2 (power), got {power!r}")
+        windows = {"hann": torch.hann_window, "hamming": torch.hamming_window, "blackman": torch.blackman_window}
+        if window not in windows:
+            raise ConfigError(f"STFTSpectrogram: window must be one of {sorted(windows)}, got {window!r}")
+        self.window, self.power, self.to_db, self.top_db = window, float(power), bool(to_db), top_db
+        self.transform = torchaudio.transforms.Spectrogram(
+            n_fft=self.n_fft, win_length=self.win_length, hop_length=self.hop_length,
+            window_fn=windows[window], power=self.power,
+        )
+        self.decibels = _Decibels(self.power, top_db)
+
+    def forward(self, audio: Audio | torch.Tensor, sample_rate: int | None = None) -> Spectrogram:
+        wav, rate, source = _mono_waveform(audio, sample_rate, None)
+        values = self.transform(wav)
+        if self.to_db:
+            values = self.decibels(values)
+        n_bins, n_frames = values.shape
+        bin_hz = rate / self.n_fft
+        freqs = np.arange(n_bins) * bin_hz
+        edges = np.clip((np.arange(n_bins + 1) - 0.5) * bin_hz, 0.0, rate / 2)
+        return Spectrogram(
+            values=values.contiguous(),
+            times=np.arange(n_frames) * self.hop_length / rate,
+            frequencies=freqs,
+            frequency_edges=edges,
+            scale="linear",
+            units="dB" if self.to_db else ("power" if self.power == 2.0 else "magnitude"),
+            hop_length=self.hop_length,
+            sample_rate=rate,
+            valid_frames=min(n_frames, wav.shape[-1] // self.hop_length + 1),
+            source=source,
+        )
+
+
+class MelSpectrogram(nn.Module):
+    """Mel spectrogram (torchaudio's ``MelSpectrogram``), HTK or Slaney mel scale, optionally in dB.
+
+    Audio at another rate is resampled to ``sample_rate`` first. Frames are centred, padded with
+    ``pad_mode`` ("constant" matches librosa's default).
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_fft: int = 1024,
+        hop_length: int | None = None,
+        n_mels: int = 128,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        power: float = 2.0,
+        mel_scale: Literal["htk", "slaney"] = "htk",
+        norm: Literal["slaney"] | None = None,
+        to_db: bool = True,
+        top_db: float | None = 80.0,
+        win_length: int | None = None,
+        pad_mode: str = "constant",
+    ) -> None:
+        super().__init__()
+        import torchaudio
+
+        owner = "MelSpectrogram"
+        self.sample_rate = _positive_int(sample_rate, "sample_rate", owner)
+        self.n_fft = _positive_int(n_fft, "n_fft", owner)
+        self.win_length = _positive_int(win_length or n_fft, "win_length", owner)
+        self.hop_length = _positive_int(hop_length or self.win_length // 4, "hop_length", owner)
+        self.n_mels = _positive_int(n_mels, "n_mels", owner)
+        nyquist = self.sample_rate / 2
+        self.f_min = float(f_min)
+        self.f_max = float(nyquist if f_max is None else f_max)
+        if not 0 <= self.f_min < self.f_max <= nyquist:
+            raise ConfigError(f"{owner}: need 0 <= f_min < f_max <= {nyquist} Hz, got f_min={f_min}, f_max={f_max}")
+        if mel_scale not in ("htk", "slaney"):
+            raise ConfigError(f"{owner}: mel_scale must be 'htk' or 'slaney', got {mel_scale!r}")
+        if norm not in (None, "slaney"):
+            raise ConfigError(f"{owner}: norm must be None or 'slaney', got {norm!r}")
+        if power not in (1.0, 2.0):
+            raise ConfigError(f"{owner}: power must be 1 (magnitude) or 2 (power), got {power!r}")
+        self.power, self.mel_scale, self.norm, self.to_db, self.top_db = float(power), mel_scale, norm, bool(to_db), top_db
+        self.transform = torchaudio.transforms.MelSpectrogram(
+            sample_rate=self.sample_rate, n_fft=self.n_fft, win_length=self.win_length,
+            hop_length=self.hop_length, f_min=self.f_min, f_max=self.f_max, n_mels=self.n_mels,
+            power=self.power, norm=norm, mel_scale=mel_scale, pad_mode=pad_mode,
+        )
+        self.decibels = _Decibels(self.power, top_db)
+        to_mel, to_hz = (_htk_mel, _htk_hz) if mel_scale == "htk" else (_slaney_mel, _slaney_hz)
+        self._centres, self._edges = _mel_edges(float(to_mel(self.f_min)), float(to_mel(self.f_max)), self.n_mels, to_hz)
+
+    def forward(self, audio: Audio | torch.Tensor, sample_rate: int | None = None) -> Spectrogram:
+        wav, rate, source = _mono_waveform(audio, sample_rate, self.sample_rate)
+        values = self.transform(wav)
+        if self.to_db:
+            values = self.decibels(values)
+        n_frames = values.shape[-1]
+        return Spectrogram(
+            values=values.contiguous(),
+            times=np.arange(n_frames) * self.hop_length / rate,
+            frequencies=self._centres.copy(),
+            frequency_edges=self._edges.copy(),
+            scale="mel",
+            units="dB" if self.to_db else ("power" if self.power == 2.0 else "magnitude"),
+            hop_length=self.hop_length,
+            sample_rate=rate,
+            valid_frames=min(n_frames, wav.shape[-1] // self.hop_length + 1),
+            source=source,
+        )
+
+
+_KALDI_PRESETS = {
+    "audioset": dict(mean=-4.2677393, std=4.5689974, target_frames=1024),
+    "esc50": dict(mean=-6.6268077, std=5.358466, target_frames=512),
+    "speechcommands": dict(mean=-6.845978, std=5.5654526, target_frames=128),
+}
+
+
+class KaldiFbank(nn.Module):
+    """AST's front end: Kaldi log-mel filterbank at 16 kHz, padded/cut to ``target_frames``, normalised.
+
+    ``torchaudio.compliance.kaldi.fbank(htk_compat=True, use_energy=False, window_type="hanning",
+    dither=0.0, frame_shift=10)`` (25 ms windows, 10 ms hop), zero-padded or cut at the end, then
+    ``(x - mean) / (2 * std)``. Other sample rates are resampled to 16 kHz.
+    """
+
+    sample_rate = 16000
+    frame_length_ms = 25.0
+    frame_shift_ms = 10.0
+
+    def __init__(
+        self,
+        num_mel_bins: int = 128,
+        target_frames: int | None = 1024,
+        mean: float = -4.2677393,
+        std: float = 4.5689974,
+        normalize: bool = True,
+    ) -> None:
+        super().__init__()
+        self.num_mel_bins = _positive_int(num_mel_bins, "num_mel_bins", "KaldiFbank")
+        self.target_frames = None if target_frames is None else _positive_int(target_frames, "target_frames", "KaldiFbank")
+        if normalize and (not math.isfinite(std) or std <= 0):
+            raise ConfigError(f"KaldiFbank: std must be positive, got {std!r}")
+        self.mean, self.std, self.normalize = float(mean), float(std), bool(normalize)
+        nyquist = self.sample_rate / 2
+        self._centres, self._edges = _mel_edges(float(_kaldi_mel(20.0)), float(_kaldi_mel(nyquist)), self.num_mel_bins, _kaldi_hz)
+
+    @classmethod
+    def preset(cls, name: Literal["audioset", "esc50", "speechcommands"], **overrides) -> "KaldiFbank":
+        """AST's dataset presets: AudioSet (default), ESC-50, Speech Commands V2."""
+        key = name.lower().replace("-", "").replace("_", "").replace(" ", "")
+        if key not in _KALDI_PRESETS:
+            raise ConfigError(f"unknown KaldiFbank preset {name!r}; choose from {sorted(_KALDI_PRESETS)}")
+        return cls(**{**_KALDI_PRESETS[key], **overrides})
+
+    @property
+    def hop_length(self) -> int:
+        return int(self.sample_rate * self.frame_shift_ms / 1000)
+
+    @property
+    def win_length(self) -> int:
+        return int(self.sample_rate * self.frame_length_ms / 1000)
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_mel_bins={self.num_mel_bins}, target_frames={self.target_frames}, "
+            f"mean={self.mean}, std={self.std}, normalize={self.normalize}"
+        )
+
+    def fbank(self, wav: torch.Tensor) -> torch.Tensor:
+        """Raw Kaldi log-mel features ``[frames, bins]`` of a 16 kHz mono waveform ``[samples]``."""
+        from torchaudio.compliance import kaldi
+
+        return kaldi.fbank(
+            wav[None], sample_frequency=self.sample_rate, window_type="hanning",
+            num_mel_bins=self.num_mel_bins, htk_compat=True, use_energy=False, dither=0.0,
+            frame_shift=self.frame_shift_ms, frame_length=self.frame_length_ms,
+        )
+
+    def forward(self, audio: Audio | torch.Tensor, sample_rate: int | None = None) -> Spectrogram:
+        wav, rate, source = _mono_waveform(audio, sample_rate, self.sample_rate)
+        if wav.shape[-1] < self.win_length:
+            wav = torch.nn.functional.pad(wav, (0, self.win_length - wav.shape[-1]))
+        feats = self.fbank(wav)
+        valid = int(feats.shape[0])
+        if self.target_frames is not None:
+            if valid < self.target_frames:
+                feats = torch.nn.functional.pad(feats, (0, 0, 0, self.target_frames - valid))
+            else:
+                feats = feats[: self.target_frames]
+                valid = self.target_frames
+        if self.normalize:
+            feats = (feats - self.mean) / (self.std * 2)
+        n_frames = feats.shape[0]
+        hop = self.hop_length
+        return Spectrogram(
+            values=feats.T.contiguous(),
+            times=(np.arange(n_frames) * hop + self.win_length / 2) / self.sample_rate,
+            frequencies=self._centres.copy(),
+            frequency_edges=self._edges.copy(),
+            scale="mel",
+            units="normalized-fbank" if self.normalize else "dB",
+            hop_length=hop,
+            sample_rate=self.sample_rate,
+            valid_frames=valid,
+            source=source,
+        )
