@@ -116,12 +116,16 @@ class PatchGrid:
         return Box(col * st, col * st + pt, row * sf, row * sf + pf)
 
     def cell_bounds(self, index) -> Box:
-        """The patch's stride cell (what a click inside selects), in frames and bins."""
+        """The patch's stride cell (what a click inside selects), in frames and bins.
+
+        The cell is ``[k * stride, k * stride + min(stride, patch))`` per axis; the last row/column
+        reaches the end of its patch. Cells tile the covered area without overlap.
+        """
         row, col = self.position(index)
         (pf, pt), (sf, st) = self.patch_size, self.stride
         rows, cols = self.grid_shape
-        t_end = col * st + (pt if col == cols - 1 else st)
-        f_end = row * sf + (pf if row == rows - 1 else sf)
+        t_end = col * st + (pt if col == cols - 1 else min(st, pt))
+        f_end = row * sf + (pf if row == rows - 1 else min(sf, pf))
         return Box(col * st, t_end, row * sf, f_end)
 
     def bounds_hz_s(self, index, spectrogram: "Spectrogram") -> Box:
@@ -136,13 +140,18 @@ class PatchGrid:
         """The patch whose stride cell holds point ``(frame, bin)``, or None outside every cell."""
         if not (np.isfinite(frame) and np.isfinite(bin)):
             return None
-        (pf, pt), (sf, st) = self.patch_size, self.stride
-        rows, cols = self.grid_shape
-        if frame < 0 or bin < 0 or frame >= (cols - 1) * st + pt or bin >= (rows - 1) * sf + pf:
+        row = self._cell_on_axis(float(bin), axis=0)
+        col = self._cell_on_axis(float(frame), axis=1)
+        if row is None or col is None:
             return None
-        col = min(int(frame // st), cols - 1)
-        row = min(int(bin // sf), rows - 1)
-        return row * cols + col
+        return row * self.n_time + col
+
+    def _cell_on_axis(self, x: float, axis: int) -> int | None:
+        p, s, n = self.patch_size[axis], self.stride[axis], self.grid_shape[axis]
+        if x < 0 or x >= (n - 1) * s + p:
+            return None
+        k = min(int(x // s), n - 1)
+        return k if x < k * s + (p if k == n - 1 else min(s, p)) else None
 
     def patches_in(self, box: Box | tuple[float, float, float, float], spectrogram: "Spectrogram | None" = None) -> list[int]:
         """Every patch whose footprint overlaps ``box`` = (time_start, time_end, freq_start, freq_end).
@@ -171,11 +180,17 @@ class PatchGrid:
         return range(first, last + 1) if last >= first else range(0)
 
     def uncovered(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(bins, frames)`` that no patch covers (AST: mel bins 126-127 and frames 1016-1023)."""
-        rows, cols = self.grid_shape
-        last_bin = (rows - 1) * self.stride[0] + self.patch_size[0]
-        last_frame = (cols - 1) * self.stride[1] + self.patch_size[1]
-        return np.arange(last_bin, self.input_shape[0]), np.arange(last_frame, self.input_shape[1])
+        """``(bins, frames)`` that no patch covers (AST: mel bins 126-127 and frames 1016-1023).
+
+        With stride > patch size the gaps between patches are uncovered too.
+        """
+        return self._uncovered_on_axis(0), self._uncovered_on_axis(1)
+
+    def _uncovered_on_axis(self, axis: int) -> np.ndarray:
+        p, s, n = self.patch_size[axis], self.stride[axis], self.grid_shape[axis]
+        pos = np.arange(self.input_shape[axis])
+        offset = pos - np.minimum(pos // s, n - 1) * s
+        return pos[offset >= p]
 
     def to_dict(self) -> dict:
         """Plain-JSON description (the viewer's and the TS geometry's view of the grid)."""

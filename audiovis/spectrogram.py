@@ -18,7 +18,7 @@ from .audio import Audio
 from .errors import ConfigError, InvalidAudioError
 
 Scale = Literal["linear", "mel"]
-Units = Literal["power", "magnitude", "dB", "normalized-fbank"]
+Units = Literal["power", "magnitude", "dB", "log", "normalized-fbank"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -208,7 +208,8 @@ class _Decibels(nn.Module):
 class STFTSpectrogram(nn.Module):
     """Linear-frequency STFT spectrogram (torchaudio), in power, magnitude or dB.
 
-    Frames are centred (``center=True``): frame ``i`` is centred at ``i * hop_length`` samples.
+    Frames are centred (``center=True``): frame ``i`` is centred at ``i * hop_length`` samples; the ends
+    are padded with ``pad_mode`` ("constant", as librosa).
     """
 
     def __init__(
@@ -220,6 +221,7 @@ class STFTSpectrogram(nn.Module):
         power: float = 2.0,
         to_db: bool = True,
         top_db: float | None = 80.0,
+        pad_mode: str = "constant",
     ) -> None:
         super().__init__()
         import torchaudio
@@ -237,7 +239,7 @@ class STFTSpectrogram(nn.Module):
         self.window, self.power, self.to_db, self.top_db = window, float(power), bool(to_db), top_db
         self.transform = torchaudio.transforms.Spectrogram(
             n_fft=self.n_fft, win_length=self.win_length, hop_length=self.hop_length,
-            window_fn=windows[window], power=self.power,
+            window_fn=windows[window], power=self.power, pad_mode=pad_mode,
         )
         self.decibels = _Decibels(self.power, top_db)
 
@@ -427,7 +429,7 @@ class KaldiFbank(nn.Module):
             frequencies=self._centres.copy(),
             frequency_edges=self._edges.copy(),
             scale="mel",
-            units="normalized-fbank" if self.normalize else "dB",
+            units="normalized-fbank" if self.normalize else "log",
             hop_length=hop,
             sample_rate=self.sample_rate,
             valid_frames=valid,

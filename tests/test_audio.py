@@ -1,0 +1,211 @@
+"""Audio and load_audio: formats, conversions, segment reads, errors."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import audiovis as av
+from audiovis.errors import AudioLoadError
+
+
+def test_wav_roundtrip_keeps_samples(wav_file, tone):
+    path = wav_file(tone, 16000, subtype="FLOAT")
+    audio = av.load_audio(path)
+    assert audio.sample_rate == 16000
+    assert audio.waveform.dtype == torch.float32 and audio.waveform.shape == (1, tone.size)
+    np.testing.assert_array_equal(audio.numpy()[0], tone)
+    assert audio.source == path and "16000 Hz" in repr(audio) and "clip.wav" in repr(audio)
+
+
+@pytest.mark.parametrize("name,fmt,subtype,tol", [
+    ("a.flac", "FLAC", "PCM_16", 1 / 32768),
+    ("a.ogg", "OGG", "VORBIS", 0.05),
+    ("a.wav", "WAV", "PCM_24", 1 / 2**23),
+])
+def test_compressed_and_integer_formats(tmp_path, tone, name, fmt, subtype, tol):
+    path = tmp_path / name
+    sf.write(path, tone, 16000, format=fmt, subtype=subtype)
+    audio = av.load_audio(path)
+    assert audio.num_samples == tone.size
+    assert np.max(np.abs(audio.numpy()[0] - tone)) <= tol + 1e-7
+
+
+def test_mp3_when_libsndfile_supports_it(tmp_path, tone):
+    if "MP3" not in sf.available_formats():
+        pytest.skip(f"this libsndfile ({sf.__libsndfile_version__}) has no MP3 support")
+    path = tmp_path / "a.mp3"
+    sf.write(path, tone, 16000, format="MP3")
+    audio = av.load_audio(path)
+    assert abs(audio.num_samples - tone.size) < 2000  # encoder delay/padding
+
+
+def test_stereo_file_mono_and_channels(wav_file, tone):
+    stereo = np.stack([tone, -0.5 * tone], axis=1)
+    path = wav_file(stereo, 16000, subtype="FLOAT")
+    both = av.load_audio(path, mono=False)
+    assert both.num_channels == 2
+    np.testing.assert_allclose(both.numpy(), stereo.T)
+    mono = av.load_audio(path)
+    np.testing.assert_allclose(mono.numpy()[0], stereo.mean(axis=1), atol=1e-7)
+
+
+def test_integer_arrays_are_scaled():
+    i16 = np.array([-32768, 0, 16384, 32767], dtype=np.int16)
+    np.testing.assert_allclose(av.load_audio(i16, 8000).numpy()[0], [-1.0, 0.0, 0.5, 32767 / 32768])
+    i32 = np.array([-(2**31), 2**30], dtype=np.int32)
+    np.testing.assert_allclose(av.load_audio(i32, 8000).numpy()[0], [-1.0, 0.5])
+    u8 = np.array([0, 128, 192], dtype=np.uint8)
+    np.testing.assert_allclose(av.load_audio(u8, 8000).numpy()[0], [-1.0, 0.0, 0.5])
+    f64 = np.array([0.25, -0.5], dtype=np.float64)
+    out = av.load_audio(f64, 8000)
+    assert out.waveform.dtype == torch.float32
+    np.testing.assert_array_equal(out.numpy()[0], [0.25, -0.5])
+
+
+def test_array_layouts_and_tensors():
+    samples_first = np.zeros((1000, 2), dtype=np.float32)
+    samples_first[:, 1] = 1.0
+    audio = av.load_audio(samples_first, 8000, mono=False)
+    assert audio.waveform.shape == (2, 1000) and float(audio.waveform[1].mean()) == 1.0
+    t = torch.linspace(-1, 1, 500, dtype=torch.float64)
+    out = av.load_audio(t, 8000)
+    assert out.waveform.shape == (1, 500) and out.waveform.dtype == torch.float32
+
+
+def test_resample_matches_torchaudio(wav_file, tone):
+    import torchaudio.functional as AF
+
+    path = wav_file(tone, 16000, subtype="FLOAT")
+    audio = av.load_audio(path, sample_rate=8000)
+    ref = AF.resample(torch.from_numpy(tone)[None], 16000, 8000)
+    assert audio.sample_rate == 8000
+    torch.testing.assert_close(audio.waveform, ref)
+    assert av.load_audio(audio, 16000).sample_rate == 16000
+
+
+def test_segment_read_equals_full_read_then_slice(wav_file, chirp):
+    path = wav_file(chirp, 16000, subtype="FLOAT")
+    full = av.load_audio(path).numpy()[0]
+    part = av.load_audio(path, offset=0.5, duration=0.25).numpy()[0]
+    np.testing.assert_array_equal(part, full[8000:12000])
+    tail = av.load_audio(path, offset=1.5).numpy()[0]
+    np.testing.assert_array_equal(tail, full[24000:])
+
+
+def test_segment_read_seeks_instead_of_reading_all(wav_file, chirp, monkeypatch):
+    path = wav_file(chirp, 16000, subtype="FLOAT")
+    requested: list[int] = []
+    original = sf.SoundFile.read
+
+    def spy(self, frames=-1, *args, **kwargs):
+        requested.append(frames)
+        return original(self, frames, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", spy)
+    av.load_audio(path, offset=1.0, duration=0.1)
+    assert requested == [1600]
+
+
+def test_audio_methods():
+    wav = torch.stack([torch.ones(16000), torch.zeros(16000)])
+    audio = av.Audio(wav, 16000)
+    assert audio.duration == 1.0 and audio.num_channels == 2
+    assert audio.to_mono().waveform.shape == (1, 16000)
+    assert float(audio.to_mono().waveform.mean()) == 0.5
+    seg = audio.segment(0.25, 0.5)
+    assert seg.num_samples == 4000
+    assert audio.resample(8000).num_samples == 8000
+    assert isinstance(audio.numpy(), np.ndarray)
+    with pytest.raises(ValueError, match="before its start"):
+        audio.segment(0.5, 0.25)
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.wav"):
+        av.load_audio(tmp_path / "nope.wav")
+
+
+def test_directory(tmp_path):
+    with pytest.raises(IsADirectoryError, match="directory"):
+        av.load_audio(tmp_path)
+
+
+def test_text_file_is_not_audio(tmp_path):
+    path = tmp_path / "notes.wav"
+    path.write_text("this is not a sound")
+    with pytest.raises(AudioLoadError, match="notes.wav.*could not be decoded"):
+        av.load_audio(path)
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    with pytest.raises(AudioLoadError, match="empty file"):
+        av.load_audio(path)
+
+
+def test_header_only_and_truncated_wav(tmp_path, wav_file, tone):
+    good = wav_file(tone, 16000)
+    data = open(good, "rb").read()
+    header_only = tmp_path / "header.wav"
+    header_only.write_bytes(data[:44])
+    with pytest.raises(AudioLoadError, match="header.wav"):
+        av.load_audio(header_only)
+    truncated = tmp_path / "cut.wav"
+    truncated.write_bytes(data[: 44 + 2 * 1000])
+    audio = av.load_audio(truncated)  # libsndfile reads what is there
+    assert audio.num_samples == 1000
+    np.testing.assert_allclose(audio.numpy()[0], tone[:1000], atol=1 / 32768)
+
+
+def test_offset_past_end(wav_file, tone):
+    path = wav_file(tone, 16000)
+    with pytest.raises(AudioLoadError, match="past the end"):
+        av.load_audio(path, offset=5.0)
+    with pytest.raises(ValueError, match="offset"):
+        av.load_audio(path, offset=-1.0)
+    with pytest.raises(ValueError, match="duration"):
+        av.load_audio(path, duration=0)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.zeros(0, dtype=np.float32), "no samples"),
+    (np.zeros((2, 0), dtype=np.float32), "no samples"),
+    (np.zeros((2, 2, 10), dtype=np.float32), "3 dimensions"),
+    (np.array(1.0), "0 dimensions"),
+    (np.array(["a", "b"]), "not audio"),
+])
+def test_bad_arrays(bad, match):
+    with pytest.raises(AudioLoadError, match=match):
+        av.load_audio(bad, 16000)
+
+
+def test_array_needs_rate_and_valid_rate(tone):
+    with pytest.raises(AudioLoadError, match="sample_rate"):
+        av.load_audio(tone)
+    for rate in (0, -16000, float("nan"), 16000.5, "16k"):
+        with pytest.raises(AudioLoadError, match="sample_rate"):
+            av.load_audio(tone, rate)
+
+
+def test_unsupported_source_types():
+    with pytest.raises(AudioLoadError, match="list"):
+        av.load_audio([0.1, 0.2], 16000)
+    with pytest.raises(AudioLoadError, match="dict"):
+        av.load_audio({"a": 1}, 16000)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_file(wav_file, tone):
+    path = wav_file(tone, 16000)
+    os.chmod(path, 0)
+    with pytest.raises(PermissionError, match="permission"):
+        av.load_audio(path)
