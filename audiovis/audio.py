@@ -139,8 +139,10 @@ def _read_file(path: Path, offset: float, duration: float | None) -> Audio:
         raise FileNotFoundError(f"no audio file at {str(path)!r}")
     if path.is_dir():
         raise IsADirectoryError(f"{str(path)!r} is a directory, not an audio file")
-    if not os.access(path, os.R_OK):
-        raise PermissionError(f"{str(path)!r} cannot be read (permission denied)")
+    try:
+        open(path, "rb").close()
+    except PermissionError:
+        raise PermissionError(f"{str(path)!r} cannot be read (permission denied)") from None
     if path.stat().st_size == 0:
         raise AudioLoadError(f"{str(path)!r} is an empty file (0 bytes)")
     if offset < 0 or not np.isfinite(offset):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import soundfile as sf
@@ -201,11 +199,3 @@ def test_unsupported_source_types():
         av.load_audio([0.1, 0.2], 16000)
     with pytest.raises(AudioLoadError, match="dict"):
         av.load_audio({"a": 1}, 16000)
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
-def test_unreadable_file(wav_file, tone):
-    path = wav_file(tone, 16000)
-    os.chmod(path, 0)
-    with pytest.raises(PermissionError, match="permission"):
-        av.load_audio(path)
