@@ -42,8 +42,8 @@ export function decodeArray(arr: BinaryArray): NumericArray {
       return decodeFloat16(arr.view, n);
     default: {
       const Ctor = { int16: Int16Array, int32: Int32Array, float32: Float32Array, float64: Float64Array }[arr.dtype]!;
-      if (byteOffset % Ctor.BYTES_PER_ELEMENT === 0) return new Ctor(buffer, byteOffset, n);
-      return new Ctor(buffer.slice(byteOffset, byteOffset + byteLength) as ArrayBuffer);
+      if (byteOffset % Ctor.BYTES_PER_ELEMENT === 0) return new Ctor(buffer as ArrayBuffer, byteOffset, n);
+      return new Ctor((buffer as ArrayBuffer).slice(byteOffset, byteOffset + byteLength));
     }
   }
 }

@@ -1,6 +1,7 @@
 /** The widget's synced fields, typed once: mirrors the traits of audiovis.widgets.viewer.SpectrogramViewer. */
 
 import type { AnyModel } from "@anywidget/types";
+import type { TileSpec } from "./tiles";
 
 /** A binary array as the Python serializer sends it: raw bytes (little-endian), dtype name and shape. */
 export interface BinaryArray {
@@ -50,6 +51,12 @@ export interface ViewerModel {
   _meta: SpectrogramMeta;
   _grid: GridSpec | null;
   _audio_info: AudioInfo | null;
+  /** Level-of-detail tiles of a long spectrogram (audiovis/widgets/tiles.py), or null. */
+  _tiles: TileSpec | null;
+  /** LongViewer only: analysis windows for the label strip, the grid's frame offset, the window under view. */
+  _windows?: unknown;
+  _grid_offset?: number;
+  window?: number | null;
   selected_patches: number[];
   hovered_patch: number | null;
   masked_patches: number[];

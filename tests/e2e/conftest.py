@@ -1,8 +1,8 @@
-"""Fixtures for the real-browser tests: one Chromium and one Jupyter server per session, pages per test.
+"""Fixtures for the browser tests: one Chromium and one server per kind per session, pages per test.
 
-Fixtures: ``lab`` / ``notebook7`` (a fresh browser context per test), ``lab_module`` (one context per
-test module, for a notebook shared by several tests), ``jupyter_lab_server`` / ``jupyter_notebook_server``
-and ``browser`` (session). See harness.py for the Notebook API.
+``lab`` / ``notebook7``: a fresh browser context per test; ``lab_module``: one context per test
+module (a notebook shared by its tests); ``jupyter_lab_server``, ``jupyter_notebook_server`` and
+``browser``: session-wide. See harness.py for the Notebook API.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .harness import (
     CHROMIUM_PATH,
     Frontend,
     JupyterServer,
-    _safe_name,
+    safe_name,
     chromium_missing_reason,
     launch_chromium,
 )
@@ -108,12 +108,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """On a failure, screenshot the open pages and save the console log while they still exist."""
     report = yield
     if report.failed and report.when in {"setup", "call"} and Frontend.live:
-        stem = _safe_name(f"{Path(str(item.fspath)).stem}__{item.name}")
+        stem = safe_name(f"{Path(str(item.fspath)).stem}__{item.name}")
         saved: list[Path] = []
         for i, frontend in enumerate(sorted(Frontend.live, key=lambda f: f.label)):
             saved += frontend.save_failure_artifacts(stem if i == 0 else f"{stem}-ctx{i}")
         if saved:
-            report.sections.append(
-                ("e2e artifacts", "\n".join(str(p.relative_to(E2E_DIR.parent.parent)) for p in saved))
-            )
+            listing = "\n".join(str(p.relative_to(E2E_DIR.parent.parent)) for p in saved)
+            report.sections.append(("e2e artifacts", listing))
     return report

@@ -1,33 +1,40 @@
 """Real-browser test harness: a Jupyter server, Debian's Chromium driven by Playwright, notebooks.
 
-Every browser test of the project goes through this module (fixtures in ``tests/e2e/conftest.py``)::
+Every browser test of the project goes through it (fixtures in tests/e2e/conftest.py)::
 
     import pytest
 
     pytestmark = pytest.mark.e2e
+    VIEWER = '[data-testid="audiovis-viewer"]'
 
-    def test_click_selects(lab):                      # `notebook7` for Notebook 7, `lab_module` to share
-        nb = lab.open_notebook(cells=[                # writes NAME.ipynb into the server's root dir,
-            "import audiovis as av",                  # opens it and waits for an idle kernel
-            "viewer = av.SpectrogramViewer(spec)\\nviewer",
-        ])                                            # or: lab.open_notebook(path="notebooks/01_quickstart.ipynb")
-        nb.run_all()                                  # raises CellError (with the traceback) if a cell raised
-        widget = nb.wait_for_widget(1, '[data-testid="audiovis-viewer"]')  # rendered, no widget error
-        widget.locator('[data-testid="spectrogram-canvas"]').click()
-        assert nb.poll_cell("print(viewer.selected_patches)", lambda out: out.strip() != "[]") == "[17]\\n"
-        nb.screenshot("after-click")                  # tests/e2e/screenshots/after-click.png
+    def test_click_selects(lab):             # `notebook7`: Notebook 7; `lab_module`: shared per module
+        nb = lab.open_notebook(cells=[       # writes an .ipynb into the server root, opens it in a
+            "import audiovis as av",         # new page and waits for an idle kernel; or
+            "viewer = av.SpectrogramViewer(spec)\nviewer",  # open_notebook(path="notebooks/x.ipynb")
+        ])
+        nb.run_all()                         # CellError (plain-text traceback) if a cell raised
+        widget = nb.wait_for_widget(1, VIEWER)   # visible in cell 1's output, no widget error
+        widget.click()
+        out = nb.poll_cell("print(viewer.selected_patches)", lambda text: text.strip() != "[]")
+        assert out == "[17]\n"
+        nb.screenshot("after-click")         # -> tests/e2e/screenshots/after-click.png
 
-Kernel state is read back by executing code: ``nb.run_cell(source) -> str`` appends a code cell, runs it
-and returns its stdout plus its ``text/plain`` result; ``nb.poll_cell`` re-runs one cell until a predicate
-holds (front-end widget updates may still be in flight right after a click). ``nb.output_locator(i)``,
-``nb.cell_locator(i)`` (negative indices count from the end), ``nb.wait_for(selector)``, ``nb.page``
-(the Playwright page) and ``nb.evaluate(js)`` give access to the browser. ``frontend.console`` and
-``frontend.dialogs`` record the browser console, page errors and ``alert``/``confirm`` dialogs (useful for
-XSS checks). On a failing test the conftest hook saves ``screenshots/<module>__<test>.png`` and a
-``.console.log`` next to it.
+Notebook API: ``run_cell(source) -> str`` appends a code cell, runs it and returns its stdout plus
+its ``text/plain`` result (``execute`` returns a ``CellResult`` with stdout, stderr, outputs);
+``poll_cell`` re-runs one cell until a predicate holds (ipywidgets may hold a front-end update back
+until the kernel acknowledged the previous one); ``rerun_cell(i)``; ``output_locator(i)``,
+``cell_locator(i)`` (negative indices count from the end); ``wait_for(selector)``;
+``wait_for_widget(i, selector)``; ``screenshot(name)``; ``page`` (Playwright) and ``evaluate(js)``.
+Running a cell keeps the page's scroll position (``keep_scroll=True``), so coordinates measured
+before stay valid. ``nb.page_errors`` holds uncaught page exceptions; ``frontend.console`` and
+``frontend.dialogs`` record the console and any alert/confirm dialogs (for XSS checks). Kernels run
+the venv's Python with this checkout importable and the server root as working directory
+(``frontend.server.root_dir``: put input files there). A failing test gets
+``screenshots/<module>__<test>.png`` and ``.console.log`` (console plus server log).
 
-The server is started once per session (``JupyterServer.start``) with every Jupyter directory in a temp
-dir, a random port and token, the project's venv Python as kernel and no news or update popups.
+One server per kind per session (``JupyterServer.start``): 127.0.0.1, random port and token, every
+Jupyter directory in a temp dir, no news/update popups, JupyterLab windowing off (all cells in the
+DOM). Debian's Chromium at /usr/bin/chromium; no browser is ever downloaded.
 """
 
 from __future__ import annotations
@@ -37,7 +44,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -45,7 +51,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -82,6 +88,17 @@ USER_SETTINGS: dict[str, dict[str, Any]] = {
 
 WIDGET_ERROR_TEXTS = ("Loading widget...", "Error displaying widget")
 
+# Uncaught page errors of the Jupyter front ends themselves, not of anything under test:
+# (server kind, message, a string in the stack). Notebook 7.6's shortcut-settings handler throws
+# this on every page load, with or without our settings.
+KNOWN_FRONTEND_ERRORS = (
+    (
+        "notebook",
+        "Cannot read properties of undefined (reading 'schema')",
+        "/static/notebook/notebook_core.",
+    ),
+)
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -104,7 +121,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _safe_name(text: str) -> str:
+def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "unnamed"
 
 
@@ -157,7 +174,7 @@ def _write_kernelspec(data_dir: Path) -> None:
 def _server_config(port: int, token: str, root_dir: Path) -> str:
     return "\n".join(
         [
-            f"c.ServerApp.ip = '127.0.0.1'",
+            "c.ServerApp.ip = '127.0.0.1'",
             f"c.ServerApp.port = {port}",
             "c.ServerApp.port_retries = 0",
             "c.ServerApp.open_browser = False",
@@ -212,8 +229,7 @@ class JupyterServer:
 
         env = dict(os.environ)
         env.update({key: str(value) for key, value in dirs.items()})
-        env["JUPYTER_PATH"] = str(dirs["JUPYTER_DATA_DIR"])
-        env["JUPYTER_PLATFORM_DIRS"] = "1"
+        env["JUPYTER_PATH"] = str(dirs["JUPYTER_DATA_DIR"])  # replaces any user-set search path
         # The kernel inherits this environment: `import audiovis` resolves to this checkout.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         env.pop("JUPYTER_TOKEN", None)
@@ -262,7 +278,9 @@ class JupyterServer:
                 return
             except (OSError, urllib.error.URLError):
                 time.sleep(0.2)
-        raise HarnessError(f"/api/status did not answer within {timeout:.0f} s; log:\n{self.log_tail()}")
+        raise HarnessError(
+            f"/api/status did not answer within {timeout:.0f} s; log:\n{self.log_tail()}"
+        )
 
     def _check_kernelspec(self) -> None:
         specs = self.api("GET", "/api/kernelspecs")
@@ -296,17 +314,19 @@ class JupyterServer:
         text = self.log_path.read_text(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
-    def kernel_pids(self) -> list[int]:
-        """Process ids of the kernels this server started (kernels run in their own sessions)."""
+    def _children(self) -> list[psutil.Process]:
         try:
-            children = psutil.Process(self.process.pid).children(recursive=True)
+            return psutil.Process(self.process.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return []
-        return [child.pid for child in children]
+
+    def kernel_pids(self) -> list[int]:
+        """Process ids of the processes this server started: its kernels (in their own sessions)."""
+        return [child.pid for child in self._children()]
 
     def stop(self, timeout: float = 20.0) -> None:
         """Shut the server and its kernels down: /api/shutdown first, signals as a fallback."""
-        kernels = [psutil.Process(pid) for pid in self.kernel_pids() if psutil.pid_exists(pid)]
+        kernels = self._children()  # remembered: they outlive a server killed by a signal
         if self.process.poll() is None:
             try:
                 self.api("POST", "/api/shutdown", timeout=timeout)
@@ -323,7 +343,10 @@ class JupyterServer:
                     self.process.wait(5)
         _gone, alive = psutil.wait_procs(kernels, timeout=5)
         for proc in alive:
-            proc.kill()
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
         self._log_file.close()
 
 
@@ -363,11 +386,24 @@ _JS_IDLE = """
 """
 
 # Starts a command on the notebook; completion is polled (page.evaluate itself has no timeout).
+# With keepScroll, every scrolled element is put back when the command is done, so page
+# coordinates taken before a run_cell stay valid (activating the new cell scrolls to it).
 _JS_START = """
-async ([path, command, index, source, runId]) => {
+([path, command, index, source, runId, keepScroll]) => {
   const app = window.jupyterapp;
   const panel = __panel(path);
   const notebook = panel.content;
+  const scrolled = keepScroll
+    ? Array.from(document.querySelectorAll('*'))
+        .filter((e) => e.scrollHeight > e.clientHeight || e.scrollWidth > e.clientWidth)
+        .map((e) => [e, e.scrollTop, e.scrollLeft])
+    : [];
+  const restore = () => {
+    for (const [e, top, left] of scrolled) {
+      if (e.scrollTop !== top) e.scrollTop = top;
+      if (e.scrollLeft !== left) e.scrollLeft = left;
+    }
+  };
   if (source !== null) {
     notebook.model.sharedModel.insertCell(index, {cell_type: 'code', source: source});
   }
@@ -379,10 +415,9 @@ async ([path, command, index, source, runId]) => {
   window.__e2eRuns = window.__e2eRuns || {};
   const state = window.__e2eRuns[runId] = {done: false, ok: null, error: null};
   Promise.resolve(app.commands.execute(command)).then(
-    (ok) => { state.done = true; state.ok = ok; },
-    (err) => { state.done = true; state.error = String(err && err.stack || err); },
+    (ok) => { restore(); state.done = true; state.ok = ok; },
+    (err) => { restore(); state.done = true; state.error = String(err && err.stack || err); },
   );
-  return notebook.model.cells.length;
 }
 """
 
@@ -471,6 +506,7 @@ class Notebook:
         self.frontend = frontend
         self.page = page
         self.path = path
+        self.page_errors: list[str] = []  # uncaught exceptions in this page (e.g. a widget's render)
         self._runs = itertools.count()
 
     # ---- locating things -------------------------------------------------------------------------
@@ -503,8 +539,11 @@ class Notebook:
         locator.wait_for(state=state, timeout=timeout * 1000)  # type: ignore[arg-type]
         return locator
 
-    def wait_for_widget(self, index: int, selector: str, *, timeout: float = 30.0) -> Locator:
-        """Wait for `selector` inside output `index` and check the widget manager shows no error."""
+    def wait_for_widget(
+        self, index: int, selector: str, *, timeout: float = 30.0, allow_page_errors: bool = False
+    ) -> Locator:
+        """Wait for `selector` inside output `index`; fail if the widget manager shows an error or
+        the page had an uncaught exception (a widget's `render` throwing lands there)."""
         output = self.output_locator(index)
         widget = output.locator(selector).first
         try:
@@ -518,6 +557,8 @@ class Notebook:
         for bad in WIDGET_ERROR_TEXTS:
             if bad in text:
                 raise HarnessError(f"output {index} shows {bad!r}: {text!r}")
+        if self.page_errors and not allow_page_errors:
+            raise HarnessError(f"uncaught errors in the page: {self.page_errors}")
         return widget
 
     def evaluate(self, expression: str, arg: Any = None) -> Any:
@@ -526,7 +567,7 @@ class Notebook:
     def screenshot(self, name: str, *, full_page: bool = False) -> Path:
         """Save a PNG of the page as tests/e2e/screenshots/<name>.png and return its path."""
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOT_DIR / f"{_safe_name(name)}.png"
+        path = SCREENSHOT_DIR / f"{safe_name(name)}.png"
         self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
@@ -536,9 +577,11 @@ class Notebook:
         """Wait until the notebook's kernel reports idle (e.g. after a widget sent it messages)."""
         self.page.wait_for_function(_JS_IDLE, arg=self.path, timeout=timeout * 1000)
 
-    def _run(self, command: str, index: int | None, source: str | None, timeout: float) -> None:
+    def _run(
+        self, command: str, index: int | None, source: str | None, timeout: float, keep_scroll: bool
+    ) -> None:
         run_id = f"run{next(self._runs)}"
-        self.evaluate(_JS_START, [self.path, command, index, source, run_id])
+        self.evaluate(_JS_START, [self.path, command, index, source, run_id, keep_scroll])
         try:
             self.page.wait_for_function(
                 _JS_RUN_DONE,
@@ -558,23 +601,32 @@ class Notebook:
         """Every cell's execution count and outputs, read from the page's notebook model."""
         cells = self.evaluate(_JS_CELLS, self.path)
         return [
-            CellResult(i, cell["cell_type"], cell["execution_count"], cell["outputs"]) for i, cell in enumerate(cells)
+            CellResult(i, cell["cell_type"], cell["execution_count"], cell["outputs"])
+            for i, cell in enumerate(cells)
         ]
 
-    def execute(self, source: str, *, timeout: float = 60.0) -> CellResult:
-        """Append a code cell with `source`, run it, wait for the idle kernel; raise CellError on error."""
+    def execute(
+        self, source: str, *, timeout: float = 60.0, keep_scroll: bool = True
+    ) -> CellResult:
+        """Append a code cell with `source`, run it, wait for the idle kernel; raise CellError on error.
+
+        `keep_scroll` puts the page's scroll positions back afterwards (running a cell scrolls to it),
+        so mouse coordinates measured before stay valid.
+        """
         index = self.cell_count()
-        self._run("notebook:run-cell", index, source, timeout)
+        self._run("notebook:run-cell", index, source, timeout, keep_scroll)
         return self._checked(index)
 
-    def run_cell(self, source: str, *, timeout: float = 60.0) -> str:
+    def run_cell(self, source: str, *, timeout: float = 60.0, keep_scroll: bool = True) -> str:
         """Append and run a code cell; returns its stdout plus `text/plain` result."""
-        return self.execute(source, timeout=timeout).text
+        return self.execute(source, timeout=timeout, keep_scroll=keep_scroll).text
 
-    def rerun_cell(self, index: int, *, timeout: float = 60.0) -> CellResult:
+    def rerun_cell(
+        self, index: int, *, timeout: float = 60.0, keep_scroll: bool = True
+    ) -> CellResult:
         """Execute the existing code cell `index` again."""
         resolved = self._index(index)
-        self._run("notebook:run-cell", resolved, None, timeout)
+        self._run("notebook:run-cell", resolved, None, timeout, keep_scroll)
         return self._checked(resolved)
 
     def poll_cell(
@@ -591,19 +643,19 @@ class Notebook:
         update back until the kernel has acknowledged the previous one.
         """
         deadline = time.monotonic() + timeout
-        result = self.execute(source)
+        result = self.execute(source, timeout=timeout)
         while not until(result.text):
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"after {timeout:.0f} s the output of {source!r} is still {result.text!r}"
                 )
             time.sleep(interval)
-            result = self.rerun_cell(result.index)
+            result = self.rerun_cell(result.index, timeout=timeout)
         return result.text
 
-    def run_all(self, *, timeout: float = 300.0) -> list[CellResult]:
+    def run_all(self, *, timeout: float = 300.0, keep_scroll: bool = True) -> list[CellResult]:
         """Run every cell (like Run > Run All Cells); raise CellError naming the first failing cell."""
-        self._run("notebook:run-all-cells", None, None, timeout)
+        self._run("notebook:run-all-cells", None, None, timeout, keep_scroll)
         results = self.results()
         for result in results:
             if result.error is not None:
@@ -621,18 +673,21 @@ class Notebook:
             raise HarnessError(f"cell {index} of {self.path} was not executed")
         return result
 
+    def visible_dialogs(self) -> list[str]:
+        """Texts of the JupyterLab dialogs shown on the page (a dialog would cover the notebook)."""
+        return self.page.locator(".jp-Dialog").all_inner_texts()
+
     def close(self) -> None:
         """Close the page and shut its kernel down."""
         if not self.page.is_closed():
             self.page.close()
         server = self.frontend.server
         try:
-            sessions = server.api("GET", "/api/sessions")
-        except (OSError, urllib.error.URLError):
-            return
-        for session in sessions:
-            if session.get("path") == self.path:
-                server.api("DELETE", f"/api/sessions/{session['id']}")
+            for session in server.api("GET", "/api/sessions"):
+                if session.get("path") == self.path:
+                    server.api("DELETE", f"/api/sessions/{session['id']}")
+        except (OSError, urllib.error.URLError) as exc:
+            self.frontend.console.append(f"[harness] shutting down the kernel of {self.path}: {exc}")
 
 
 def _to_cell(cell: str | Mapping[str, Any]) -> nbformat.NotebookNode:
@@ -655,16 +710,25 @@ class Frontend:
 
     def __init__(self, server: JupyterServer, browser: Browser, label: str = "page") -> None:
         self.server = server
-        self.label = _safe_name(label)
+        self.label = safe_name(label)
         self.context: BrowserContext = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
         self.notebooks: list[Notebook] = []
         self.console: list[str] = []
         self.dialogs: list[str] = []
         Frontend.live.add(self)
 
-    def _watch(self, page: Page) -> None:
+    def _watch(self, page: Page, notebook: Notebook) -> None:
+        def on_page_error(error: Any) -> None:
+            stack = str(getattr(error, "stack", "") or "")
+            for kind, message, where in KNOWN_FRONTEND_ERRORS:
+                if self.server.kind == kind and str(error) == message and where in stack:
+                    self.console.append(f"[pageerror, known {kind} front-end error] {error}")
+                    return
+            notebook.page_errors.append(str(error))
+            self.console.append(f"[pageerror] {stack or error}")
+
         page.on("console", lambda msg: self.console.append(f"[{msg.type}] {msg.text}"))
-        page.on("pageerror", lambda err: self.console.append(f"[pageerror] {err}"))
+        page.on("pageerror", on_page_error)
 
         def on_dialog(dialog: Any) -> None:
             self.dialogs.append(f"{dialog.type}: {dialog.message}")
@@ -674,7 +738,10 @@ class Frontend:
         page.on("dialog", on_dialog)
 
     def write_notebook(
-        self, cells: Iterable[str | Mapping[str, Any]] | None = None, *, path: str | Path | None = None,
+        self,
+        cells: Iterable[str | Mapping[str, Any]] | None = None,
+        *,
+        path: str | Path | None = None,
         name: str | None = None,
     ) -> str:
         """Write a notebook into the server's root dir; returns its path relative to the root."""
@@ -694,7 +761,7 @@ class Frontend:
             "display_name": "Python 3 (audiovis venv)",
             "language": "python",
         }
-        relative = f"{_safe_name(stem)}-{next(Frontend._names)}.ipynb"
+        relative = f"{safe_name(stem)}-{next(Frontend._names)}.ipynb"
         nbformat.write(notebook, self.server.root_dir / relative)
         return relative
 
@@ -712,9 +779,9 @@ class Frontend:
         """
         relative = self.write_notebook(cells, path=path, name=name)
         page = self.context.new_page()
-        self._watch(page)
-        page.add_init_script(_JS_INIT)
         notebook = Notebook(self, page, relative)
+        self._watch(page, notebook)
+        page.add_init_script(_JS_INIT)
         self.notebooks.append(notebook)
         page.goto(self.server.page_url(relative, workspace=Path(relative).stem))
         try:

@@ -1,4 +1,4 @@
-"""The harness itself: servers, kernels, notebooks and a two-way widget in JupyterLab and Notebook 7."""
+"""The harness itself: servers, kernels, notebooks, a two-way widget in JupyterLab and Notebook 7."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageStat
 
-from .harness import CellError, Frontend, JupyterServer, Notebook
+from .harness import CellError, Frontend, HarnessError, JupyterServer, Notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -91,13 +91,42 @@ def test_run_cell_outputs_and_kernel_state(lab: Frontend) -> None:
     assert nb.cell_count() == 7
     # Negative indices locate the newest cell; its output area shows the traceback.
     assert "ZeroDivisionError" in nb.output_locator(-1).inner_text()
-    assert nb.output_locator(3).inner_text().strip() == "a\nb\n42"
+    # What a person sees in cell 3's output area: the stream, then the prompted result.
+    assert nb.output_locator(3).inner_text().split() == ["a", "b", "[3]:", "42"]
 
 
 def test_audiovis_importable_from_checkout(lab_module: Frontend) -> None:
     nb = lab_module.open_notebook(cells=[])
     repo = str(TESTS_DIR.parent)
-    assert nb.run_cell("import audiovis, os\nprint(os.path.dirname(os.path.dirname(audiovis.__file__)))") == repo + "\n"
+    source = "import audiovis, os\nprint(os.path.dirname(os.path.dirname(audiovis.__file__)))"
+    assert nb.run_cell(source) == repo + "\n"
+
+
+def test_run_cell_keeps_the_view_still(lab_module: Frontend) -> None:
+    cells = ["from ipywidgets import Button\nbutton = Button(description='still')\nbutton"]
+    nb = lab_module.open_notebook(cells=cells + ["print('filler')"] * 25)
+    nb.run_all()
+    button = nb.wait_for_widget(0, "button")
+    before = button.bounding_box()
+    # The new cell goes to the bottom, far below the fold; the widget must stay where it was.
+    assert nb.run_cell("button.description") == "'still'"
+    assert button.bounding_box() == before
+    assert nb.cell_locator(-1).bounding_box()["y"] > nb.page.viewport_size["height"]
+
+
+def test_widget_render_error_is_reported(lab_module: Frontend) -> None:
+    broken = (
+        "import anywidget\n"
+        "class Broken(anywidget.AnyWidget):\n"
+        "    _esm = \"export default { render({ el }) {"
+        " el.textContent = 'half drawn'; throw new Error('boom in render'); } };\"\n"
+        "Broken()"
+    )
+    nb = lab_module.open_notebook(cells=[broken])
+    nb.run_all()
+    # The output looks rendered, but the exception must not go unnoticed.
+    with pytest.raises(HarnessError, match="boom in render"):
+        nb.wait_for_widget(0, "text=half drawn")
 
 
 def test_run_all_reports_the_failing_cell(lab_module: Frontend) -> None:
@@ -109,9 +138,17 @@ def test_run_all_reports_the_failing_cell(lab_module: Frontend) -> None:
 def test_server_is_isolated(jupyter_lab_server: JupyterServer) -> None:
     specs = jupyter_lab_server.api("GET", "/api/kernelspecs")
     assert specs["kernelspecs"]["python3"]["spec"]["argv"][0] == sys.executable
-    assert jupyter_lab_server.root_dir.is_relative_to(jupyter_lab_server.root_dir.parent)
-    settings = jupyter_lab_server.api("GET", "/lab/api/settings/@jupyterlab/apputils-extension:notification")
-    assert settings["settings"]["fetchNews"] == "false"
+    # The server's root is the temp root dir the harness writes notebooks into.
+    (jupyter_lab_server.root_dir / "marker.txt").write_text("here")
+    listing = jupyter_lab_server.api("GET", "/api/contents")
+    assert "marker.txt" in {item["name"] for item in listing["content"]}
+    # The user settings come from the harness's temp settings dir.
+    for plugin, key, value in [
+        ("@jupyterlab/apputils-extension:notification", "fetchNews", "false"),
+        ("@jupyterlab/notebook-extension:tracker", "windowingMode", "none"),
+    ]:
+        settings = jupyter_lab_server.api("GET", f"/lab/api/settings/{plugin}")
+        assert settings["settings"][key] == value, plugin
 
 
 @pytest.mark.parametrize("ci", [True, False])

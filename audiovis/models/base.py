@@ -1,0 +1,326 @@
+"""What ASTModel and ViTModel share: input checks, the transformer-blocks loop, attention maps, ``analyze``.
+
+A model here is a timm ``VisionTransformer`` (its ``backbone``) plus a front end and a PatchGrid. The
+forward pass is split so each stage is reachable on its own:
+
+``embed_patches(x)`` -> ``add_positions(patches)`` -> ``run_blocks(tokens)`` -> ``backbone.norm`` -> ``forward_head``
+
+``run_blocks`` takes any token sequence (e.g. a subset of the patches, each carrying its own position
+embedding) and can record every block's output and, on request, its attention probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import TYPE_CHECKING, Iterator, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..audio import Audio, load_audio
+from ..errors import ConfigError
+from ..patches import PatchGrid
+from ..spectrogram import Spectrogram
+
+AudioInput = Union[Audio, Spectrogram, str, os.PathLike, np.ndarray, torch.Tensor]
+
+if TYPE_CHECKING:
+    from timm.models.vision_transformer import VisionTransformer
+
+    from ..analysis import Analysis
+
+
+def check_attention_block(block: nn.Module, index: int) -> None:
+    """Explicit attention needs timm's standard ``Attention`` (fused qkv, no gate)."""
+    from timm.layers import Attention
+
+    attn = getattr(block, "attn", None)
+    if not isinstance(attn, Attention) or getattr(attn, "gate", None) is not None:
+        raise ConfigError(
+            f"block {index} uses {type(attn).__name__}; attention maps need timm's standard Attention layer"
+        )
+
+
+def _qkv(attn: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    batch, tokens, _ = x.shape
+    qkv = attn.qkv(x).reshape(batch, tokens, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)
+    return attn.q_norm(q), attn.k_norm(k), v
+
+
+def attention_probabilities(block: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """Softmax attention ``[B, heads, T, T]`` of ``block`` for its input ``hidden`` ``[B, T, D]``."""
+    q, k, _ = _qkv(block.attn, block.norm1(hidden))
+    return torch.softmax((q * block.attn.scale) @ k.transpose(-2, -1), dim=-1)
+
+
+def block_with_attention(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One timm ``Block`` in eval mode with explicit softmax attention: ``(output, probabilities)``."""
+    attn = block.attn
+    q, k, v = _qkv(attn, block.norm1(x))
+    probs = torch.softmax((q * attn.scale) @ k.transpose(-2, -1), dim=-1)
+    out = (probs @ v).transpose(1, 2).reshape(x.shape[0], x.shape[1], attn.attn_dim)
+    out = attn.proj(attn.norm(out))
+    x = x + block.ls1(out)
+    x = x + block.ls2(block.mlp(block.norm2(x)))
+    return x, probs
+
+
+@contextmanager
+def inference(module: nn.Module, *, grad: bool = False) -> Iterator[None]:
+    """Eval mode (and no autograd unless ``grad``) for the duration; the train/eval mode is restored."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.set_grad_enabled(grad):
+            yield
+    finally:
+        module.train(was_training)
+
+
+def fit_frames(spec: Spectrogram, frames: int) -> Spectrogram:
+    """``spec`` cut or padded at the end to ``frames`` frames (pad: 0, or the minimum for dB images)."""
+    have = spec.num_frames
+    if have == frames:
+        return spec
+    hop = spec.hop_seconds
+    times = spec.times[0] + np.arange(frames) * hop if have else np.arange(frames) * hop
+    if have > frames:
+        values = spec.values[:, :frames]
+    else:
+        fill = float(spec.values.min()) if spec.units == "dB" and have else 0.0
+        pad = spec.values.new_full((spec.num_bins, frames - have), fill)
+        values = torch.cat([spec.values, pad], dim=1)
+    return replace(spec, values=values.contiguous(), times=times, valid_frames=min(spec.valid_frames, frames))
+
+
+class SpectrogramModelMixin:
+    """Analysis surface shared by ASTModel and ViTModel (mixed into an ``nn.Module``).
+
+    Subclasses provide ``backbone`` (a timm VisionTransformer), ``frontend``, ``labels``,
+    ``multi_label``, ``forward_head`` and ``pool_tokens``.
+    """
+
+    frontend: nn.Module
+    labels: list[str]
+    multi_label: bool
+
+    # -- geometry -------------------------------------------------------------------------------
+
+    @property
+    def backbone(self) -> "VisionTransformer":
+        raise NotImplementedError
+
+    @property
+    def grid(self) -> PatchGrid:
+        """The model's patches on its input ``(freq bins, frames)``, read from the patch embedding."""
+        pe = self.backbone.patch_embed
+        stride = tuple(getattr(pe, "stride", pe.patch_size))
+        return PatchGrid(tuple(pe.img_size), tuple(pe.patch_size), stride)
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """``(freq bins, frames)`` of one model input."""
+        return tuple(self.backbone.patch_embed.img_size)  # type: ignore[return-value]
+
+    @property
+    def device(self) -> torch.device:
+        return self.backbone.patch_embed.proj.weight.device
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.backbone.blocks)
+
+    @property
+    def num_heads(self) -> int:
+        return int(self.backbone.blocks[0].attn.num_heads)
+
+    @property
+    def window_seconds(self) -> float:
+        """Seconds of audio between the starts of two adjacent model windows with no overlap."""
+        fe = self.frontend
+        return self.input_shape[1] * fe.hop_length / fe.sample_rate
+
+    # -- forward stages -------------------------------------------------------------------------
+
+    def as_image(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, F, T]`` or ``[B, 1, F, T]`` -> ``[B, 1, F, T]``, checked against the input shape."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"model input must be a torch.Tensor, got {type(x).__name__}")
+        if x.ndim == 3:
+            x = x.unsqueeze(1)
+        if x.ndim != 4 or x.shape[1] != 1 or tuple(x.shape[-2:]) != self.input_shape:
+            f, t = self.input_shape
+            raise ValueError(f"model input must be [batch, {f}, {t}] (freq bins, frames), got {tuple(x.shape)}")
+        return x
+
+    def embed_patches(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch embeddings ``[B, N, D]`` in token order, before prefix tokens and positions."""
+        return self.backbone.patch_embed(self.as_image(x))
+
+    def add_positions(self, patches: torch.Tensor) -> torch.Tensor:
+        """Prefix tokens + position embeddings: the blocks' input ``[B, P + N, D]``."""
+        vit = self.backbone
+        return vit.norm_pre(vit.patch_drop(vit._pos_embed(patches)))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Spectrogram batch -> the first block's input tokens ``[B, P + N, D]``."""
+        return self.add_positions(self.embed_patches(x))
+
+    def run_blocks(
+        self,
+        tokens: torch.Tensor,
+        *,
+        start: int = 0,
+        stop: int | None = None,
+        hidden_states: list[torch.Tensor] | None = None,
+        attentions: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Run blocks ``start:stop`` on ``tokens`` ``[B, T, D]`` (any T: prefix + any patch subset).
+
+        Each block's output is appended to ``hidden_states`` when given. With ``attentions`` the blocks
+        use explicit softmax attention and append its probabilities ``[B, heads, T, T]``; otherwise
+        timm's fused attention runs.
+        """
+        blocks = self.backbone.blocks
+        for index in range(len(blocks))[start:stop]:
+            block = blocks[index]
+            if attentions is not None:
+                check_attention_block(block, index)
+                tokens, probs = block_with_attention(block, tokens)
+                attentions.append(probs)
+            else:
+                tokens = block(tokens)
+            if hidden_states is not None:
+                hidden_states.append(tokens)
+        return tokens
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Spectrogram batch -> all tokens ``[B, P + N, D]`` after the final norm."""
+        return self.backbone.norm(self.run_blocks(self.embed(x)))
+
+    def forward_head(self, tokens: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def pool_tokens(self, tokens: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- analysis -------------------------------------------------------------------------------
+
+    def spectrogram(self, audio: AudioInput, *, sample_rate: int | None = None) -> Spectrogram:
+        """The model-input Spectrogram of ``audio``: the front end's, cut or padded to the input frames."""
+        return fit_frames(self._spectrogram(self._load(audio, sample_rate)), self.input_shape[1])
+
+    def analyze(self, audio: AudioInput, *, attention: bool = False, sample_rate: int | None = None) -> "Analysis":
+        """Run the model on one window of ``audio`` and keep what is needed to explain the result.
+
+        ``audio`` is an Audio, a path, an array (with ``sample_rate``) or a ready Spectrogram. Audio
+        longer than the model window is analysed from its start, with a warning; :meth:`analyze_windows`
+        covers every window. ``attention=True`` computes all attention maps during the pass (explicit
+        softmax); otherwise they are computed from the cached hidden states when first asked for.
+        """
+        source = self._load(audio, sample_rate)
+        spec = self._spectrogram(source)
+        frames = self.input_shape[1]
+        too_long = spec.num_frames > frames if isinstance(source, Spectrogram) else source.duration > self._span_seconds
+        if too_long:
+            warnings.warn(
+                f"{getattr(source, 'source', None) or 'the input'} is longer than the model window "
+                f"({self.window_seconds:.2f} s, {frames} frames); analysing the first window only. "
+                "Use analyze_windows() for every window.",
+                stacklevel=2,
+            )
+        return self._analyze_spectrogram(fit_frames(spec, frames), attention=attention, offset=0.0)
+
+    def analyze_windows(
+        self,
+        audio: AudioInput,
+        *,
+        hop: float | None = None,
+        attention: bool = False,
+        sample_rate: int | None = None,
+    ) -> list["Analysis"]:
+        """One Analysis per model window over the whole clip, windows starting every ``hop`` seconds.
+
+        ``hop`` defaults to :attr:`window_seconds` (windows tile the clip without overlap); the last
+        window is padded. Each Analysis has ``offset`` (its start, s) and a spectrogram whose times
+        are absolute (seconds from the start of the clip).
+        """
+        source = self._load(audio, sample_rate)
+        if isinstance(source, Spectrogram):
+            raise TypeError("analyze_windows takes audio, not a Spectrogram; pass the Audio it was made from")
+        window = self.window_seconds
+        hop = window if hop is None else hop
+        if isinstance(hop, bool) or not isinstance(hop, (int, float)) or not math.isfinite(hop) or hop <= 0:
+            raise ValueError(f"hop must be a positive number of seconds, got {hop!r}")
+        starts = [0.0]
+        while starts[-1] + self._span_seconds < source.duration:
+            starts.append(starts[-1] + float(hop))
+        results = []
+        for start in starts:
+            segment = source.segment(start, start + self._span_seconds)
+            spec = fit_frames(self._spectrogram(segment), self.input_shape[1])
+            spec = replace(spec, times=spec.times + start)
+            results.append(self._analyze_spectrogram(spec, attention=attention, offset=start))
+        return results
+
+    @property
+    def _span_seconds(self) -> float:
+        """Seconds of audio one window reads: its frames' hops plus the last frame's overhang."""
+        fe = self.frontend
+        overhang = max(0, getattr(fe, "win_length", fe.hop_length) - fe.hop_length)
+        return self.window_seconds + overhang / fe.sample_rate
+
+    @staticmethod
+    def _load(audio: AudioInput, sample_rate: int | None) -> Audio | Spectrogram:
+        if isinstance(audio, (Audio, Spectrogram)):
+            return audio
+        if isinstance(audio, (str, os.PathLike)):
+            return load_audio(audio, sample_rate=sample_rate)
+        return load_audio(audio, sample_rate)
+
+    def _spectrogram(self, source: Audio | Spectrogram) -> Spectrogram:
+        spec = source if isinstance(source, Spectrogram) else self.frontend(source)
+        if spec.num_bins != self.input_shape[0]:
+            raise ValueError(
+                f"the spectrogram has {spec.num_bins} frequency bins but the model takes {self.input_shape[0]}"
+            )
+        return spec
+
+    def _analyze_spectrogram(self, spec: Spectrogram, *, attention: bool, offset: float) -> "Analysis":
+        from ..analysis import Analysis
+
+        x = spec.values.to(self.device)
+        hidden: list[torch.Tensor] = []
+        attns: list[torch.Tensor] | None = [] if attention else None
+        with inference(self):
+            tokens = self.embed(x[None])
+            hidden.append(tokens)
+            tokens = self.run_blocks(tokens, hidden_states=hidden, attentions=attns)
+            logits = self.forward_head(self.backbone.norm(tokens))
+        return Analysis(
+            model=self,
+            spectrogram=spec,
+            hidden_states=torch.cat(hidden, dim=0),
+            logits=logits[0],
+            attentions=None if attns is None else torch.cat(attns, dim=0),
+            offset=offset,
+        )
+
+
+def check_patches(patches: Sequence[int] | np.ndarray | int, num_patches: int) -> np.ndarray:
+    """Patch indices as an int array, each in ``[0, num_patches)``; at least one."""
+    idx = np.atleast_1d(np.asarray(patches))
+    if idx.size == 0:
+        raise ValueError("select at least one patch")
+    if idx.dtype.kind not in "iu":
+        raise IndexError(f"patch indices must be integers, got {patches!r}")
+    bad = idx[(idx < 0) | (idx >= num_patches)]
+    if bad.size:
+        raise IndexError(f"patch index {int(bad[0])} outside 0..{num_patches - 1}")
+    return idx.astype(np.int64)

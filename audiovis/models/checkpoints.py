@@ -1,0 +1,420 @@
+"""Checkpoint files -> timm-named state dicts, and back to Hugging Face's AST layout.
+
+Reads a Hugging Face directory or hub id (``config.json`` + ``model.safetensors``/``pytorch_model.bin``),
+an original AST ``.pth`` (``module.v.*`` timm names, ``module.mlp_head.{0,1}``), a timm state dict or
+any of those as ``.safetensors``. Pickles load with ``torch.load(weights_only=True)`` only. Every
+conversion records where each tensor came from, so a checkpoint that does not fit is reported with
+the missing, unexpected and mis-shaped keys in the checkpoint's own names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+
+Layout = Literal["hf", "original", "timm"]
+
+#: Attention heads of the DeiT/ViT widths AST is built from (hidden size -> heads).
+DEIT_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16}
+
+HF_PREFIX = "audio_spectrogram_transformer."
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class CheckpointFiles:
+    """Where a checkpoint's weights live, and its Hugging Face config files when it has them."""
+
+    name: str
+    weights: Path
+    config: dict | None = None
+    preprocessor: dict | None = None
+
+
+def _read_json(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{str(path)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{str(path)!r} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _from_directory(name: str, directory: Path) -> CheckpointFiles:
+    for fname in _WEIGHT_FILES:
+        if (directory / fname).is_file():
+            weights = directory / fname
+            break
+    else:
+        if any(directory.glob("*.index.json")):
+            raise CheckpointError(f"{name!r}: sharded checkpoints are not supported; save the model as one file")
+        raise CheckpointError(f"{name!r} holds neither {' nor '.join(_WEIGHT_FILES)}")
+    return CheckpointFiles(
+        name, weights, _read_json(directory / "config.json"), _read_json(directory / "preprocessor_config.json")
+    )
+
+
+def _from_hub(repo_id: str, cache_dir: str | os.PathLike | None) -> CheckpointFiles:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    def fetch(fname: str) -> Path | None:
+        try:
+            return Path(hf_hub_download(repo_id, fname, cache_dir=cache_dir))
+        except (EntryNotFoundError, LocalEntryNotFoundError):
+            return None
+
+    where = f"the cache at {str(cache_dir)!r}" if cache_dir else "the Hugging Face cache"
+    try:
+        config = fetch("config.json")
+        weights = next((p for p in map(fetch, _WEIGHT_FILES) if p is not None), None)
+        preprocessor = fetch("preprocessor_config.json")
+    except HfHubHTTPError as exc:
+        raise CheckpointError(f"{repo_id!r}: the Hugging Face hub refused the download: {exc}") from exc
+    except OSError as exc:
+        raise CheckpointError(f"{repo_id!r} could not be fetched from the hub or {where}: {exc}") from exc
+    if config is None or weights is None:
+        missing = "config.json" if config is None else " / ".join(_WEIGHT_FILES)
+        raise CheckpointError(
+            f"{repo_id!r} is not a local path, and {missing} is neither in {where} nor downloadable "
+            "(offline?). Pass a local directory or file, or connect once to fill the cache."
+        )
+    return CheckpointFiles(repo_id, weights, _read_json(config), _read_json(preprocessor) if preprocessor else None)
+
+
+def resolve(name_or_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> CheckpointFiles:
+    """Find the files of a local directory, a local weights file or a Hugging Face hub repo id."""
+    name = os.fspath(name_or_path)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return _from_directory(name, path)
+    if path.is_file():
+        config = preprocessor = None
+        if path.name in _WEIGHT_FILES:
+            config = _read_json(path.parent / "config.json")
+            preprocessor = _read_json(path.parent / "preprocessor_config.json")
+        return CheckpointFiles(name, path, config, preprocessor)
+    if _REPO_ID.match(name) and not name.startswith((".", "/", "~")):
+        return _from_hub(name, cache_dir)
+    raise FileNotFoundError(f"no checkpoint at {name!r} (not a file, a directory or a hub repo id 'org/name')")
+
+
+def _unwrap(obj: object) -> object:
+    """Training checkpoints nest the weights under 'state_dict' or 'model'."""
+    for key in ("state_dict", "model", "module"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            inner = obj[key]
+            if inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                return inner
+    return obj
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.safetensors`` file or a PyTorch pickle (``weights_only=True``), on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {str(path)!r}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            obj: object = load_file(str(path), device="cpu")
+        except Exception as exc:  # safetensors raises its own error types for every malformed file
+            raise CheckpointError(f"{str(path)!r} cannot be read as safetensors (truncated or corrupt?): {exc}") from exc
+    else:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise CheckpointError(
+                f"{str(path)!r} holds objects other than tensors and plain containers, which are not loaded "
+                f"(torch.load with weights_only=True): {str(exc).splitlines()[0]}"
+            ) from exc
+        except (RuntimeError, EOFError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{str(path)!r} cannot be read as a PyTorch checkpoint (truncated or corrupt?): {exc}") from exc
+    obj = _unwrap(obj)
+    if not isinstance(obj, dict) or not obj:
+        raise CheckpointError(f"{str(path)!r} holds no state dict (a mapping of names to tensors)")
+    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{str(path)!r}: entries {bad[:5]} are not tensors; expected a state dict")
+    return dict(obj)
+
+
+def detect_layout(state: dict[str, torch.Tensor]) -> Layout:
+    """Which naming scheme a state dict uses: Hugging Face AST, original AST, or timm."""
+    keys = list(state)
+    if any("patch_embeddings.projection." in k for k in keys):
+        return "hf"
+    if any(re.match(r"^(module\.)?v\.patch_embed\.proj\.weight$", k) for k in keys) or any("mlp_head." in k for k in keys):
+        return "original"
+    if "patch_embed.proj.weight" in state:
+        return "timm"
+    raise CheckpointError(
+        "the checkpoint is not an AST or ViT state dict: no patch embedding found "
+        f"(first keys: {keys[:5]})"
+    )
+
+
+@dataclass
+class Converted:
+    """A timm-named state dict, the source name of each entry, and what did not convert."""
+
+    state: dict[str, torch.Tensor] = field(default_factory=dict)
+    origin: dict[str, str] = field(default_factory=dict)
+    unexpected: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    display: Callable[[str], str] = lambda key: key
+
+    def put(self, key: str, value: torch.Tensor, source: str) -> None:
+        self.state[key] = value
+        self.origin[key] = source
+
+
+# Hugging Face AST names (the hub's, after the optional prefix) -> timm names.
+_HF_RULES = [
+    (r"embeddings\.cls_token", "cls_token"),
+    (r"embeddings\.distillation_token", "dist_token"),
+    (r"embeddings\.position_embeddings", "pos_embed"),
+    (r"embeddings\.patch_embeddings\.projection\.(weight|bias)", r"patch_embed.proj.\1"),
+    (r"encoder\.layer\.(\d+)\.layernorm_before\.(weight|bias)", r"blocks.\1.norm1.\2"),
+    (r"encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)", r"blocks.\1.attn.proj.\2"),
+    (r"encoder\.layer\.(\d+)\.layernorm_after\.(weight|bias)", r"blocks.\1.norm2.\2"),
+    (r"encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)", r"blocks.\1.mlp.fc1.\2"),
+    (r"encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)", r"blocks.\1.mlp.fc2.\2"),
+    (r"layernorm\.(weight|bias)", r"norm.\1"),
+    (r"classifier\.layernorm\.(weight|bias)", r"fc_norm.\1"),
+    (r"classifier\.dense\.(weight|bias)", r"head.\1"),
+]
+_HF_QKV = re.compile(r"encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.(weight|bias)")
+# transformers >= 5 module names, as found in a state_dict() saved without save_pretrained.
+_HF5_RENAMES = [
+    (r"^layers\.(\d+)\.attention\.([qkv])_proj\.", lambda m: f"encoder.layer.{m[1]}.attention.attention.{dict(q='query', k='key', v='value')[m[2]]}."),
+    (r"^layers\.(\d+)\.attention\.o_proj\.", r"encoder.layer.\1.attention.output.dense."),
+    (r"^layers\.(\d+)\.mlp\.fc1\.", r"encoder.layer.\1.intermediate.dense."),
+    (r"^layers\.(\d+)\.mlp\.fc2\.", r"encoder.layer.\1.output.dense."),
+    (r"^layers\.(\d+)\.", r"encoder.layer.\1."),
+]
+_QKV_PARTS = ("query", "key", "value")
+
+
+def _hf_local_name(key: str) -> str:
+    """A Hugging Face key without the model prefix, in the hub's (transformers 4) names."""
+    local = key[len(HF_PREFIX):] if key.startswith(HF_PREFIX) else key
+    for pattern, repl in _HF5_RENAMES:
+        new = re.sub(pattern, repl, local)
+        if new != local:
+            return new
+    return local
+
+
+def hf_to_timm(state: dict[str, torch.Tensor]) -> Converted:
+    """Hugging Face ``ASTForAudioClassification`` weights -> timm names (q/k/v fused into qkv)."""
+    out = Converted(display=timm_to_hf_name)
+    qkv: dict[tuple[int, str], dict[str, tuple[str, torch.Tensor]]] = {}
+    for key, value in state.items():
+        local = _hf_local_name(key)
+        m = _HF_QKV.fullmatch(local)
+        if m:
+            qkv.setdefault((int(m[1]), m[3]), {})[m[2]] = (key, value)
+            continue
+        for pattern, repl in _HF_RULES:
+            if re.fullmatch(pattern, local):
+                target = re.sub(pattern, repl, local)
+                out.put(target, value, key)
+                break
+        else:
+            out.unexpected.append(key)
+    for (layer, kind), parts in sorted(qkv.items()):
+        absent = [p for p in _QKV_PARTS if p not in parts]
+        if absent:
+            out.missing.extend(f"{HF_PREFIX}encoder.layer.{layer}.attention.attention.{p}.{kind}" for p in absent)
+            continue
+        fused = torch.cat([parts[p][1] for p in _QKV_PARTS], dim=0)
+        out.put(f"blocks.{layer}.attn.qkv.{kind}", fused, " + ".join(parts[p][0] for p in _QKV_PARTS))
+    return out
+
+
+def timm_to_hf_name(key: str) -> str:
+    """The Hugging Face name(s) of a timm AST key (qkv names its three parts)."""
+    m = re.fullmatch(r"blocks\.(\d+)\.attn\.qkv\.(weight|bias)", key)
+    if m:
+        return " + ".join(f"{HF_PREFIX}encoder.layer.{m[1]}.attention.attention.{p}.{m[2]}" for p in _QKV_PARTS)
+    inverse = [
+        (r"cls_token", "embeddings.cls_token"),
+        (r"dist_token", "embeddings.distillation_token"),
+        (r"pos_embed", "embeddings.position_embeddings"),
+        (r"patch_embed\.proj\.(weight|bias)", r"embeddings.patch_embeddings.projection.\1"),
+        (r"blocks\.(\d+)\.norm1\.(weight|bias)", r"encoder.layer.\1.layernorm_before.\2"),
+        (r"blocks\.(\d+)\.attn\.proj\.(weight|bias)", r"encoder.layer.\1.attention.output.dense.\2"),
+        (r"blocks\.(\d+)\.norm2\.(weight|bias)", r"encoder.layer.\1.layernorm_after.\2"),
+        (r"blocks\.(\d+)\.mlp\.fc1\.(weight|bias)", r"encoder.layer.\1.intermediate.dense.\2"),
+        (r"blocks\.(\d+)\.mlp\.fc2\.(weight|bias)", r"encoder.layer.\1.output.dense.\2"),
+        (r"norm\.(weight|bias)", r"layernorm.\1"),
+    ]
+    for pattern, repl in inverse:
+        if re.fullmatch(pattern, key):
+            return HF_PREFIX + re.sub(pattern, repl, key)
+    for pattern, repl in ((r"fc_norm\.(weight|bias)", r"classifier.layernorm.\1"), (r"head\.(weight|bias)", r"classifier.dense.\1")):
+        if re.fullmatch(pattern, key):
+            return re.sub(pattern, repl, key)
+    return key
+
+
+def timm_to_hf(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """timm AST weights -> Hugging Face ``ASTForAudioClassification`` names (qkv split in three)."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        names = timm_to_hf_name(key).split(" + ")
+        chunks = value.chunk(len(names), dim=0) if len(names) > 1 else (value,)
+        for name, chunk in zip(names, chunks):
+            out[name] = chunk.detach().contiguous().clone()
+    return out
+
+
+def _original_display(key: str) -> str:
+    m = re.fullmatch(r"fc_norm\.(weight|bias)", key)
+    if m:
+        return f"module.mlp_head.0.{m[1]}"
+    m = re.fullmatch(r"head\.(weight|bias)", key)
+    if m:
+        return f"module.mlp_head.1.{m[1]}"
+    return f"module.v.{key}"
+
+
+def original_to_timm(state: dict[str, torch.Tensor]) -> Converted:
+    """Original AST (``module.v.*`` timm DeiT + ``module.mlp_head``) -> timm names.
+
+    The DeiT ImageNet heads the original model carries but never uses (``v.head``, ``v.head_dist``)
+    are dropped.
+    """
+    out = Converted(display=_original_display)
+    for key, value in state.items():
+        local = key[len("module."):] if key.startswith("module.") else key
+        m = re.fullmatch(r"mlp_head\.([01])\.(weight|bias)", local)
+        if m:
+            out.put(("fc_norm." if m[1] == "0" else "head.") + m[2], value, key)
+        elif re.match(r"v\.head(_dist)?\.", local):
+            continue
+        elif local.startswith("v."):
+            out.put(local[2:], value, key)
+        else:
+            out.unexpected.append(key)
+    return out
+
+
+def timm_identity(state: dict[str, torch.Tensor]) -> Converted:
+    """A state dict already in timm names."""
+    out = Converted()
+    for key, value in state.items():
+        out.put(key, value, key)
+    return out
+
+
+def to_timm(state: dict[str, torch.Tensor], layout: Layout) -> Converted:
+    return {"hf": hf_to_timm, "original": original_to_timm, "timm": timm_identity}[layout](state)
+
+
+_REQUIRED = ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.mlp.fc1.weight")
+
+
+def infer_architecture(state: dict[str, torch.Tensor], *, name: str = "checkpoint") -> dict:
+    """Transformer sizes readable from timm-named tensor shapes (heads from the DeiT table)."""
+    absent = [k for k in _REQUIRED if k not in state]
+    if absent:
+        raise CheckpointError(f"{name}: cannot tell the architecture; missing {absent}")
+    hidden = int(state["cls_token"].shape[-1])
+    proj = state["patch_embed.proj.weight"]
+    if proj.ndim != 4 or proj.shape[-1] != proj.shape[-2]:
+        raise CheckpointError(f"{name}: patch embedding weight of shape {tuple(proj.shape)} is not a square conv kernel")
+    blocks = {int(m[1]) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))}
+    prefix = 1 + ("dist_token" in state)
+    arch = {
+        "hidden_size": hidden,
+        "num_hidden_layers": max(blocks) + 1,
+        "num_attention_heads": DEIT_HEADS.get(hidden, max(1, hidden // 64)),
+        "intermediate_size": int(state["blocks.0.mlp.fc1.weight"].shape[0]),
+        "patch_size": int(proj.shape[-1]),
+        "qkv_bias": "blocks.0.attn.qkv.bias" in state,
+        "num_positions": int(state["pos_embed"].shape[1]) - prefix,
+        "in_chans": int(proj.shape[1]),
+    }
+    if "head.weight" in state:
+        arch["num_labels"] = int(state["head.weight"].shape[0])
+    return arch
+
+
+def adapt_grid_embed(pos: torch.Tensor, src: tuple[int, int], dst: tuple[int, int]) -> torch.Tensor:
+    """AST's position-embedding adaptation on a ``[1, src_f * src_t, D]`` patch grid -> ``dst``.
+
+    Time first: centre cut when ``dst_t <= src_t``, else bilinear interpolation; then frequency:
+    centre cut when ``dst_f <= src_f``, else bilinear interpolation (as AST's ``ASTModel.__init__``).
+    """
+    (sf, st), (df, dt) = src, dst
+    dim = pos.shape[-1]
+    if pos.shape[1] != sf * st:
+        raise CheckpointError(f"position embedding holds {pos.shape[1]} patches, not the {sf} x {st} grid")
+    grid = pos.reshape(1, sf, st, dim).permute(0, 3, 1, 2).float()
+    if dt <= st:
+        grid = grid[:, :, :, st // 2 - dt // 2: st // 2 - dt // 2 + dt]
+    else:
+        grid = nn.functional.interpolate(grid, size=(sf, dt), mode="bilinear")
+    if df <= sf:
+        grid = grid[:, :, sf // 2 - df // 2: sf // 2 - df // 2 + df, :]
+    else:
+        grid = nn.functional.interpolate(grid, size=(df, dt), mode="bilinear")
+    return grid.permute(0, 2, 3, 1).reshape(1, df * dt, dim).to(pos.dtype)
+
+
+def _listing(title: str, items: list[str], limit: int = 12) -> str:
+    shown = ", ".join(items[:limit])
+    more = f", ... and {len(items) - limit} more" if len(items) > limit else ""
+    return f"\n  {title} ({len(items)}): {shown}{more}"
+
+
+def load_converted(model: nn.Module, converted: Converted, *, name: str, describe: str, ignore: tuple[str, ...] = ()) -> None:
+    """Copy ``converted`` into ``model``; raise CheckpointError listing every key that does not fit.
+
+    Keys starting with one of ``ignore`` keep the model's own values when the checkpoint lacks them.
+    """
+    expected = model.state_dict()
+    state = converted.state
+    missing = [
+        name
+        for k in expected
+        if k not in state and not k.startswith(ignore)
+        for name in converted.display(k).split(" + ")
+    ]
+    missing += converted.missing
+    unexpected = list(converted.unexpected) + [converted.origin.get(k, k) for k in state if k not in expected]
+    mismatched = [
+        f"{converted.origin.get(k, k)}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
+        for k, v in state.items()
+        if k in expected and tuple(v.shape) != tuple(expected[k].shape)
+    ]
+    if missing or unexpected or mismatched:
+        message = f"checkpoint {name!r} does not fit {describe}:"
+        if missing:
+            message += _listing("missing keys", missing)
+        if unexpected:
+            message += _listing("unexpected keys", unexpected)
+        if mismatched:
+            message += _listing("shape mismatches", mismatched)
+        raise CheckpointError(message)
+    result = model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
+    leftover = [k for k in result.missing_keys if not k.startswith(ignore)]
+    if leftover:  # pragma: no cover - guarded by the check above
+        raise CheckpointError(f"checkpoint {name!r}: keys left unset: {leftover}")

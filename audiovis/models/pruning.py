@@ -1,0 +1,239 @@
+"""Reduced compute at inference: token pruning, and coarser patch strides from a stride-10 checkpoint.
+
+Token pruning keeps the top-k patches by a score and runs the remaining blocks on those tokens only. Each
+kept token carries the position embedding it was given at the input (tokens are gathered after the
+position embeddings are added), so the blocks see them where they are. Two scores:
+
+- ``"energy"``: the mean of the model-input spectrogram over the patch's footprint (AST's input is a
+  normalised log-mel, so this is the patch's mean log energy); pruning happens before block 0 by default.
+- ``"attention"``: the attention the prefix tokens (cls and dist, averaged, all heads averaged) pay to
+  each patch in block ``prune_layer - 1``, which runs on every token; pruning happens after it.
+
+Kept token indices are returned in token order; ties in the score go to the lower index. With
+``keep_ratio=1.0`` nothing is dropped and the pass is exactly the unpruned one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..patches import PatchGrid
+
+if TYPE_CHECKING:
+    from .ast import ASTModel
+
+KeepBy = Literal["energy", "attention"]
+KEEP_BY: tuple[str, ...] = ("energy", "attention")
+DEFAULT_PRUNE_LAYER = {"energy": 0, "attention": 2}
+
+
+def check_keep_ratio(keep_ratio: float) -> float:
+    if isinstance(keep_ratio, bool) or not isinstance(keep_ratio, (int, float)) or not math.isfinite(keep_ratio):
+        raise ValueError(f"keep_ratio must be a number in (0, 1], got {keep_ratio!r}")
+    if not 0.0 < keep_ratio <= 1.0:
+        raise ValueError(f"keep_ratio must be in (0, 1] (the share of patches kept), got {keep_ratio!r}")
+    return float(keep_ratio)
+
+
+def num_kept(num_patches: int, keep_ratio: float) -> int:
+    """Patches kept out of ``num_patches``: ``round(keep_ratio * num_patches)``, at least 1."""
+    return max(1, min(num_patches, round(check_keep_ratio(keep_ratio) * num_patches)))
+
+
+def resolve_prune_layer(keep_by: str, prune_layer: int | None, num_layers: int) -> int:
+    """The index of the first block that runs on the kept tokens only, checked against the model depth."""
+    if keep_by not in KEEP_BY:
+        raise ValueError(f"keep_by must be one of {list(KEEP_BY)}, got {keep_by!r}")
+    layer = DEFAULT_PRUNE_LAYER[keep_by] if prune_layer is None else prune_layer
+    if isinstance(layer, bool) or not isinstance(layer, int):
+        raise ValueError(f"prune_layer must be an integer block index, got {prune_layer!r}")
+    low = 1 if keep_by == "attention" else 0
+    if not low <= layer <= num_layers:
+        what = "attention scores come from block prune_layer - 1, so " if keep_by == "attention" else ""
+        raise ValueError(f"prune_layer must be in [{low}, {num_layers}] ({what}the model has {num_layers} blocks), got {layer}")
+    return layer
+
+
+def patch_energy(x: torch.Tensor, grid: PatchGrid) -> torch.Tensor:
+    """Mean input value over each patch's footprint: ``[B, F, T]`` spectrograms -> ``[B, N]`` in token order."""
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    if tuple(x.shape[-2:]) != tuple(grid.input_shape):
+        raise ValueError(f"spectrogram batch {tuple(x.shape)} does not match the grid's input {grid.input_shape}")
+    pooled = F.avg_pool2d(x.float(), kernel_size=grid.patch_size, stride=grid.stride)
+    return pooled.flatten(1)
+
+
+def prefix_attention(probs: torch.Tensor, num_prefix_tokens: int) -> torch.Tensor:
+    """Attention ``[B, heads, T, T]`` -> what the prefix tokens pay each patch ``[B, N]`` (heads and prefix averaged)."""
+    p = num_prefix_tokens
+    return probs[:, :, :p, p:].mean(dim=(1, 2))
+
+
+def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices ``[B, k]`` of the ``k`` highest scores per row, in ascending (token) order; ties to the lower index."""
+    order = torch.argsort(scores, dim=1, descending=True, stable=True)
+    return order[:, :k].sort(dim=1).values
+
+
+def gather_patches(tokens: torch.Tensor, kept: torch.Tensor, num_prefix_tokens: int) -> torch.Tensor:
+    """The prefix tokens followed by the kept patch tokens ``kept`` ``[B, k]``: ``[B, P + k, D]``."""
+    p = num_prefix_tokens
+    index = kept.unsqueeze(-1).expand(-1, -1, tokens.shape[-1])
+    return torch.cat([tokens[:, :p], torch.gather(tokens[:, p:], 1, index)], dim=1)
+
+
+@dataclass
+class PrunedForward:
+    """The result of a pruned pass: final tokens (after the final norm), logits, kept patches and the layer."""
+
+    tokens: torch.Tensor
+    logits: torch.Tensor
+    kept: torch.Tensor
+    prune_layer: int
+
+
+def forward_pruned(
+    model: "ASTModel",
+    x: torch.Tensor,
+    *,
+    keep_ratio: float,
+    keep_by: KeepBy = "energy",
+    prune_layer: int | None = None,
+    hidden_states: list[torch.Tensor] | None = None,
+    attentions: list[torch.Tensor] | None = None,
+) -> PrunedForward:
+    """Run ``model`` on ``x`` ``[B, F, T]`` keeping ``keep_ratio`` of the patches from block ``prune_layer`` on.
+
+    ``hidden_states`` (when given) receives the blocks' input and every block's output, as
+    ``model.run_blocks`` records them; from ``prune_layer`` on they hold ``P + k`` tokens.
+    ``attentions`` (when given) receives explicit attention probabilities of every block.
+    Call under ``torch.no_grad()`` / ``inference_mode`` for inference; the model's mode is not changed.
+    """
+    x = model.as_image(x)
+    grid = model.grid
+    p = model.num_prefix_tokens
+    layer = resolve_prune_layer(keep_by, prune_layer, model.num_layers)
+    k = num_kept(grid.num_patches, keep_ratio)
+
+    tokens = model.add_positions(model.embed_patches(x))
+    if hidden_states is not None:
+        hidden_states.append(tokens)
+    if k == grid.num_patches:  # everything kept: the unpruned pass, whatever the score
+        tokens = model.backbone.norm(model.run_blocks(tokens, hidden_states=hidden_states, attentions=attentions))
+        kept = torch.arange(k, device=x.device).expand(x.shape[0], k)
+        return PrunedForward(tokens=tokens, logits=model.forward_head(tokens), kept=kept, prune_layer=layer)
+    if keep_by == "energy":
+        scores = patch_energy(x, grid)
+        tokens = model.run_blocks(tokens, stop=layer, hidden_states=hidden_states, attentions=attentions)
+    else:
+        from .base import block_with_attention, check_attention_block
+
+        tokens = model.run_blocks(tokens, stop=layer - 1, hidden_states=hidden_states, attentions=attentions)
+        check_attention_block(model.backbone.blocks[layer - 1], layer - 1)
+        tokens, probs = block_with_attention(model.backbone.blocks[layer - 1], tokens)
+        if hidden_states is not None:
+            hidden_states.append(tokens)
+        if attentions is not None:
+            attentions.append(probs)
+        scores = prefix_attention(probs, p)
+
+    kept = top_k(scores, k)
+    tokens = gather_patches(tokens, kept, p)
+    tokens = model.run_blocks(tokens, start=layer, hidden_states=hidden_states, attentions=attentions)
+    tokens = model.backbone.norm(tokens)
+    return PrunedForward(tokens=tokens, logits=model.forward_head(tokens), kept=kept, prune_layer=layer)
+
+
+class PrunedModel(nn.Module):
+    """``model`` with token pruning as a plain module: ``PrunedModel(model, 0.5)(x)`` -> logits."""
+
+    def __init__(self, model: "ASTModel", keep_ratio: float, keep_by: KeepBy = "energy", prune_layer: int | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.keep_ratio = check_keep_ratio(keep_ratio)
+        self.keep_by = keep_by
+        self.prune_layer = resolve_prune_layer(keep_by, prune_layer, model.num_layers)
+
+    @property
+    def num_tokens(self) -> int:
+        """Patch tokens the pruned blocks run on."""
+        return num_kept(self.model.grid.num_patches, self.keep_ratio)
+
+    def extra_repr(self) -> str:
+        return f"keep_ratio={self.keep_ratio}, keep_by={self.keep_by!r}, prune_layer={self.prune_layer}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return forward_pruned(
+            self.model, x, keep_ratio=self.keep_ratio, keep_by=self.keep_by, prune_layer=self.prune_layer
+        ).logits
+
+
+# -- coarser strides --------------------------------------------------------------------------
+
+
+def _axis_weights(n_new: int, stride_new: int, n_old: int, stride_old: int) -> torch.Tensor:
+    """Linear interpolation ``[n_new, n_old]`` from old grid positions to the new patches' start offsets."""
+    start = torch.arange(n_new, dtype=torch.float64) * stride_new / stride_old
+    u = start.clamp(0, n_old - 1)
+    lo = u.floor().long().clamp(max=n_old - 1)
+    hi = (lo + 1).clamp(max=n_old - 1)
+    frac = u - lo.double()
+    w = torch.zeros(n_new, n_old, dtype=torch.float64)
+    rows = torch.arange(n_new)
+    w[rows, lo] += 1 - frac
+    w[rows, hi] += frac
+    return w
+
+
+def adapt_pos_embed_to_stride(pos_embed: torch.Tensor, old_grid: PatchGrid, new_grid: PatchGrid, num_prefix_tokens: int) -> torch.Tensor:
+    """Position embeddings ``[1, P + N_old, D]`` for ``new_grid`` (same input and patch size, other stride).
+
+    A new patch starting at bin ``b`` and frame ``f`` takes the embedding of the old grid at the
+    fractional position ``(b / old_stride_f, f / old_stride_t)`` (bilinear; clamped at the last row and
+    column), so each patch keeps the embedding of the place it covers. Prefix embeddings are copied.
+    """
+    if old_grid.input_shape != new_grid.input_shape or old_grid.patch_size != new_grid.patch_size:
+        raise ConfigError(
+            f"stride conversion keeps the input {old_grid.input_shape} and patch size {old_grid.patch_size}; "
+            f"got input {new_grid.input_shape} and patch size {new_grid.patch_size}"
+        )
+    p = num_prefix_tokens
+    if pos_embed.ndim != 3 or pos_embed.shape[1] != p + old_grid.num_patches:
+        raise ConfigError(
+            f"pos_embed of shape {tuple(pos_embed.shape)} does not fit {p} prefix tokens + the "
+            f"{old_grid.n_freq} x {old_grid.n_time} grid"
+        )
+    dim = pos_embed.shape[-1]
+    old = pos_embed[0, p:].reshape(old_grid.n_freq, old_grid.n_time, dim).double()
+    wf = _axis_weights(new_grid.n_freq, new_grid.stride[0], old_grid.n_freq, old_grid.stride[0])
+    wt = _axis_weights(new_grid.n_time, new_grid.stride[1], old_grid.n_time, old_grid.stride[1])
+    new = torch.einsum("ar,bc,rcd->abd", wf, wt, old).reshape(1, new_grid.num_patches, dim)
+    return torch.cat([pos_embed[:, :p], new.to(pos_embed.dtype)], dim=1)
+
+
+def convert_stride(model: "ASTModel", stride: int | tuple[int, int] = 16) -> "ASTModel":
+    """A copy of ``model`` cutting patches every ``stride`` (frequency, time) bins/frames, e.g. 16 = no overlap.
+
+    Every weight is copied; the position embeddings are re-gridded by :func:`adapt_pos_embed_to_stride`.
+    The result is a new model in eval mode on the same device; ``model`` is unchanged.
+    """
+    sf, st = (stride, stride) if isinstance(stride, int) and not isinstance(stride, bool) else tuple(stride)
+    for value in (sf, st):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"stride must be a positive integer or a (frequency, time) pair of them, got {stride!r}")
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "frequency_stride"):
+        raise ConfigError(f"convert_stride needs an ASTModel (a config with strides), got {type(model).__name__}")
+    new = type(model)(config.replace(frequency_stride=sf, time_stride=st))
+    state = dict(model.state_dict())
+    state["pos_embed"] = adapt_pos_embed_to_stride(state["pos_embed"], model.grid, new.grid, model.num_prefix_tokens)
+    new.load_state_dict(state)
+    return new.to(model.pos_embed.device).eval()

@@ -1,0 +1,126 @@
+"""ViTModel: any timm VisionTransformer adapted to spectrograms (1 channel, any input shape, optional stride)."""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError
+from ..patches import PatchGrid
+from ..spectrogram import MelSpectrogram
+from .base import SpectrogramModelMixin
+from .labels import default_labels
+from .patch_embed import StridedPatchEmbed
+
+
+def default_frontend(n_mels: int) -> MelSpectrogram:
+    """Log-mel at 16 kHz with AST's 25 ms windows and 10 ms hop."""
+    return MelSpectrogram(sample_rate=16000, n_fft=1024, win_length=400, hop_length=160, n_mels=n_mels)
+
+
+class ViTModel(SpectrogramModelMixin, nn.Module):
+    """A timm ViT by name (e.g. ``"vit_small_patch16_224"``) on ``input_shape = (freq bins, frames)`` spectrograms.
+
+    ``stride`` (int or (freq, time)) makes patches overlap as AST's do. ``checkpoint`` is a local timm
+    weights file (e.g. ImageNet), loaded through timm's ``pretrained_cfg_overlay=dict(file=...)`` path,
+    which sums the RGB patch weights to one channel and resamples the position embeddings; a head of
+    another size than ``num_classes`` is dropped and starts random. The front end defaults to a 16 kHz
+    log-mel spectrogram with ``input_shape[0]`` bands and a 10 ms hop. ``labels`` default to AudioSet's
+    names for 527 classes (a fresh head predicts nothing until trained).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        input_shape: tuple[int, int] = (128, 1024),
+        stride: int | tuple[int, int] | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        num_classes: int = 527,
+        labels: list[str] | None = None,
+        multi_label: bool = True,
+        frontend: nn.Module | None = None,
+        **timm_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        import timm
+        from timm.models.vision_transformer import VisionTransformer
+
+        grid_check = PatchGrid(input_shape, 1, 1)  # validates the shape
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ConfigError(f"ViTModel: num_classes must be a positive integer, got {num_classes!r}")
+        if labels is not None and len(labels) != num_classes:
+            raise ConfigError(f"ViTModel: {len(labels)} labels given for num_classes={num_classes}")
+        kwargs: dict[str, Any] = dict(
+            in_chans=1,
+            img_size=grid_check.input_shape,
+            num_classes=num_classes,
+            embed_layer=partial(StridedPatchEmbed, stride=stride),
+            dynamic_img_size=False,
+            **timm_kwargs,
+        )
+        if checkpoint is not None:
+            path = Path(checkpoint).expanduser()
+            if not path.is_file():
+                raise FileNotFoundError(f"no checkpoint file at {os.fspath(checkpoint)!r}")
+            kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+        if not timm.is_model(name.split(".")[0]):
+            raise ConfigError(f"ViTModel: timm has no model named {name!r}")
+        try:
+            vit = timm.create_model(name, **kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"ViTModel: {name!r} is not a timm VisionTransformer variant ({exc})") from exc
+        except RuntimeError as exc:
+            if checkpoint is None:
+                raise
+            raise CheckpointError(f"checkpoint {os.fspath(checkpoint)!r} does not fit {name!r}: {exc}") from exc
+        if not isinstance(vit, VisionTransformer):
+            raise ConfigError(f"ViTModel: {name!r} builds a {type(vit).__name__}, not a timm VisionTransformer")
+        self.name = name
+        self.vit = vit
+        self.frontend = frontend if frontend is not None else default_frontend(grid_check.input_shape[0])
+        self._labels = list(labels) if labels is not None else default_labels(num_classes)
+        self._multi_label = bool(multi_label)
+        self.eval()
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self.vit
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self._labels)
+
+    @property
+    def multi_label(self) -> bool:
+        return self._multi_label
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        return int(self.vit.num_prefix_tokens)
+
+    def forward_head(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens after the final norm -> logits ``[B, num_classes]`` (timm's pooling and head)."""
+        return self.vit.forward_head(tokens)
+
+    def pool_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The clip embedding ``[B, D]``: timm's pooling (mean of cls and distillation tokens for DeiT-distilled)."""
+        if getattr(self.vit, "dist_token", None) is not None:
+            return (tokens[:, 0] + tokens[:, 1]) / 2
+        return self.vit.pool(tokens)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_intermediates(self, x: torch.Tensor, *args: Any, **kwargs: Any):
+        """timm's ``forward_intermediates`` on ``[B, F, T]`` spectrograms."""
+        return self.vit.forward_intermediates(self.as_image(x), *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        rows, cols = self.grid.grid_shape
+        return f"name={self.name!r}, patches={rows}x{cols}, labels={len(self._labels)}"

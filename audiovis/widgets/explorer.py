@@ -1,0 +1,431 @@
+"""Explorer: the spectrogram viewer, the predictions, model overlays and a linked embedding plot in one widget.
+
+``explore(audio, model)`` runs the model once and wires the views together. A selection made anywhere
+(a click in the viewer, tap/box/lasso in the Bokeh plot, ``explorer.selection = [...]`` in Python)
+reaches every other view exactly once: one guard flag stops the echo of a change back to its source.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as W
+import numpy as np
+import traitlets
+
+from ..analysis import Analysis
+from ..audio import Audio, load_audio
+from ..errors import AudiovisError
+from ..spectrogram import Spectrogram
+from . import overlays
+from .embedding_plot import COLOR_BY, EmbeddingPlot
+from .png import COLORMAPS
+from .viewer import SpectrogramViewer
+
+if TYPE_CHECKING:
+    from bokeh.plotting import figure as Figure
+
+    from ..models.base import SpectrogramModelMixin
+
+log = logging.getLogger(__name__)
+
+_MEAN_HEAD = -1  # the head menu's value for "mean over heads" (a Dropdown cannot hold None)
+_WIDE = {"description_width": "initial"}
+
+
+class Explorer(W.VBox):
+    """Viewer + controls + top-k predictions + linked Bokeh embedding plot for one :class:`Analysis`.
+
+    ``selection`` (token indices) is two-way with the viewer's ``selected_patches`` and the plot's
+    selected points; ``overlay``, ``layer``, ``head`` (None = mean of heads), ``class_index`` (for
+    saliency) and ``color_by`` mirror the controls and can be set from Python.
+    """
+
+    selection = traitlets.List(traitlets.Int(), help="Selected patches (token indices) in selection order.")
+    overlay = traitlets.Enum(tuple(overlays.MODES), default_value="none", help="Overlay mode, a key of overlays.MODES.")
+    layer = traitlets.Int(0, help="Transformer layer of embeddings, similarity and attention (0-based).")
+    head = traitlets.Int(None, allow_none=True, help="Attention head, or None for the mean over heads.")
+    class_index = traitlets.Int(0, help="Class explained by the saliency overlay.")
+    color_by = traitlets.Enum(COLOR_BY, default_value="time", help="What colours the embedding plot's points.")
+
+    def __init__(
+        self,
+        analysis: Analysis,
+        *,
+        audio: Audio | None = None,
+        overlay: str = "none",
+        layer: int = -1,
+        head: int | None = None,
+        class_index: int | str | None = None,
+        colormap: str = "gray",
+        heatmap_colormap: str = "inferno",
+        opacity: float = 0.65,
+        color_by: str = "time",
+        top_k: int = 5,
+        height: int = 300,
+        plot_size: tuple[int, int] = (470, 360),
+    ) -> None:
+        if not isinstance(analysis, Analysis):
+            raise TypeError(f"Explorer: analysis must be an audiovis Analysis, got {type(analysis).__name__}")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"Explorer: top_k must be a positive integer, got {top_k!r}")
+        self.analysis = analysis
+        self._syncing = False
+        self._ready = False
+        self._embeddings_layer: int | None = None
+        self._current = overlays.Overlay(None, "")
+
+        spec = analysis.spectrogram
+        if audio is not None:
+            audio = _window_audio(audio, spec)
+        self.viewer = SpectrogramViewer(spec, grid=analysis.grid, audio=audio, colormap=colormap, height=height)
+        self.viewer.heatmap_colormap = heatmap_colormap
+        self.viewer.heatmap_opacity = opacity
+        self._plot = EmbeddingPlot(
+            analysis.grid, spec, on_select=self._on_plot_select, width=plot_size[0], height=plot_size[1],
+            overlay_colormap=heatmap_colormap,
+        )
+
+        self._build_controls(colormap, heatmap_colormap, opacity)
+        self._predictions = self._build_predictions(top_k)
+        self._status = W.Label(layout=W.Layout(margin="2px 0 0 0"))
+        rows, cols = analysis.grid.grid_shape
+        header = W.Label(
+            f"{analysis.num_layers} layers × {analysis.num_heads} heads · {rows} × {cols} = "
+            f"{analysis.grid.num_patches} patches · window {spec.duration:.2f} s from {analysis.offset:.2f} s",
+            style={"font_weight": "bold"},
+        )
+        side = W.VBox([self._predictions, self._status], layout=W.Layout(margin="0 0 0 16px", flex="1 1 260px"))
+        super().__init__(
+            [
+                header,
+                self._controls_box,
+                self.viewer,
+                W.HBox([self._plot.widget, side], layout=W.Layout(flex_flow="row wrap", align_items="flex-start")),
+            ],
+            layout=W.Layout(width="100%"),
+        )
+        self.add_class("audiovis-explorer")
+
+        self.viewer.observe(self._on_viewer_selection, "selected_patches")
+        self.viewer.observe(self._on_heatmap_colormap, "heatmap_colormap")
+        with self.hold_trait_notifications():
+            self.layer = layer
+            self.head = head
+            self.class_index = analysis.class_index(class_index)
+            self.overlay = overlay
+            self.color_by = color_by
+        self._link_controls()
+        self._ready = True
+        self._show_layer()
+        self._plot.color_by(self.color_by)
+        self._on_mode_change()
+
+    # -- public ----------------------------------------------------------------------------------
+
+    @property
+    def plot(self) -> "Figure":
+        """The Bokeh figure of the embedding plot."""
+        return self._plot.figure
+
+    @property
+    def embedding_plot(self) -> EmbeddingPlot:
+        """The plot's data source, projection and selection bridge."""
+        return self._plot
+
+    @property
+    def selected_embeddings(self) -> np.ndarray:
+        """``[n, dim]`` patch embeddings of the current layer, in selection order (a copy)."""
+        embeddings = self.analysis.patch_embeddings(self.layer)
+        return np.array(embeddings[np.asarray(self.selection, dtype=np.int64)], dtype=np.float32)
+
+    @property
+    def heatmap(self) -> np.ndarray | None:
+        """The current overlay ``[num_patches]`` (None when the mode shows nothing)."""
+        return None if self._current.values is None else self._current.values.copy()
+
+    def select(self, patches: int | Sequence[int]) -> None:
+        """Replace the selection (token indices)."""
+        self.selection = [patches] if isinstance(patches, (int, np.integer)) else list(patches)
+
+    def clear_selection(self) -> None:
+        self.selection = []
+
+    # -- validation ------------------------------------------------------------------------------
+
+    @traitlets.validate("selection")
+    def _check_selection(self, proposal: dict) -> list[int]:
+        n = self.analysis.grid.num_patches
+        out: list[int] = []
+        for value in proposal["value"]:
+            if not 0 <= value < n:
+                raise traitlets.TraitError(f"Explorer.selection: patch {value} outside 0..{n - 1}")
+            if value not in out:
+                out.append(int(value))
+        return out
+
+    @traitlets.validate("layer")
+    def _check_layer(self, proposal: dict) -> int:
+        n = self.analysis.num_layers
+        value = proposal["value"]
+        if not -n <= value < n:
+            raise traitlets.TraitError(f"Explorer.layer: {value} outside {-n}..{n - 1} (the model has {n} layers)")
+        return value % n
+
+    @traitlets.validate("head")
+    def _check_head(self, proposal: dict) -> int | None:
+        value, n = proposal["value"], self.analysis.num_heads
+        if value is None:
+            return None
+        if not -n <= value < n:
+            raise traitlets.TraitError(f"Explorer.head: {value} outside {-n}..{n - 1} (or None for the mean of heads)")
+        return value % n
+
+    @traitlets.validate("class_index")
+    def _check_class(self, proposal: dict) -> int:
+        value, n = proposal["value"], len(self.analysis.labels)
+        if not 0 <= value < n:
+            raise traitlets.TraitError(f"Explorer.class_index: {value} outside 0..{n - 1}")
+        return value
+
+    # -- building --------------------------------------------------------------------------------
+
+    def _build_controls(self, colormap: str, heatmap_colormap: str, opacity: float) -> None:
+        a = self.analysis
+        probs = a.probabilities
+        order = np.argsort(-probs, kind="stable")
+        self._overlay_menu = W.Dropdown(
+            options=[(label, key) for key, label in overlays.MODES.items()], description="Overlay",
+            layout=W.Layout(width="290px"),
+        )
+        self._layer_slider = W.IntSlider(
+            min=0, max=a.num_layers - 1, description="Layer", continuous_update=False, layout=W.Layout(width="300px"),
+        )
+        self._head_menu = W.Dropdown(
+            options=[("mean", _MEAN_HEAD)] + [(str(h), h) for h in range(a.num_heads)], description="Head",
+            layout=W.Layout(width="150px"),
+        )
+        self._class_menu = W.Dropdown(
+            options=[(f"{a.labels[i]} ({probs[i]:.2f})", int(i)) for i in order], description="Class",
+            layout=W.Layout(width="300px"),
+        )
+        self._colormap_menu = W.Dropdown(
+            options=list(COLORMAPS), value=colormap, description="Spectrogram", style=_WIDE,
+            layout=W.Layout(width="190px"),
+        )
+        self._heatmap_colormap_menu = W.Dropdown(
+            options=list(COLORMAPS), value=heatmap_colormap, description="Overlay colours", style=_WIDE,
+            layout=W.Layout(width="210px"),
+        )
+        self._opacity_slider = W.FloatSlider(
+            value=opacity, min=0.0, max=1.0, step=0.05, description="Opacity", readout_format=".2f",
+            layout=W.Layout(width="260px"),
+        )
+        self._color_by_buttons = W.ToggleButtons(
+            options=[("time", "time"), ("frequency", "frequency"), ("overlay", "overlay")],
+            description="Points by", style={"description_width": "initial", "button_width": "76px"},
+            tooltips=["Colour points by the patch's time", "... by its frequency band", "... by the current overlay"],
+        )
+        row = {"flex_flow": "row wrap", "align_items": "center", "grid_gap": "4px 12px"}
+        self._controls_box = W.VBox(
+            [
+                W.HBox([self._overlay_menu, self._layer_slider, self._head_menu, self._class_menu], layout=W.Layout(**row)),
+                W.HBox(
+                    [self._colormap_menu, self._heatmap_colormap_menu, self._opacity_slider, self._color_by_buttons],
+                    layout=W.Layout(**row),
+                ),
+            ]
+        )
+
+    def _link_controls(self) -> None:
+        traitlets.link((self, "overlay"), (self._overlay_menu, "value"))
+        traitlets.link((self, "layer"), (self._layer_slider, "value"))
+        traitlets.link(
+            (self, "head"), (self._head_menu, "value"),
+            transform=(lambda h: _MEAN_HEAD if h is None else h, lambda v: None if v == _MEAN_HEAD else v),
+        )
+        traitlets.link((self, "class_index"), (self._class_menu, "value"))
+        traitlets.link((self, "color_by"), (self._color_by_buttons, "value"))
+        traitlets.link((self.viewer, "colormap"), (self._colormap_menu, "value"))
+        traitlets.link((self.viewer, "heatmap_colormap"), (self._heatmap_colormap_menu, "value"))
+        traitlets.link((self.viewer, "heatmap_opacity"), (self._opacity_slider, "value"))
+
+    def _build_predictions(self, k: int) -> W.VBox:
+        a = self.analysis
+        kind = "sigmoid, multi-label" if a.multi_label else "softmax"
+        rows: list[W.Widget] = [W.Label(f"Top predictions ({kind})", style={"font_weight": "bold"})]
+        for name, p in a.top_labels(min(k, len(a.labels))):
+            rows.append(
+                W.HBox(
+                    [
+                        W.Label(name, tooltip=name, layout=W.Layout(width="170px")),
+                        W.FloatProgress(value=p, min=0.0, max=1.0, layout=W.Layout(width="130px")),
+                        W.Label(f"{p:.3f}", layout=W.Layout(width="52px")),
+                    ],
+                    layout=W.Layout(align_items="center"),
+                )
+            )
+        return W.VBox(rows, layout=W.Layout(margin="6px 0 0 0"))
+
+    # -- selection sync --------------------------------------------------------------------------
+
+    @traitlets.observe("selection")
+    def _on_selection(self, change: dict) -> None:
+        self._sync_selection(change["new"], "explorer")
+
+    def _on_viewer_selection(self, change: dict) -> None:
+        self._sync_selection(change["new"], "viewer")
+
+    def _on_plot_select(self, patches: list[int]) -> None:
+        self._sync_selection(patches, "plot")
+
+    def _sync_selection(self, patches: Sequence[int], origin: str) -> None:
+        """Bring every view to ``patches``; the views' own change events fired meanwhile are ignored."""
+        if self._syncing or not self._ready:
+            return
+        self._syncing = True
+        try:
+            if origin != "explorer" and set(patches) != set(self.selection):
+                self.selection = list(patches)
+            chosen = self.selection
+            if set(self.viewer.selected_patches) != set(chosen):
+                self.viewer.selected_patches = chosen
+            self._plot.select(chosen)
+            if self.overlay in overlays.USES_SELECTION:
+                self._refresh_overlay()
+            self._update_status()
+        finally:
+            self._syncing = False
+
+    # -- settings --------------------------------------------------------------------------------
+
+    @traitlets.observe("layer")
+    def _on_layer(self, change: dict) -> None:
+        if self._ready:
+            self._show_layer()
+            if self.overlay in overlays.USES_LAYER:
+                self._refresh_overlay()
+
+    @traitlets.observe("head")
+    def _on_head(self, change: dict) -> None:
+        if self._ready and self.overlay in overlays.USES_HEAD:
+            self._refresh_overlay()
+
+    @traitlets.observe("class_index")
+    def _on_class(self, change: dict) -> None:
+        if self._ready and self.overlay in overlays.USES_CLASS:
+            self._refresh_overlay()
+
+    @traitlets.observe("overlay")
+    def _on_overlay(self, change: dict) -> None:
+        if self._ready:
+            self._on_mode_change()
+
+    @traitlets.observe("color_by")
+    def _on_color_by(self, change: dict) -> None:
+        if self._ready:
+            self._plot.color_by(change["new"])
+
+    def _on_heatmap_colormap(self, change: dict) -> None:
+        self._plot.set_overlay(self._current.values, label=self._current.label or "overlay", colormap=change["new"])
+
+    def _on_mode_change(self) -> None:
+        mode = self.overlay
+        self._head_menu.disabled = mode not in overlays.USES_HEAD
+        self._class_menu.disabled = mode not in overlays.USES_CLASS
+        self._send_embeddings()
+        self._refresh_overlay()
+
+    def _show_layer(self) -> None:
+        """Project the current layer's embeddings (cached per layer) and refresh what depends on them."""
+        self._plot.set_embeddings(self.analysis.patch_embeddings(self.layer), layer=self.layer)
+        self._send_embeddings()
+        self._update_status()
+
+    def _send_embeddings(self) -> None:
+        """In similarity mode the browser needs the current layer's embeddings (sent once per layer)."""
+        hover = self.overlay == "similarity"
+        if hover and self._embeddings_layer != self.layer:
+            self.viewer.set_embeddings(self.analysis.patch_embeddings(self.layer), hover_mode="similarity")
+            self._embeddings_layer = self.layer
+        elif not hover and self._embeddings_layer is not None and self._embeddings_layer != self.layer:
+            self.viewer.set_embeddings(None, hover_mode="none")  # stale layer: drop it
+            self._embeddings_layer = None
+        self.viewer.hover_mode = "similarity" if hover else "none"
+
+    def _refresh_overlay(self) -> None:
+        """Compute the overlay for the current settings and show it in the viewer and the plot."""
+        try:
+            current = overlays.compute(
+                self.analysis, self.overlay, selection=self.selection, layer=self.layer, head=self.head,
+                class_index=self.class_index,
+            )
+        except (AudiovisError, ValueError, IndexError, RuntimeError) as exc:
+            log.warning("Explorer: cannot compute the %s overlay: %s", self.overlay, exc)
+            current = overlays.Overlay(None, f"{overlays.MODES[self.overlay]} unavailable: {exc}")
+        self._current = current
+        if current.values is None:
+            self.viewer.heatmap = None
+        else:
+            self.viewer.set_heatmap(current.values, label=current.label)
+        self._plot.set_overlay(current.values, label=current.label or "overlay")
+        self._update_status()
+
+    def _update_status(self) -> None:
+        sel = self.selection
+        if sel:
+            grid, spec = self.analysis.grid, self.analysis.spectrogram
+            boxes = [grid.bounds_hz_s(i, spec) for i in sel]
+            t0, t1 = min(b.time_start for b in boxes), max(b.time_end for b in boxes)
+            f0, f1 = min(b.freq_start for b in boxes), max(b.freq_end for b in boxes)
+            text = f"{len(sel)} patch{'es' if len(sel) > 1 else ''} selected: {t0:.2f}–{t1:.2f} s, {f0:,.0f}–{f1:,.0f} Hz"
+        else:
+            text = "No selection: click or shift-drag on the spectrogram, or tap / box / lasso points."
+        if self.overlay != "none" and self._current.values is None and self._current.label:
+            text += f" · {self._current.label}"
+        self._status.value = text
+
+    def __repr__(self) -> str:
+        return f"Explorer({self.analysis!r}, overlay={self.overlay!r}, layer={self.layer}, selection={self.selection})"
+
+
+def _window_audio(audio: Audio, spec: Spectrogram) -> Audio:
+    """``audio`` up to the end of what the spectrogram shows; sample 0 stays at 0 s, where the viewer's clock starts."""
+    return audio.segment(0.0, float(spec.frame_to_time(spec.num_frames)))
+
+
+_EXPLORER_OPTIONS = (
+    "overlay", "layer", "head", "class_index", "colormap", "heatmap_colormap", "opacity", "color_by", "top_k",
+    "height", "plot_size",
+)
+
+
+def explore(
+    audio: Audio | Spectrogram | Analysis | str | os.PathLike | np.ndarray | Any,
+    model: "SpectrogramModelMixin | None" = None,
+    **options: Any,
+) -> Explorer:
+    """Analyse ``audio`` with ``model`` (default: the shipped demo model) once and open an :class:`Explorer`.
+
+    ``audio`` is a path, an Audio, an array (pass ``sample_rate=``), a Spectrogram, or a ready Analysis
+    (then ``model`` is not used). Options: ``sample_rate`` and the Explorer's keyword arguments
+    (``overlay``, ``layer``, ``head``, ``class_index``, ``colormap``, ``heatmap_colormap``, ``opacity``,
+    ``color_by``, ``top_k``, ``height``, ``plot_size``). Audio longer than the model window is shown
+    from its first window (``model.analyze`` warns); pass ``audio.segment(start, end)`` for another one.
+    """
+    sample_rate = options.pop("sample_rate", None)
+    unknown = sorted(set(options) - set(_EXPLORER_OPTIONS))
+    if unknown:
+        raise TypeError(f"explore() got unknown option(s) {unknown}; options are sample_rate, {', '.join(_EXPLORER_OPTIONS)}")
+    if isinstance(audio, Analysis):
+        return Explorer(audio, **options)
+    if model is None:
+        from ..demo import load_demo_model
+
+        model = load_demo_model()
+    source = audio if isinstance(audio, (Audio, Spectrogram)) else load_audio(audio, sample_rate)
+    analysis = model.analyze(source)
+    return Explorer(analysis, audio=source if isinstance(source, Audio) else None, **options)

@@ -1,0 +1,450 @@
+"""SpectrogramViewer: a spectrogram with the model's patch grid on top, two-way with Python (anywidget).
+
+The browser side is js/src/viewer.ts, bundled into audiovis/static/viewer.js. Values travel as one
+binary buffer (uint8 codes with their value range, or float32); audio is fetched by the browser in
+binary PCM chunks over custom messages when playback first starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import anywidget
+import numpy as np
+import traitlets
+
+from ..audio import Audio
+from ..errors import AudiovisError, ConfigError
+from ..patches import PatchGrid
+from ..spectrogram import Spectrogram
+from .png import COLORMAPS, render_png
+from .serializers import array_serialization, finite_range, max_pool_frames, quantize_uint8
+from .tiles import TileServer, tile_server_for
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+BUNDLE = STATIC_DIR / "viewer.js"
+STYLES = STATIC_DIR / "viewer.css"
+
+#: Largest spectrogram payload (bytes) sent in one message; longer recordings are max-pooled in time.
+MAX_PAYLOAD_BYTES = 8_000_000
+#: Samples per audio chunk message (int16: 2 MiB).
+AUDIO_CHUNK_SAMPLES = 1 << 20
+#: Default colour range width for dB spectrograms.
+DB_RANGE = 80.0
+
+HOVER_MODES = ("none", "similarity")
+
+
+def default_value_range(spectrogram: Spectrogram) -> tuple[float, float]:
+    """Colour range from the data: min..max over the valid frames; dB spectrograms span at most 80 dB."""
+    values = spectrogram.numpy()
+    valid = values[:, : max(1, spectrogram.valid_frames)]
+    lo, hi = finite_range(valid)
+    if spectrogram.units == "dB":
+        lo = max(lo, hi - DB_RANGE)
+    return lo, hi
+
+
+def _patch_list(value: Any, grid: PatchGrid | None, name: str) -> list[int]:
+    """Sorted unique patch indices, or a TraitError naming the first bad entry."""
+    if value is None:
+        return []
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = [value]
+    items = np.asarray(list(value) if not isinstance(value, np.ndarray) else value).ravel()
+    if items.size == 0:
+        return []
+    if grid is None:
+        raise traitlets.TraitError(f"{name}: this viewer has no patch grid (pass grid=PatchGrid(...))")
+    out = set()
+    for v in items.tolist():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer():
+            raise traitlets.TraitError(f"{name}: patch indices must be integers, got {v!r}")
+        if not 0 <= int(v) < grid.num_patches:
+            raise traitlets.TraitError(f"{name}: patch {int(v)} outside 0..{grid.num_patches - 1}")
+        out.add(int(v))
+    return sorted(out)
+
+
+class SpectrogramViewer(anywidget.AnyWidget):
+    """A spectrogram in the notebook with the patch grid on top; selection, hover, heatmaps and playback.
+
+    ``selected_patches``, ``time_range`` and ``playhead`` are two-way; ``hovered_patch`` follows the
+    pointer. With ``grid=None`` it is a plain zoomable spectrogram viewer (no patch features).
+    """
+
+    _spectrogram = traitlets.Any().tag(sync=True, **array_serialization)
+    _meta = traitlets.Dict().tag(sync=True)
+    _grid = traitlets.Dict(None, allow_none=True).tag(sync=True)
+    _audio_info = traitlets.Dict(None, allow_none=True).tag(sync=True)
+    _tiles = traitlets.Dict(None, allow_none=True).tag(sync=True)
+
+    selected_patches = traitlets.List(traitlets.Int()).tag(sync=True)
+    hovered_patch = traitlets.Int(None, allow_none=True).tag(sync=True)
+    masked_patches = traitlets.List(traitlets.Int()).tag(sync=True)
+    heatmap = traitlets.Any(None, allow_none=True).tag(sync=True, **array_serialization)
+    heatmap_opacity = traitlets.Float(0.6, min=0.0, max=1.0).tag(sync=True)
+    heatmap_colormap = traitlets.Enum(COLORMAPS, default_value="viridis").tag(sync=True)
+    heatmap_range = traitlets.Tuple(traitlets.Float(), traitlets.Float(), default_value=None, allow_none=True).tag(sync=True)
+    heatmap_label = traitlets.Unicode("heatmap").tag(sync=True)
+    embeddings = traitlets.Any(None, allow_none=True).tag(sync=True, **array_serialization)
+    hover_mode = traitlets.Enum(HOVER_MODES, default_value="none").tag(sync=True)
+    colormap = traitlets.Enum(COLORMAPS, default_value="magma").tag(sync=True)
+    vmin = traitlets.Float(0.0).tag(sync=True)
+    vmax = traitlets.Float(1.0).tag(sync=True)
+    show_grid = traitlets.Bool(True).tag(sync=True)
+    time_range = traitlets.Tuple(traitlets.Float(), traitlets.Float()).tag(sync=True)
+    playhead = traitlets.Float(0.0).tag(sync=True)
+    height = traitlets.Int(320, min=80, max=4000).tag(sync=True)
+
+    def __init__(
+        self,
+        spectrogram: Spectrogram,
+        *,
+        grid: PatchGrid | None = None,
+        audio: Audio | None = None,
+        colormap: str = "magma",
+        vmin: float | None = None,
+        vmax: float | None = None,
+        height: int = 320,
+        precision: Literal["uint8", "float32"] = "uint8",
+        **kwargs: Any,
+    ) -> None:
+        _use_bundle(type(self))
+        if not isinstance(spectrogram, Spectrogram):
+            raise TypeError(f"SpectrogramViewer: spectrogram must be an audiovis Spectrogram, got {type(spectrogram).__name__}")
+        if grid is not None and not isinstance(grid, PatchGrid):
+            raise TypeError(f"SpectrogramViewer: grid must be a PatchGrid or None, got {type(grid).__name__}")
+        if grid is not None and tuple(grid.input_shape) != tuple(spectrogram.shape):
+            raise ConfigError(
+                f"SpectrogramViewer: grid input_shape {grid.input_shape} does not match the spectrogram's "
+                f"(bins, frames) {spectrogram.shape}"
+            )
+        if audio is not None and not isinstance(audio, Audio):
+            raise TypeError(f"SpectrogramViewer: audio must be an audiovis Audio or None, got {type(audio).__name__}")
+        if precision not in ("uint8", "float32"):
+            raise ConfigError(f"SpectrogramViewer: precision must be 'uint8' or 'float32', got {precision!r}")
+        self._spec = spectrogram
+        self._patch_grid = grid
+        self._pcm = None if audio is None else audio.to_mono().waveform[0].detach().cpu().numpy().astype(np.float32)
+        self._audio_rate = None if audio is None else audio.sample_rate
+        # Long spectrograms: a max-pooled overview first, full-resolution tiles on request (tiles.py).
+        self._tile_server = tile_server_for(spectrogram.numpy(), precision)
+        payload, meta = _encode_spectrogram(spectrogram, precision, self._tile_server)
+        lo, hi = default_value_range(spectrogram)
+        t_end = float(spectrogram.frame_to_time(spectrogram.num_frames))
+        super().__init__(
+            _spectrogram=payload,
+            _meta=meta,
+            _grid=None if grid is None else grid.to_dict(),
+            _audio_info=None if audio is None else self._audio_info_dict(),
+            _tiles=None if self._tile_server is None else self._tile_server.spec(),
+            colormap=colormap,
+            vmin=lo if vmin is None else vmin,
+            vmax=hi if vmax is None else vmax,
+            height=height,
+            time_range=(spectrogram.time_offset, t_end),
+            **kwargs,
+        )
+        self.on_msg(self._on_message)
+
+    # ---- read-only views of what is shown ----
+
+    @property
+    def spectrogram(self) -> Spectrogram:
+        return self._spec
+
+    @property
+    def grid(self) -> PatchGrid | None:
+        return self._patch_grid
+
+    @property
+    def full_time_range(self) -> tuple[float, float]:
+        """Seconds from the left edge of the first frame to the right edge of the last."""
+        s = self._spec
+        return float(s.time_offset), float(s.frame_to_time(s.num_frames))
+
+    # ---- methods ----
+
+    def select(self, patches: int | Iterable[int]) -> None:
+        """Replace the selection with ``patches`` (token indices)."""
+        self.selected_patches = _patch_list(patches, self._patch_grid, "select")
+
+    def clear_selection(self) -> None:
+        self.selected_patches = []
+
+    def set_heatmap(
+        self,
+        values: Any,
+        *,
+        colormap: str | None = None,
+        opacity: float | None = None,
+        vmin: float | None = None,
+        vmax: float | None = None,
+        label: str | None = None,
+    ) -> None:
+        """Show one value per patch (``[num_patches]`` or ``[rows, cols]``); ``None`` hides the heatmap.
+
+        ``vmin``/``vmax`` fix the colour range (default: the values' min..max).
+        """
+        if (vmin is None) != (vmax is None):
+            raise ValueError("set_heatmap: give both vmin and vmax, or neither")
+        with self.hold_trait_notifications():
+            self.heatmap = values
+            if colormap is not None:
+                self.heatmap_colormap = colormap
+            if opacity is not None:
+                self.heatmap_opacity = opacity
+            self.heatmap_range = None if vmin is None else (float(vmin), float(vmax))  # type: ignore[arg-type]
+            if label is not None:
+                self.heatmap_label = label
+
+    def set_embeddings(self, embeddings: Any, *, hover_mode: str = "similarity") -> None:
+        """Send per-patch embeddings ``[num_patches, dim]`` once (as float16); in "similarity" hover mode
+        the browser colours every patch by its cosine similarity to the hovered one."""
+        with self.hold_trait_notifications():
+            self.embeddings = embeddings
+            self.hover_mode = hover_mode
+
+    def to_png(self, path: str | Path | None = None, *, width: int = 800) -> bytes:
+        """A PNG of the current view (time_range, colormap, overlay) rendered in Python; written to ``path`` if given."""
+        data = render_png(self, width=width)
+        if path is not None:
+            Path(path).write_bytes(data)
+        return data
+
+    # ---- validation (Python side: errors; browser side: see set_state) ----
+
+    @traitlets.validate("selected_patches", "masked_patches")
+    def _check_patches(self, proposal: dict) -> list[int]:
+        return _patch_list(proposal["value"], self._patch_grid, proposal["trait"].name)
+
+    @traitlets.validate("hovered_patch")
+    def _check_hovered(self, proposal: dict) -> int | None:
+        value = proposal["value"]
+        if value is None:
+            return None
+        return _patch_list([value], self._patch_grid, "hovered_patch")[0]
+
+    @traitlets.validate("heatmap")
+    def _check_heatmap(self, proposal: dict) -> np.ndarray | None:
+        value = proposal["value"]
+        if value is None:
+            return None
+        grid = self._patch_grid
+        if grid is None:
+            raise traitlets.TraitError("heatmap: this viewer has no patch grid (pass grid=PatchGrid(...))")
+        arr = _as_numpy(value, "heatmap").astype(np.float32)
+        if arr.shape not in ((grid.num_patches,), grid.grid_shape):
+            raise traitlets.TraitError(
+                f"heatmap: expected {grid.num_patches} values or shape {grid.grid_shape}, got shape {arr.shape}"
+            )
+        return np.ascontiguousarray(arr.reshape(-1))
+
+    @traitlets.validate("embeddings")
+    def _check_embeddings(self, proposal: dict) -> np.ndarray | None:
+        value = proposal["value"]
+        if value is None:
+            return None
+        grid = self._patch_grid
+        if grid is None:
+            raise traitlets.TraitError("embeddings: this viewer has no patch grid (pass grid=PatchGrid(...))")
+        arr = _as_numpy(value, "embeddings")
+        if arr.ndim != 2 or arr.shape[0] != grid.num_patches:
+            raise traitlets.TraitError(f"embeddings: expected shape ({grid.num_patches}, dim), got {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise traitlets.TraitError("embeddings: values must be finite")
+        return np.ascontiguousarray(arr.astype(np.float16))
+
+    @traitlets.validate("heatmap_range")
+    def _check_heatmap_range(self, proposal: dict) -> tuple[float, float] | None:
+        value = proposal["value"]
+        if value is None:
+            return None
+        lo, hi = value
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise traitlets.TraitError(f"heatmap_range: need finite lo < hi, got {value!r}")
+        return (lo, hi)
+
+    @traitlets.validate("vmin", "vmax")
+    def _check_value_limit(self, proposal: dict) -> float:
+        value = float(proposal["value"])
+        name = proposal["trait"].name
+        if not math.isfinite(value):
+            raise traitlets.TraitError(f"{name} must be finite, got {value!r}")
+        other = self.vmax if name == "vmin" else self.vmin
+        lo, hi = (value, other) if name == "vmin" else (other, value)
+        if lo >= hi:
+            raise traitlets.TraitError(
+                f"{name}={value!r} leaves vmin >= vmax ({lo!r} >= {hi!r}); to change both at once use "
+                "`with viewer.hold_trait_notifications(): viewer.vmin, viewer.vmax = lo, hi`"
+            )
+        return value
+
+    @traitlets.validate("time_range")
+    def _check_time_range(self, proposal: dict) -> tuple[float, float]:
+        t0, t1 = (float(v) for v in proposal["value"])
+        if not (math.isfinite(t0) and math.isfinite(t1) and t0 < t1):
+            raise traitlets.TraitError(f"time_range: need finite start < end seconds, got {proposal['value']!r}")
+        lo, hi = self.full_time_range
+        t0, t1 = max(t0, lo), min(t1, hi)
+        if t0 >= t1:
+            raise traitlets.TraitError(f"time_range {proposal['value']!r} lies outside the clip ({lo:.3f}..{hi:.3f} s)")
+        return (t0, t1)
+
+    @traitlets.validate("playhead")
+    def _check_playhead(self, proposal: dict) -> float:
+        t = float(proposal["value"])
+        end = self._duration()
+        if not (math.isfinite(t) and 0.0 <= t <= end + 1e-9):
+            raise traitlets.TraitError(f"playhead must be within 0..{end:.3f} s, got {t!r}")
+        return min(t, end)
+
+    def _duration(self) -> float:
+        if self._pcm is not None and self._audio_rate:
+            return len(self._pcm) / self._audio_rate
+        return self.full_time_range[1]
+
+    # ---- messages from the browser ----
+
+    def set_state(self, sync_data: dict) -> None:
+        """State from the browser: each key applied on its own; odd values are ignored with a warning."""
+        for key, value in sync_data.items():
+            try:
+                value = self._from_browser(key, value)
+                super().set_state({key: value})
+            except (traitlets.TraitError, ValueError, TypeError) as exc:
+                log.warning("SpectrogramViewer: ignoring %s=%r from the browser: %s", key, _short(value), exc)
+
+    def _from_browser(self, key: str, value: Any) -> Any:
+        grid = self._patch_grid
+        if key in ("selected_patches", "masked_patches"):
+            if not isinstance(value, list):
+                raise TypeError(f"expected a list, got {type(value).__name__}")
+            keep, dropped = [], []
+            for v in value:
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer()
+                ok = ok and grid is not None and 0 <= int(v) < grid.num_patches
+                (keep if ok else dropped).append(int(v) if ok else v)
+            if dropped:
+                log.warning("SpectrogramViewer: ignoring %s entries from the browser outside the grid: %s", key, _short(dropped))
+            return keep
+        if key == "time_range":
+            t0, t1 = (float(v) for v in value)
+            lo, hi = self.full_time_range
+            return (max(lo, min(t0, hi)), max(lo, min(t1, hi)))
+        if key == "playhead":
+            return min(max(0.0, float(value)), self._duration())
+        return value
+
+    def _on_message(self, widget: Any, content: Any, buffers: list) -> None:
+        """Requests from the browser carry an id; every one is answered, errors as ``{"error": ...}``."""
+        request_id = content.get("id") if isinstance(content, dict) else None
+        try:
+            if not isinstance(content, dict) or not isinstance(request_id, int):
+                raise ValueError(f"a request must be a dict with an integer id, got {_short(content)!r}")
+            kind = content.get("type")
+            if kind == "audio":
+                reply, out = self._audio_chunk(content.get("chunk"))
+            elif kind == "tile" and self._tile_server is not None:
+                reply, out = self._tile_server.handle(content)
+            else:
+                raise ValueError(f"unknown request type {kind!r}")
+            self.send({"id": request_id, "type": kind, **reply}, out)
+        except Exception as exc:  # the kernel must never raise because of a browser message
+            log.warning("SpectrogramViewer: bad request from the browser: %s", exc)
+            self.send({"id": request_id, "error": str(exc)})
+
+    def _audio_info_dict(self) -> dict:
+        n = len(self._pcm)
+        return {
+            "sample_rate": int(self._audio_rate),
+            "num_samples": int(n),
+            "duration": n / self._audio_rate,
+            "dtype": self._pcm_dtype(),
+            "chunks": max(1, math.ceil(n / AUDIO_CHUNK_SAMPLES)),
+        }
+
+    def _pcm_dtype(self) -> str:
+        """int16 when the samples fit [-1, 1] (half the bytes), else float32 so nothing clips."""
+        peak = float(np.max(np.abs(self._pcm))) if len(self._pcm) else 0.0
+        return "int16" if peak <= 1.0 else "float32"
+
+    def _audio_chunk(self, chunk: Any) -> tuple[dict, list]:
+        if self._pcm is None:
+            raise ValueError("this viewer has no audio")
+        info = self._audio_info_dict()
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or not 0 <= chunk < info["chunks"]:
+            raise ValueError(f"audio chunk must be an integer in 0..{info['chunks'] - 1}, got {chunk!r}")
+        part = self._pcm[chunk * AUDIO_CHUNK_SAMPLES : (chunk + 1) * AUDIO_CHUNK_SAMPLES]
+        if info["dtype"] == "int16":
+            part = np.clip(np.rint(part * 32767.0), -32768, 32767).astype("<i2")
+        else:
+            part = part.astype("<f4")
+        return {"chunk": chunk, "chunks": info["chunks"], "dtype": info["dtype"], "shape": [len(part)]}, [memoryview(part.tobytes())]
+
+
+def _encode_spectrogram(spec: Spectrogram, precision: str, tiles: TileServer | None = None) -> tuple[np.ndarray, dict]:
+    """Payload array ([bins, columns], uint8 codes or float32) and the metadata the browser needs."""
+    if tiles is not None:
+        payload, factor, value_range = tiles.overview(), tiles.frames_per_column, tiles.value_range
+    else:
+        values = spec.numpy().astype(np.float32)
+        itemsize = 1 if precision == "uint8" else 4
+        factor = max(1, math.ceil(values.size * itemsize / MAX_PAYLOAD_BYTES))
+        pooled = max_pool_frames(values, factor)
+        if precision == "uint8":
+            payload, value_range = quantize_uint8(pooled)
+        else:
+            payload, value_range = np.ascontiguousarray(pooled), finite_range(pooled)
+    meta = {
+        "n_bins": spec.num_bins,
+        "n_frames": spec.num_frames,
+        "frames_per_column": factor,
+        "value_range": list(value_range),
+        "time_offset": float(spec.time_offset),
+        "hop_seconds": float(spec.hop_seconds),
+        "frequency_edges": [float(f) for f in spec.frequency_edges],
+        "scale": spec.scale,
+        "units": spec.units,
+        "valid_frames": int(spec.valid_frames),
+    }
+    return payload, meta
+
+
+def _as_numpy(value: Any, name: str) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise traitlets.TraitError(f"{name}: expected numbers, got {type(value).__name__}: {exc}") from None
+    return arr
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _use_bundle(cls: type) -> None:
+    """Point ``_esm``/``_css`` at the built bundle (with anywidget's hot reload under ANYWIDGET_HMR=1)."""
+    if isinstance(cls.__dict__.get("_esm"), str) or "_esm_ready" in cls.__dict__:
+        return
+    if not BUNDLE.is_file():
+        raise AudiovisError(
+            f"the viewer's front end is not built ({BUNDLE} is missing); run `npm install && npm run build` in js/ "
+            "or reinstall audiovis"
+        )
+    from anywidget._util import try_file_contents
+
+    cls._esm = try_file_contents(BUNDLE)
+    if STYLES.is_file():
+        cls._css = try_file_contents(STYLES)
+    cls._esm_ready = True

@@ -1,0 +1,149 @@
+"""Analysis API on a small random AST: layers, labels, maps, caching and sliding windows."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import audiovis as av
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    config = av.ASTConfig(
+        hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
+        num_mel_bins=32, max_length=100, num_labels=5, labels=list("abcde"),
+    )
+    m = av.ASTModel(config).eval()
+    with torch.no_grad():
+        m.pos_embed.normal_(std=0.5)
+        m.head.weight.normal_()
+    return m
+
+
+def sound(seconds: float, seed: int = 0) -> av.Audio:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    wav = 0.3 * np.sin(2 * np.pi * 700 * t * (1 + t)) + 0.05 * rng.standard_normal(t.size)
+    return av.load_audio(wav.astype(np.float32), SR)
+
+
+@pytest.fixture(scope="module")
+def result(model):
+    return model.analyze(sound(0.9))
+
+
+def test_layers_count_like_python_indices(model, result):
+    assert result.num_layers == 3 and result.num_heads == 4 and result.hidden_states.shape == (4, 2 + 27, 32)
+    np.testing.assert_array_equal(result.patch_embeddings(-1), result.patch_embeddings(2))
+    np.testing.assert_array_equal(result.patch_embeddings(-3, norm=False), result.hidden_states[1][2:])
+    with torch.no_grad():
+        normed = model.norm(torch.from_numpy(result.hidden_states[3].copy())).numpy()
+    np.testing.assert_allclose(result.tokens(-1), normed, atol=1e-6)
+    np.testing.assert_array_equal(result.patch_embeddings(0), result.hidden_states[1][2:])
+    with pytest.raises(IndexError, match="-3..2"):
+        result.patch_embeddings(3)
+    with pytest.raises(TypeError):
+        result.attention(1.5)
+    with pytest.raises(ValueError):
+        result.patch_embeddings(-1)[0, 0] = 1.0  # cached arrays are read-only
+
+
+def test_labels_and_probabilities(model, result):
+    probs = result.probabilities
+    np.testing.assert_allclose(probs, 1 / (1 + np.exp(-result.logits.astype(np.float64))), atol=1e-6)
+    top = result.top_labels(3)
+    assert [name for name, _ in top] == [model.labels[i] for i in np.argsort(-probs)[:3]]
+    assert [p for _, p in top] == sorted((p for _, p in top), reverse=True)
+    with pytest.raises(ValueError):
+        result.top_labels(0)
+    single = av.ASTModel(model.config.replace(multi_label=False))
+    single.load_state_dict(model.state_dict())
+    probs = single.analyze(sound(0.9)).probabilities
+    np.testing.assert_allclose(probs.sum(), 1.0, atol=1e-6)
+    np.testing.assert_allclose(probs, torch.softmax(torch.from_numpy(result.logits.copy()), -1).numpy(), atol=1e-6)
+
+
+def test_maps_are_per_patch_in_token_order(result):
+    n = result.num_patches
+    sim = result.similarity([5])
+    assert sim.shape == (n,) and sim.dtype == np.float32
+    assert sim[5] == pytest.approx(1.0, abs=1e-6)
+    assert np.all(sim <= 1 + 1e-6)
+    rows = result.attention(1)[:, [2 + 4, 2 + 9], :].mean(axis=(0, 1))[2:]
+    np.testing.assert_allclose(result.attention_from([4, 9], layer=1), rows, atol=1e-7)
+    np.testing.assert_allclose(result.attention_from(4, layer=1, head=2), result.attention(1, head=2)[6, 2:], atol=1e-7)
+    assert result.rollout().shape == (n,) and result.saliency().shape == (n,)
+    assert result.clip_embedding().shape == (result.dim,)
+    for bad in ([n], [-1]):
+        with pytest.raises(IndexError):
+            result.similarity(bad)
+    with pytest.raises(ValueError):
+        result.similarity([])
+    with pytest.raises(IndexError):
+        result.attention(0, head=4)
+    with pytest.raises(KeyError):
+        result.saliency("no such class")
+
+
+def test_saliency_defaults_to_the_top_class_and_accepts_names(result):
+    top = int(np.argmax(result.logits))
+    np.testing.assert_array_equal(result.saliency(), result.saliency(top))
+    np.testing.assert_array_equal(result.saliency(result.labels[top]), result.saliency(top))
+    assert not np.array_equal(result.saliency(0), result.saliency(1))
+
+
+def test_eager_and_lazy_attention_agree_and_mode_is_restored(model):
+    model.train()
+    try:
+        eager = model.analyze(sound(0.9), attention=True)
+        assert model.training
+    finally:
+        model.eval()
+    lazy = model.analyze(sound(0.9))
+    for layer in range(3):
+        np.testing.assert_allclose(eager.attention(layer), lazy.attention(layer), atol=1e-6)
+    np.testing.assert_allclose(eager.rollout(), lazy.rollout(), atol=1e-6)
+    np.testing.assert_allclose(eager.logits, lazy.logits, atol=1e-5)
+
+
+def test_inputs_path_array_and_spectrogram(model, result, tmp_path):
+    audio = sound(0.9)
+    path = tmp_path / "clip.wav"
+    sf.write(path, audio.numpy()[0], SR, subtype="FLOAT")
+    from_path = model.analyze(path)
+    from_array = model.analyze(audio.numpy()[0], sample_rate=SR)
+    from_spec = model.analyze(model.frontend(audio))
+    for other in (from_path, from_array, from_spec):
+        np.testing.assert_allclose(other.logits, result.logits, atol=1e-5)
+    with pytest.raises(ValueError, match="32"):
+        model.analyze(av.KaldiFbank(num_mel_bins=40, target_frames=100)(audio))
+
+
+def test_long_audio_warns_and_windows_cover_the_clip(model):
+    audio = sound(2.5, seed=3)
+    with pytest.warns(UserWarning, match="analyze_windows"):
+        first = model.analyze(audio)
+    windows = model.analyze_windows(audio)
+    span = model.window_seconds
+    assert span == pytest.approx(1.0)
+    assert [w.offset for w in windows] == pytest.approx([0.0, 1.0, 2.0])
+    np.testing.assert_allclose(windows[0].logits, first.logits, atol=1e-6)
+    for w in windows:
+        alone = model.analyze(audio.segment(w.offset, w.offset + span + 0.015))
+        np.testing.assert_allclose(w.logits, alone.logits, atol=1e-5)
+        assert w.spectrogram.times[0] == pytest.approx(w.offset + 0.0125)
+    overlapping = model.analyze_windows(audio, hop=0.5)
+    assert [w.offset for w in overlapping] == pytest.approx([0.0, 0.5, 1.0, 1.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.analyze(sound(1.0))  # exactly one window: no warning
+    with pytest.raises(ValueError, match="hop"):
+        model.analyze_windows(audio, hop=0)

@@ -1,0 +1,225 @@
+"""Token pruning and stride conversion, checked against direct computations and a masked-attention reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import audiovis as av
+from audiovis.models.pruning import (
+    PrunedModel,
+    adapt_pos_embed_to_stride,
+    convert_stride,
+    forward_pruned,
+    num_kept,
+    patch_energy,
+)
+
+from .frozen_models import tiny_ast, tone
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_ast(seed=3)
+
+
+@pytest.fixture(scope="module")
+def inputs(model):
+    """Two model-input spectrograms: a low tone in noise, and a high tone with a second partial."""
+    a = tone(300.0, noise=0.02, seed=1)
+    b = tone(2500.0, noise=0.02, seed=2) + tone(5000.0, amp=0.1)
+    return torch.stack([model.spectrogram(av.load_audio(w, 16000)).values for w in (a, b)])
+
+
+def energy_reference(x: torch.Tensor, grid: av.PatchGrid) -> np.ndarray:
+    """Mean of each patch footprint, one patch at a time."""
+    values = x.numpy().astype(np.float64)
+    out = np.zeros((values.shape[0], grid.num_patches))
+    for i in range(grid.num_patches):
+        b = grid.bounds(i)
+        out[:, i] = values[:, int(b.freq_start):int(b.freq_end), int(b.time_start):int(b.time_end)].mean(axis=(1, 2))
+    return out
+
+
+def attention_reference(model, x: torch.Tensor, block: int) -> np.ndarray:
+    """What the prefix tokens pay each patch in ``block``, read from timm's own (non-fused) softmax."""
+    captured = []
+    attn = model.blocks[block].attn
+    hook = attn.attn_drop.register_forward_hook(lambda mod, inp, out: captured.append(inp[0].detach()))
+    fused = attn.fused_attn
+    attn.fused_attn = False
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        attn.fused_attn = fused
+        hook.remove()
+    probs = captured[0].double()  # [B, heads, T, T]
+    return probs[:, :, :2, 2:].mean(dim=(1, 2)).numpy()
+
+
+def assert_top_k(kept: torch.Tensor, scores: np.ndarray, k: int, slack: float = 0.0) -> None:
+    for row, score in zip(kept.numpy(), scores):
+        assert len(row) == k and len(set(row.tolist())) == k
+        assert np.all(np.diff(row) > 0), "kept indices come in token order"
+        dropped = np.setdiff1d(np.arange(score.size), row)
+        assert score[row].min() >= score[dropped].max() - slack
+
+
+def test_patch_energy_is_the_footprint_mean(model):
+    x = torch.randn(2, *model.input_shape)
+    np.testing.assert_allclose(patch_energy(x, model.grid).numpy(), energy_reference(x, model.grid), atol=1e-5)
+
+
+@pytest.mark.parametrize("keep_ratio", [0.25, 0.5, 0.8])
+def test_energy_keeps_the_top_k_patches(model, inputs, keep_ratio):
+    k = num_kept(model.grid.num_patches, keep_ratio)
+    with torch.no_grad():
+        out = forward_pruned(model, inputs, keep_ratio=keep_ratio, keep_by="energy")
+    assert out.kept.shape == (2, k) and out.tokens.shape[1] == 2 + k
+    assert_top_k(out.kept, energy_reference(inputs, model.grid), k)
+    assert not torch.equal(out.kept[0], out.kept[1]), "each clip keeps its own patches"
+
+
+@pytest.mark.parametrize("prune_layer", [1, 2])
+def test_attention_keeps_the_top_k_patches(model, inputs, prune_layer):
+    k = num_kept(model.grid.num_patches, 0.4)
+    with torch.no_grad():
+        out = forward_pruned(model, inputs, keep_ratio=0.4, keep_by="attention", prune_layer=prune_layer)
+    assert out.prune_layer == prune_layer
+    assert_top_k(out.kept, attention_reference(model, inputs, prune_layer - 1), k, slack=1e-7)
+
+
+@pytest.mark.parametrize("keep_by", ["energy", "attention"])
+def test_keep_ratio_one_is_the_unpruned_model_exactly(model, inputs, keep_by):
+    with torch.no_grad():
+        full_tokens = model.forward_features(inputs)
+        out = forward_pruned(model, inputs, keep_ratio=1.0, keep_by=keep_by)
+    assert torch.equal(out.tokens, full_tokens)
+    assert torch.equal(out.logits, model.forward_head(full_tokens))
+    assert torch.equal(out.kept, torch.arange(model.grid.num_patches).expand(2, -1))
+
+
+def masked_reference(model, x: torch.Tensor, kept: torch.Tensor, prune_layer: int, positions: str = "own") -> torch.Tensor:
+    """Every token runs every block, but from ``prune_layer`` on no token may attend to a dropped patch.
+
+    Returns the final (normed) prefix + kept tokens. ``positions="first_k"`` gives the dropped patches'
+    slots away: the kept patches get the position embeddings of the first k patches (a wrong pruning).
+    """
+    batch, k = kept.shape
+    p = model.num_prefix_tokens
+    patches = model.embed_patches(x)
+    if positions == "first_k":
+        tokens = torch.cat([model.cls_token.expand(batch, -1, -1), model.dist_token.expand(batch, -1, -1)], 1)
+        gathered = torch.gather(patches, 1, kept[..., None].expand(-1, -1, patches.shape[-1]))
+        return model.norm(model.run_blocks(torch.cat([tokens, gathered], 1) + model.pos_embed[:, : p + k]))
+    tokens = model.add_positions(patches)
+    allowed = torch.zeros(batch, tokens.shape[1], dtype=torch.bool)
+    allowed[:, :p] = True
+    allowed[torch.arange(batch)[:, None], kept + p] = True
+    mask = torch.zeros(batch, 1, 1, tokens.shape[1]).masked_fill(~allowed[:, None, None, :], float("-inf"))
+    for i, block in enumerate(model.blocks):
+        tokens = block(tokens, attn_mask=mask) if i >= prune_layer else block(tokens)
+    tokens = model.norm(tokens)
+    keep_rows = torch.cat([torch.arange(p).expand(batch, -1), kept + p], 1)
+    return torch.gather(tokens, 1, keep_rows[..., None].expand(-1, -1, tokens.shape[-1]))
+
+
+@pytest.mark.parametrize("keep_by,prune_layer", [("energy", 0), ("energy", 1), ("attention", 1), ("attention", 3)])
+def test_pruned_tokens_keep_their_position_embeddings(model, inputs, keep_by, prune_layer):
+    with torch.no_grad():
+        out = forward_pruned(model, inputs, keep_ratio=0.5, keep_by=keep_by, prune_layer=prune_layer)
+        reference = masked_reference(model, inputs, out.kept, prune_layer)
+        wrong = masked_reference(model, inputs, out.kept, prune_layer, positions="first_k")
+    torch.testing.assert_close(out.tokens, reference, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(out.logits, model.forward_head(reference), atol=2e-5, rtol=1e-4)
+    if prune_layer == 0:
+        assert (out.tokens - wrong).abs().max() > 1e-2, "the reference tells right positions from wrong ones"
+
+
+def test_batch_items_are_pruned_independently(model, inputs):
+    with torch.no_grad():
+        both = forward_pruned(model, inputs, keep_ratio=0.3, keep_by="attention")
+        single = [forward_pruned(model, inputs[i:i + 1], keep_ratio=0.3, keep_by="attention") for i in range(2)]
+    for i, one in enumerate(single):
+        assert torch.equal(both.kept[i], one.kept[0])
+        torch.testing.assert_close(both.logits[i], one.logits[0], atol=1e-5, rtol=1e-5)
+
+
+def test_pruned_model_module(model, inputs):
+    pruned = PrunedModel(model, 0.5, keep_by="energy")
+    assert pruned.num_tokens == num_kept(model.grid.num_patches, 0.5) == round(0.5 * model.grid.num_patches)
+    with torch.no_grad():
+        expected = forward_pruned(model, inputs, keep_ratio=0.5).logits
+        assert torch.equal(pruned(inputs), expected)
+    assert "keep_ratio=0.5" in repr(pruned)
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -0.5, 1.5, float("nan"), "half", True])
+def test_bad_keep_ratio(model, inputs, bad):
+    with pytest.raises(ValueError, match="keep_ratio"):
+        forward_pruned(model, inputs, keep_ratio=bad)
+
+
+def test_bad_keep_by_and_prune_layer(model, inputs):
+    with pytest.raises(ValueError, match="keep_by"):
+        forward_pruned(model, inputs, keep_ratio=0.5, keep_by="loudness")
+    with pytest.raises(ValueError, match=r"prune_layer must be in \[1, 3\]"):
+        forward_pruned(model, inputs, keep_ratio=0.5, keep_by="attention", prune_layer=0)
+    with pytest.raises(ValueError, match=r"prune_layer must be in \[0, 3\]"):
+        forward_pruned(model, inputs, keep_ratio=0.5, prune_layer=4)
+    with pytest.raises(ValueError, match="model input must be"):
+        forward_pruned(model, inputs[:, :10], keep_ratio=0.5)
+
+
+def bilinear(grid: np.ndarray, u: float, v: float) -> np.ndarray:
+    """``grid[u, v]`` at a fractional position, clamped to the grid."""
+    u = min(max(u, 0.0), grid.shape[0] - 1)
+    v = min(max(v, 0.0), grid.shape[1] - 1)
+    u0, v0 = int(np.floor(u)), int(np.floor(v))
+    u1, v1 = min(u0 + 1, grid.shape[0] - 1), min(v0 + 1, grid.shape[1] - 1)
+    a, b = u - u0, v - v0
+    return (1 - a) * (1 - b) * grid[u0, v0] + (1 - a) * b * grid[u0, v1] + a * (1 - b) * grid[u1, v0] + a * b * grid[u1, v1]
+
+
+def test_stride_16_conversion_of_an_ast_base_grid():
+    base = tiny_ast(seed=5, num_mel_bins=128, max_length=1024, num_hidden_layers=1, num_labels=3)
+    assert base.grid.grid_shape == (12, 101)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    coarse = convert_stride(base, 16)
+
+    assert coarse.config.frequency_stride == coarse.config.time_stride == 16
+    assert coarse.grid == av.PatchGrid((128, 1024), (16, 16), (16, 16))
+    assert coarse.grid.grid_shape == (8, 64) and coarse.grid.num_patches == 512
+    assert coarse.patch_embed.proj.stride == (16, 16)
+    new_state = coarse.state_dict()
+    assert new_state.keys() == before.keys()
+    for name, value in before.items():
+        if name == "pos_embed":
+            assert tuple(new_state[name].shape) == (1, 2 + 512, 48)
+        else:
+            assert new_state[name].shape == value.shape and torch.equal(new_state[name], value), name
+    assert all(torch.equal(v, base.state_dict()[k]) for k, v in before.items()), "the source model is unchanged"
+
+    old = before["pos_embed"][0, 2:].reshape(12, 101, -1).double().numpy()
+    new = new_state["pos_embed"][0, 2:].reshape(8, 64, -1).double().numpy()
+    torch.testing.assert_close(new_state["pos_embed"][:, :2], before["pos_embed"][:, :2])
+    np.testing.assert_array_equal(new[5, 5], old[8, 8].astype(np.float32))  # both patches start at bin 80, frame 80
+    for r, c in [(0, 0), (1, 1), (3, 17), (7, 63), (6, 40)]:
+        np.testing.assert_allclose(new[r, c], bilinear(old, 1.6 * r, 1.6 * c), atol=1e-6)
+
+    x = torch.randn(2, 128, 1024)
+    with torch.no_grad():
+        assert coarse(x).shape == (2, 3)
+        assert coarse.forward_features(x).shape == (2, 514, 48)
+
+
+def test_stride_conversion_errors():
+    model = tiny_ast()
+    with pytest.raises(av.ConfigError, match="stride"):
+        convert_stride(model, 0)
+    with pytest.raises(av.ConfigError, match="input"):
+        adapt_pos_embed_to_stride(model.pos_embed, model.grid, av.PatchGrid((64, 100), 16, 16), 2)
+    with pytest.raises(av.ConfigError, match="does not fit"):
+        adapt_pos_embed_to_stride(model.pos_embed[:, :-1], model.grid, av.PatchGrid((64, 200), 16, 16), 2)
