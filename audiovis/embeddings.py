@@ -69,20 +69,21 @@ def layer_tokens(model: "SpectrogramModelMixin", x: torch.Tensor, layers: Sequen
     return {ly: model.backbone.norm(states[ly]) if ly == last else states[ly] for ly in layers}
 
 
-def _items(sources) -> tuple[int, Iterable]:
+def iter_sources(sources, what: str = "extract_embeddings") -> tuple[int, Iterable]:
+    """``(count, items)`` of a list of sources or a Dataset (items are read one at a time)."""
     from torch.utils.data import Dataset
 
     if isinstance(sources, (str, os.PathLike, Audio, Spectrogram)):
-        raise TypeError("extract_embeddings takes a list of sources or a Dataset; wrap one source in a list")
+        raise TypeError(f"{what} takes a list of sources or a Dataset; wrap one source in a list")
     if isinstance(sources, np.ndarray) or isinstance(sources, torch.Tensor):
-        raise TypeError("extract_embeddings takes a list of sources; pass a list of waveforms, not one array")
+        raise TypeError(f"{what} takes a list of sources; pass a list of waveforms, not one array")
     if isinstance(sources, Dataset) and not isinstance(sources, Sequence):
         return len(sources), (sources[i] for i in range(len(sources)))  # type: ignore[arg-type]
     sources = list(sources)
     return len(sources), iter(sources)
 
 
-def _as_input(item, sample_rate: int | None, position: int) -> tuple[str, Source]:
+def read_source(item, sample_rate: int | None, position: int) -> tuple[str, Source]:
     """``(content key, something model.spectrogram reads)`` for one source or dataset item."""
     if hasattr(item, "audio") and isinstance(item.audio, Audio):
         item = item.audio
@@ -130,7 +131,7 @@ def extract_embeddings(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     layers = resolve_layers(layer, model.num_layers)
     unique_layers = sorted(set(layers))
-    total, items = _items(sources)
+    total, items = iter_sources(sources)
 
     caches: dict[int, EmbeddingCache] = {}
     if cache_dir is not None:
@@ -160,7 +161,7 @@ def extract_embeddings(
 
     with tqdm(total=total, desc="embeddings", unit="clip", disable=not progress) as bar, inference(model):
         for position, item in enumerate(items):
-            content, src = _as_input(item, sample_rate, position)
+            content, src = read_source(item, sample_rate, position)
             cached = {ly: caches[ly].get(content) for ly in unique_layers} if caches else {}
             if caches and all(v is not None for v in cached.values()):
                 for ly, value in cached.items():

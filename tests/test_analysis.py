@@ -41,7 +41,7 @@ def result(model):
 
 
 def test_layers_count_like_python_indices(model, result):
-    assert result.num_layers == 3 and result.num_heads == 4 and result.hidden_states.shape == (4, 2 + 27, 32)
+    assert result.num_layers == 3 and result.num_heads == 4 and result.hidden_states.shape == (4, 2 + 2 * 9, 32)
     np.testing.assert_array_equal(result.patch_embeddings(-1), result.patch_embeddings(2))
     np.testing.assert_array_equal(result.patch_embeddings(-3, norm=False), result.hidden_states[1][2:])
     with torch.no_grad():

@@ -116,3 +116,60 @@ def test_server_holds_a_view_not_a_copy():
     values = np.zeros((8, 50_000), dtype=np.float32)
     server = TileServer(values, (0.0, 1.0))
     assert np.shares_memory(server.values, values)
+
+
+# ---- through the viewer: what a browser sees --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def long_viewer():
+    from audiovis.widgets.viewer import SpectrogramViewer
+
+    sr = 16000
+    spec = av.MelSpectrogram(sample_rate=sr, n_fft=1024, hop_length=160)(av.load_audio(_click_recording(2, 61.0), sr))
+    viewer = SpectrogramViewer(spec)
+    sent: list[tuple[dict, list]] = []
+    viewer.send = lambda content, buffers=None: sent.append((content, buffers or []))  # capture replies
+    return viewer, spec, sent
+
+
+def test_viewer_sends_the_overview_first_and_describes_the_tiles(long_viewer):
+    viewer, spec, _ = long_viewer
+    state = viewer.get_state()
+    assert spec.num_frames == 12_001
+    assert viewer._meta["frames_per_column"] == 3 and viewer._spectrogram.shape == (128, 4001)
+    assert isinstance(state["_spectrogram"]["view"], memoryview)
+    tiles = viewer._tiles
+    assert tiles["levels"] == [1, 2] and tiles["n_frames"] == 12_001 and tiles["dtype"] == "uint8"
+    assert tiles["value_range"] == viewer._meta["value_range"]
+    lo, hi = tiles["value_range"]
+    values = spec.numpy()
+    assert (lo, hi) == pytest.approx((values.min(), values.max()))
+
+
+def test_viewer_answers_every_tile_request_by_id(long_viewer):
+    viewer, spec, sent = long_viewer
+    sent.clear()
+    viewer._on_message(viewer, {"type": "tile", "id": 41, "level": 0, "index": 5}, [])
+    viewer._on_message(viewer, {"type": "tile", "id": 42, "level": 0, "index": 999}, [])
+    viewer._on_message(viewer, {"type": "tiles?", "id": 43}, [])
+    viewer._on_message(viewer, {"type": "tile", "level": 0, "index": 1}, [])
+    viewer._on_message(viewer, ["not", "a", "dict"], [])
+    assert [c.get("id") for c, _ in sent] == [41, 42, 43, None, None]
+    ok, buffers = sent[0]
+    assert "error" not in ok and ok["start_frame"] == 5 * 1024 and ok["shape"] == [128, 1024]
+    codes = np.frombuffer(buffers[0], dtype=np.uint8).reshape(ok["shape"])
+    lo, hi = viewer._tiles["value_range"]
+    np.testing.assert_allclose(dequantize_uint8(codes, (lo, hi)), spec.numpy()[:, 5120:6144], atol=(hi - lo) / 510 + 1e-4)
+    assert "index must be an integer in 0..11" in sent[1][0]["error"]
+    assert "unknown request type 'tiles?'" in sent[2][0]["error"]
+    assert all("error" in c for c, _ in sent[3:])
+
+
+def test_short_spectrograms_have_no_tiles():
+    from audiovis.widgets.viewer import SpectrogramViewer
+
+    spec = av.KaldiFbank()(av.load_audio(_click_recording(0.1, 1.0), 16000))
+    viewer = SpectrogramViewer(spec)
+    viewer.send = lambda *a, **k: None
+    assert viewer._tiles is None and viewer._meta["frames_per_column"] == 1

@@ -33,6 +33,7 @@ _PALETTES: dict[str, tuple[str, ...]] = {}
 
 SELECTED_LINE = "#00c8e6"  # the viewer's selection colour
 AXIS_COLORMAP = "viridis"  # colouring by time or frequency
+SOURCE_NAME = "audiovis-embedding-points"  # how the browser side (and the e2e tests) find the points
 
 
 def palette(name: str) -> tuple[str, ...]:
@@ -63,10 +64,10 @@ def pca_2d(embeddings: torch.Tensor | np.ndarray, *, seed: int = 0) -> tuple[np.
     if not torch.isfinite(x).all():
         raise ValueError("embeddings contain NaN or Inf; cannot project them")
     centred = x - x.mean(dim=0, keepdim=True)
-    q = min(6, *x.shape)
+    q = min(24, *x.shape)  # oversampled: with q=6 a flat spectrum kept only ~90% of the best plane's variance
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        _, s, v = torch.pca_lowrank(x, q=q, center=True, niter=4)
+        _, s, v = torch.pca_lowrank(x, q=q, center=True, niter=6)
     k = min(2, v.shape[1])
     axes = v[:, :k]
     flip = torch.sign(axes.gather(0, axes.abs().argmax(dim=0, keepdim=True)))
@@ -120,7 +121,8 @@ class EmbeddingPlot:
         self._time = ((t0 + t1) / 2).astype(np.float64)
         self._freq = np.sqrt(np.maximum(f0, 1.0) * np.maximum(f1, 1.0))  # geometric band centre
         self.source = ColumnDataSource(
-            {
+            name=SOURCE_NAME,
+            data={
                 "x": np.zeros(n, np.float32),
                 "y": np.zeros(n, np.float32),
                 "index": index,
@@ -131,7 +133,7 @@ class EmbeddingPlot:
                 "f0": np.asarray(f0, np.float64),
                 "f1": np.asarray(f1, np.float64),
                 "c": self._time.copy(),
-            }
+            },
         )
         self._linear = LinearColorMapper(palette=palette(AXIS_COLORMAP), low=0.0, high=1.0, nan_color="#bbbbbb")
         freq_low = float(max(self._freq.min(), 1.0))
@@ -143,11 +145,12 @@ class EmbeddingPlot:
             height=height,
             tools="tap,box_select,lasso_select,pan,wheel_zoom,reset,save",
             active_drag="box_select",
-            active_scroll="wheel_zoom",
+            active_scroll=None,  # the notebook keeps the mouse wheel; pick the tool to zoom
             toolbar_location="above",
             title="Patch embeddings (PCA)",
             output_backend="canvas",
         )
+        fig.toolbar.logo = None
         fig.title.text_font_size = "12px"
         fig.xaxis.axis_label_text_font_style = fig.yaxis.axis_label_text_font_style = "normal"
         fig.grid.grid_line_alpha = 0.35
@@ -193,6 +196,15 @@ class EmbeddingPlot:
 
             self._widget = BokehModel(self.figure)
         return self._widget
+
+    def refresh_widget(self) -> None:
+        """Re-send the whole figure to the widget's front end (views made from then on start up to date).
+
+        jupyter_bokeh sends changes as patches to views that exist; a view created later renders from
+        the bundle made when the widget was, so a fresh bundle is made before each new display.
+        """
+        if self._widget is not None:
+            self._widget.update_from_model(self.figure)
 
     def set_embeddings(self, embeddings: torch.Tensor | np.ndarray, *, layer: int | None = None) -> None:
         """Re-project to the PCA plane of these ``[num_patches, dim]`` embeddings (one data update).

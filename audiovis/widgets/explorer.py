@@ -98,18 +98,6 @@ class Explorer(W.VBox):
             f"{analysis.grid.num_patches} patches · window {spec.duration:.2f} s from {analysis.offset:.2f} s",
             style={"font_weight": "bold"},
         )
-        side = W.VBox([self._predictions, self._status], layout=W.Layout(margin="0 0 0 16px", flex="1 1 260px"))
-        super().__init__(
-            [
-                header,
-                self._controls_box,
-                self.viewer,
-                W.HBox([self._plot.widget, side], layout=W.Layout(flex_flow="row wrap", align_items="flex-start")),
-            ],
-            layout=W.Layout(width="100%"),
-        )
-        self.add_class("audiovis-explorer")
-
         self.viewer.observe(self._on_viewer_selection, "selected_patches")
         self.viewer.observe(self._on_heatmap_colormap, "heatmap_colormap")
         with self.hold_trait_notifications():
@@ -123,6 +111,19 @@ class Explorer(W.VBox):
         self._show_layer()
         self._plot.color_by(self.color_by)
         self._on_mode_change()
+
+        # The Bokeh widget is made last: its first render carries the plot's state at that moment.
+        side = W.VBox([self._predictions, self._status], layout=W.Layout(margin="0 0 0 16px", flex="1 1 260px"))
+        super().__init__(
+            [
+                header,
+                self._controls_box,
+                self.viewer,
+                W.HBox([self._plot.widget, side], layout=W.Layout(flex_flow="row wrap", align_items="flex-start")),
+            ],
+            layout=W.Layout(width="100%"),
+        )
+        self.add_class("audiovis-explorer")
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -226,7 +227,7 @@ class Explorer(W.VBox):
         )
         self._color_by_buttons = W.ToggleButtons(
             options=[("time", "time"), ("frequency", "frequency"), ("overlay", "overlay")],
-            description="Points by", style={"description_width": "initial", "button_width": "76px"},
+            style={"button_width": "92px"},
             tooltips=["Colour points by the patch's time", "... by its frequency band", "... by the current overlay"],
         )
         row = {"flex_flow": "row wrap", "align_items": "center", "grid_gap": "4px 12px"}
@@ -234,7 +235,10 @@ class Explorer(W.VBox):
             [
                 W.HBox([self._overlay_menu, self._layer_slider, self._head_menu, self._class_menu], layout=W.Layout(**row)),
                 W.HBox(
-                    [self._colormap_menu, self._heatmap_colormap_menu, self._opacity_slider, self._color_by_buttons],
+                    [
+                        self._colormap_menu, self._heatmap_colormap_menu, self._opacity_slider,
+                        W.Label("Points by"), self._color_by_buttons,
+                    ],
                     layout=W.Layout(**row),
                 ),
             ]
@@ -388,8 +392,25 @@ class Explorer(W.VBox):
             text += f" · {self._current.label}"
         self._status.value = text
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        load_bokehjs()
+        self._plot.refresh_widget()  # a new view starts from the plot's current state
+        return super()._repr_mimebundle_(**kwargs)
+
     def __repr__(self) -> str:
         return f"Explorer({self.analysis!r}, overlay={self.overlay!r}, layer={self.layer}, selection={self.selection})"
+
+
+def load_bokehjs() -> None:
+    """Load BokehJS into the page, inline (works offline), core bundle only (~1.3 MB).
+
+    jupyter_bokeh draws into the page's global ``Bokeh``, which only ``output_notebook`` provides.
+    It runs on every display of an Explorer, so a reloaded page or a new view gets it too.
+    """
+    from bokeh.io import output_notebook
+    from bokeh.resources import Resources
+
+    output_notebook(resources=Resources(mode="inline", components=["bokeh"]), hide_banner=True)
 
 
 def _window_audio(audio: Audio, spec: Spectrogram) -> Audio:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
+import torch
 import traitlets
 
 from ..audio import Audio
@@ -100,9 +101,20 @@ class LongViewer(SpectrogramViewer):
         self.observe(self._follow_view, names="time_range")
 
     def window_spectrogram(self, spec: Spectrogram, start: int) -> Spectrogram:
-        """Frames ``[start, start + window)`` of ``spec``: one model input (the last one may be short)."""
-        stop = min(spec.num_frames, start + self._window_frames)
-        return replace(spec, values=spec.values[:, start:stop].contiguous(), times=spec.times[start:stop],
+        """Frames ``[start, start + window)`` of ``spec``: one model input.
+
+        A last, short window is padded as the model's own front end pads: KaldiFbank pads its raw
+        features with zeros before normalising; other front ends are padded by ``model.analyze``.
+        """
+        frames = self._window_frames
+        stop = min(spec.num_frames, start + frames)
+        values, times = spec.values[:, start:stop], spec.times[start:stop]
+        fe = self._model.frontend
+        if stop - start < frames and isinstance(fe, KaldiFbank):
+            fill = -fe.mean / (2 * fe.std) if fe.normalize else 0.0
+            values = torch.cat([values, values.new_full((spec.num_bins, frames - (stop - start)), fill)], dim=1)
+            times = spec.times[start] + np.arange(frames) * spec.hop_seconds
+        return replace(spec, values=values.contiguous(), times=times,
                        valid_frames=max(0, min(spec.valid_frames, stop) - start))
 
     @property

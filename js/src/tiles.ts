@@ -49,6 +49,8 @@ export interface TileStats {
   cachedBytes: number;
   cachedTiles: number;
   inFlight: number;
+  /** Milliseconds from request to reply of the last tile received. */
+  lastFetchMs: number;
 }
 
 interface Tile {
@@ -136,7 +138,7 @@ export class TiledSource implements ColumnSource {
   private readonly now: () => number;
   private readonly acc: Float32Array;
   private readonly step: number;
-  private counts = { requested: 0, received: 0, stale: 0, errors: 0 };
+  private counts = { requested: 0, received: 0, stale: 0, errors: 0, lastFetchMs: NaN };
 
   constructor(
     private readonly overview: ColumnSource & { readonly framesPerColumn: number },
@@ -278,6 +280,7 @@ export class TiledSource implements ColumnSource {
       return;
     }
     this.counts.received++;
+    this.counts.lastFetchMs = this.now() - entry.sent;
     this.cache.set(entry.key, tile, tile.codes.byteLength);
     this.options.onTile?.();
   }

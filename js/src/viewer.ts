@@ -757,6 +757,7 @@ class SpectrogramView {
     const s = this.tiles!.stats;
     this.root.dataset.tilesReceived = String(s.received);
     this.root.dataset.tileBytes = String(s.cachedBytes);
+    this.root.dataset.tileFetchMs = s.lastFetchMs.toFixed(1);
     this.imageDirty = true;
     this.requestDraw();
   }

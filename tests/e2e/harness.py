@@ -51,13 +51,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import nbformat
 import psutil
+
+try:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+except ImportError:  # the browser tests then skip (or fail in CI) with the reason
+    PlaywrightTimeout = TimeoutError  # type: ignore[misc, assignment]
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Locator, Page, Playwright
@@ -122,6 +127,7 @@ def _free_port() -> int:
 
 
 def safe_name(text: str) -> str:
+    """`text` reduced to characters safe in a file name (test ids carry brackets and colons)."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "unnamed"
 
 
@@ -511,10 +517,6 @@ class Notebook:
 
     # ---- locating things -------------------------------------------------------------------------
 
-    @property
-    def panel_locator(self) -> Locator:
-        return self.page.locator(".jp-NotebookPanel").filter(has=self.page.locator(".jp-Notebook"))
-
     def cell_count(self) -> int:
         return int(self.evaluate("(p) => __panel(p).content.model.cells.length", self.path))
 
@@ -548,7 +550,7 @@ class Notebook:
         widget = output.locator(selector).first
         try:
             widget.wait_for(state="visible", timeout=timeout * 1000)
-        except Exception as exc:
+        except PlaywrightTimeout as exc:
             raise HarnessError(
                 f"{selector} not visible in output {index} after {timeout:.0f} s; output text: "
                 f"{output.inner_text()!r}"
@@ -588,7 +590,7 @@ class Notebook:
                 arg=[self.path, run_id],
                 timeout=timeout * 1000,
             )
-        except Exception as exc:
+        except PlaywrightTimeout as exc:
             raise HarnessError(
                 f"{command} on {self.path} did not finish within {timeout:.0f} s"
                 f" (kernel busy, dead or a dialog open?)"
@@ -690,23 +692,24 @@ class Notebook:
             self.frontend.console.append(f"[harness] shutting down the kernel of {self.path}: {exc}")
 
 
-def _to_cell(cell: str | Mapping[str, Any]) -> nbformat.NotebookNode:
-    if isinstance(cell, str):
-        return nbformat.v4.new_code_cell(cell)
-    kind = cell.get("cell_type", "code")
-    source = cell.get("source", "")
+def _to_cell(cell: str | Mapping[str, Any]) -> dict[str, Any]:
+    """An nbformat 4.5 cell (written directly: importing nbformat costs seconds of jsonschema)."""
+    kind, source = ("code", cell) if isinstance(cell, str) else (
+        cell.get("cell_type", "code"), cell.get("source", "")
+    )
+    base = {"id": uuid.uuid4().hex[:8], "metadata": {}, "source": source}
     if kind == "markdown":
-        return nbformat.v4.new_markdown_cell(source)
+        return {"cell_type": "markdown", **base}
     if kind == "code":
-        return nbformat.v4.new_code_cell(source)
+        return {"cell_type": "code", "execution_count": None, "outputs": [], **base}
     raise ValueError(f"cell_type must be 'code' or 'markdown', got {kind!r}")
 
 
 class Frontend:
     """A browser context on one Jupyter server; each opened notebook gets its own page."""
 
-    _names = itertools.count()
-    live: set[Frontend] = set()  # read by the failure hook in conftest.py
+    _names: ClassVar[Iterator[int]] = itertools.count()  # unique notebook file names per session
+    live: ClassVar[set[Frontend]] = set()  # open contexts, read by the failure hook in conftest.py
 
     def __init__(self, server: JupyterServer, browser: Browser, label: str = "page") -> None:
         self.server = server
@@ -751,18 +754,25 @@ class Frontend:
             source = Path(path)
             if not source.is_absolute():
                 source = REPO_ROOT / source
-            notebook = nbformat.read(source, as_version=4)
+            notebook = json.loads(source.read_text(encoding="utf-8"))
+            if notebook.get("nbformat") != 4:
+                raise ValueError(f"{source}: expected an nbformat 4 notebook")
             stem = name or source.stem
         else:
-            notebook = nbformat.v4.new_notebook(cells=[_to_cell(c) for c in cells or []])
+            notebook = {
+                "cells": [_to_cell(c) for c in cells or []],
+                "metadata": {"language_info": {"name": "python"}},
+                "nbformat": 4,
+                "nbformat_minor": 5,
+            }
             stem = name or self.label
-        notebook.metadata["kernelspec"] = {
+        notebook.setdefault("metadata", {})["kernelspec"] = {
             "name": "python3",
             "display_name": "Python 3 (audiovis venv)",
             "language": "python",
         }
         relative = f"{safe_name(stem)}-{next(Frontend._names)}.ipynb"
-        nbformat.write(notebook, self.server.root_dir / relative)
+        (self.server.root_dir / relative).write_text(json.dumps(notebook, indent=1), encoding="utf-8")
         return relative
 
     def open_notebook(
@@ -786,7 +796,7 @@ class Frontend:
         page.goto(self.server.page_url(relative, workspace=Path(relative).stem))
         try:
             page.wait_for_function(_JS_READY, arg=relative, timeout=timeout * 1000)
-        except Exception as exc:
+        except PlaywrightTimeout as exc:
             raise HarnessError(
                 f"{relative} did not open with an idle kernel within {timeout:.0f} s; console:\n"
                 + "\n".join(self.console[-30:])
@@ -823,7 +833,7 @@ class Frontend:
         for notebook in self.notebooks:
             try:
                 notebook.close()
-            except Exception as exc:
+            except Exception as exc:  # keep closing the others; teardown must not mask the test
                 self.console.append(f"[harness] closing {notebook.path} failed: {exc}")
         self.context.close()
         Frontend.live.discard(self)

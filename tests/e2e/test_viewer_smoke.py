@@ -40,7 +40,7 @@ def _wait_drawn(nb, count: int) -> None:
 
 
 def test_viewer_paints_and_click_selects_patch(lab):
-    nb = lab.open_notebook(cells=[SETUP, "viewer"])
+    nb = lab.open_notebook(cells=[SETUP, "viewer", "viewer"])  # two views of one widget
     nb.run_all()
     widget = nb.wait_for_widget(1, VIEWER)
     canvas = widget.locator(CANVAS)
@@ -63,6 +63,8 @@ def test_viewer_paints_and_click_selects_patch(lab):
     nb.page.mouse.click(x, y)
     text = nb.poll_cell("print(viewer.selected_patches)", lambda out: out.strip() != "[]")
     assert text.strip() == f"[{4 * 101 + 63}]"
+    second = nb.output_locator(2).locator('[data-testid="audiovis-readout"]')
+    assert "1 selected" in second.inner_text()  # the other view follows
     nb.page.mouse.move(x, y)
     nb.screenshot("viewer_smoke_selected")
 
@@ -124,3 +126,10 @@ def test_zoom_from_python_and_pixels_match_to_png(lab):
     t0, t1 = eval(out)
     assert t1 - t0 > 1.5 and t0 < 2.0 < 3.5 < t1  # zoomed out about the centre
     nb.screenshot("viewer_smoke_zoomed")
+
+    # playback: the play button starts Web Audio and the playhead trait follows
+    nb.run_cell("viewer.time_range = viewer.full_time_range")
+    widget.locator('[data-testid="audiovis-play"]').click()
+    out = nb.poll_cell("print(viewer.playhead > 0.3)", lambda o: o.strip() == "True", timeout=15)
+    assert out.strip() == "True"
+    widget.locator('[data-testid="audiovis-play"]').click()  # pause

@@ -1,0 +1,201 @@
+"""Long recordings: a 1-hour spectrogram (128 mel bins, 10 ms hop = 360 k frames) in the kernel and in
+a real JupyterLab + Chromium (Playwright, tests/e2e/harness.py).
+
+Kernel: chunked vs one-shot front end (time, peak memory, each in a fresh process), memory the viewer
+holds. Browser: first paint after the cell runs, frame time while panning, tile fetch time, and the
+browser's memory while panning across the whole hour at a 20 s zoom.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .common import print_rows, row
+
+ROOT = Path(__file__).resolve().parent.parent
+HOUR_SETUP = """
+import numpy as np, torch
+import audiovis as av
+sr = 16000
+rng = np.random.default_rng(0)
+x = (0.003 * rng.standard_normal(3600 * sr)).astype(np.float32)
+for k in range(0, 3600, 7):  # a 20 ms click every 7 s
+    x[k * sr + 1000: k * sr + 1320] += 0.5
+spec = av.MelSpectrogram(sample_rate=sr, n_fft=400, hop_length=160, n_mels=128)(av.load_audio(x, sr))
+del x
+"""
+
+_FRONTEND_SCRIPT = """
+import json, resource, sys, time, numpy as np, soundfile as sf
+sys.path.insert(0, {root!r})
+import audiovis as av
+from audiovis.longform import chunked_spectrogram
+path, mode = sys.argv[1], sys.argv[2]
+fe = av.MelSpectrogram(sample_rate=16000, n_fft=400, hop_length=160, n_mels=128)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+spec = chunked_spectrogram(fe, path, chunk_seconds=60) if mode == "chunked" else fe(av.load_audio(path))
+elapsed = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"seconds": elapsed, "extra_peak_mb": (peak - before) / 1024, "result_mb": spec.values.nbytes / 2**20}}))
+"""
+
+_MEMORY_SCRIPT = """
+import gc, json, sys, psutil
+sys.path.insert(0, {root!r})
+{setup}
+from audiovis.widgets.viewer import SpectrogramViewer
+gc.collect()
+proc = psutil.Process()
+before = proc.memory_info().rss
+viewer = SpectrogramViewer(spec)
+state = viewer.get_state()
+del state
+for level in range(len(viewer._tile_server.levels)):
+    for index in range(0, viewer._tile_server.num_tiles(level), 7):
+        viewer._tile_server.handle({{"level": level, "index": index}})
+gc.collect()
+held = proc.memory_info().rss - before
+print(json.dumps({{"held_mb": held / 2**20, "spec_mb": spec.values.nbytes / 2**20}}))
+"""
+
+
+def _subprocess_json(script: str, *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def kernel_rows() -> list[dict]:
+    import numpy as np
+    import soundfile as sf
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "hour.flac")
+        rng = np.random.default_rng(0)
+        with sf.SoundFile(path, "w", 16000, 1, subtype="PCM_16") as f:
+            for _ in range(60):
+                f.write((0.05 * rng.standard_normal(16000 * 60)).astype(np.float32))
+        script = _FRONTEND_SCRIPT.format(root=str(ROOT))
+        chunked = _subprocess_json(script, path, "chunked")
+        oneshot = _subprocess_json(script, path, "oneshot")
+    rows.append(row("long", "1 h mel from FLAC, chunked (60 s chunks): time", chunked["seconds"], "s",
+                    peer="one-shot", peer_value=oneshot["seconds"]))
+    rows.append(row("long", "1 h mel, chunked: peak memory beyond the result", chunked["extra_peak_mb"] - chunked["result_mb"],
+                    "MiB", peer="one-shot", peer_value=oneshot["extra_peak_mb"] - oneshot["result_mb"]))
+    mem = _subprocess_json(_MEMORY_SCRIPT.format(root=str(ROOT), setup=HOUR_SETUP))
+    ratio = (mem["held_mb"] + mem["spec_mb"]) / mem["spec_mb"]
+    rows.append(row("long", "kernel memory held by the viewer (incl. the spectrogram) / spectrogram size", ratio, "x",
+                    target="<= 2x", met=ratio <= 2.0))
+    return rows
+
+
+def browser_rows() -> list[dict]:
+    sys.path.insert(0, str(ROOT))
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.harness import Frontend, JupyterServer, launch_chromium
+
+    viewer = '[data-testid="audiovis-viewer"]'
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        server = JupyterServer.start("lab", Path(tmp))
+        frontend = Frontend(server, browser, label="bench_long")
+        try:
+            nb = frontend.open_notebook(cells=[HOUR_SETUP, "from audiovis.widgets.viewer import SpectrogramViewer"])
+            nb.run_all(timeout=600)
+            page = nb.page
+            # First paint: browser clock from just before the cell is run to the viewer's first draw.
+            page.evaluate("""() => {
+                window.__firstPaint = null;
+                new MutationObserver((_, obs) => {
+                    const v = document.querySelector('[data-testid="audiovis-viewer"]');
+                    if (v && v.dataset.drawCount) { window.__firstPaint = Date.now(); obs.disconnect(); }
+                }).observe(document.body, {subtree: true, childList: true, attributes: true});
+            }""")
+            t0 = page.evaluate("Date.now()")
+            nb.execute("viewer = SpectrogramViewer(spec, height=300); viewer", timeout=120)
+            page.wait_for_function("() => window.__firstPaint !== null", timeout=30000)
+            first_paint = (page.evaluate("window.__firstPaint") - t0) / 1000
+            rows.append(row("long", "1 h recording: first paint after the cell runs", first_paint, "s",
+                            target="<= 1 s", met=first_paint <= 1.0))
+
+            widget = nb.output_locator(-1).locator(viewer)
+            canvas = widget.locator('[data-testid="spectrogram-canvas"]')
+            canvas.scroll_into_view_if_needed()
+            box = canvas.bounding_box()
+            page.evaluate("""() => {
+                window.__draws = []; window.__fetches = [];
+                const v = document.querySelector('[data-testid="audiovis-viewer"]');
+                new MutationObserver((records) => {
+                    for (const r of records) {
+                        if (r.attributeName === 'data-draw-ms') window.__draws.push(Number(v.dataset.drawMs));
+                        if (r.attributeName === 'data-tiles-received') window.__fetches.push(Number(v.dataset.tileFetchMs));
+                    }
+                }).observe(v, {attributes: true});
+            }""")
+            nb.execute("viewer.time_range = (1800.0, 1820.48)")
+            page.wait_for_function(f"() => Number(document.querySelector('{viewer}').dataset.tilesReceived ?? 0) >= 2",
+                                   timeout=30000)
+            cdp = page.context.new_cdp_session(page)
+
+            def heap_mb() -> float:
+                cdp.send("HeapProfiler.collectGarbage")
+                return cdp.send("Runtime.getHeapUsage")["usedSize"] / 2**20
+
+            def tile_mb() -> float:
+                return float(widget.get_attribute("data-tile-bytes") or 0) / 2**20
+
+            # Pan with the mouse: drag one canvas width right-to-left per step, across the whole hour.
+            nb.execute("viewer.time_range = (0.0, 20.48)")
+            page.wait_for_timeout(500)
+            heaps, caches = [], []
+            steps = int(3600 / 20.48)
+            y = box["y"] + box["height"] / 2
+            for step in range(steps):
+                page.mouse.move(box["x"] + box["width"] - 5, y)
+                page.mouse.down()
+                page.mouse.move(box["x"] + 5, y, steps=8)
+                page.mouse.up()
+                page.wait_for_timeout(30)
+                if step in (steps // 4, steps // 2, steps - 1):
+                    page.wait_for_timeout(300)
+                    heaps.append(heap_mb())
+                    caches.append(tile_mb())
+            draws = page.evaluate("window.__draws")
+            fetches = [f for f in page.evaluate("window.__fetches") if f == f]
+            p95 = statistics.quantiles(draws, n=20)[-1]
+            rows.append(row("long", f"frame time while panning at 20 s zoom (p95 of {len(draws)} draws)", p95, "ms",
+                            target="<= 16 ms", met=p95 <= 16.0))
+            rows.append(row("long", "frame time while panning (median)", statistics.median(draws), "ms"))
+            fetch_p95 = statistics.quantiles(fetches, n=20)[-1]
+            rows.append(row("long", f"tile fetch, request to reply (p95 of {len(fetches)})", fetch_p95, "ms",
+                            target="<= 150 ms", met=fetch_p95 <= 150.0))
+            rows.append(row("long", "tile fetch (median)", statistics.median(fetches), "ms"))
+            growth = heaps[-1] - heaps[0]
+            rows.append(row("long", "JS heap after panning 1/4, 1/2, all of the hour",
+                            heaps[-1], "MiB", target="growth 1/4 -> end <= 16 MiB", met=growth <= 16.0))
+            rows.append(row("long", f"JS heap at 1/4, 1/2: {heaps[0]:.1f}, {heaps[1]:.1f} MiB; growth to the end",
+                            growth, "MiB"))
+            rows.append(row("long", "tile cache at the end of the pan (bound 48 MiB)", caches[-1], "MiB",
+                            target="<= 48 MiB", met=max(caches) <= 48.0))
+        finally:
+            frontend.close()
+            server.stop()
+            browser.close()
+    return rows
+
+
+def run() -> list[dict]:
+    return kernel_rows() + browser_rows()
+
+
+if __name__ == "__main__":
+    print_rows(run())
