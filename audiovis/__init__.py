@@ -30,6 +30,8 @@ _EXPORTS: dict[str, str] = {
     "Analysis": "analysis",
     "load_demo_model": "demo",
     "SpectrogramViewer": "widgets.viewer",
+    "LongViewer": "widgets.longview",
+    "chunked_spectrogram": "longform",
     "Explorer": "widgets.explorer",
     "explore": "widgets.explorer",
     "extract_embeddings": "embeddings",
@@ -71,4 +73,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .spectrogram import KaldiFbank, MelSpectrogram, Spectrogram, STFTSpectrogram
     from .tradeoff import compute_tradeoff
     from .widgets.explorer import Explorer, explore
+    from .longform import chunked_spectrogram
+    from .widgets.longview import LongViewer
     from .widgets.viewer import SpectrogramViewer

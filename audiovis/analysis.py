@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .models.base import attention_probabilities, check_attention_block, check_patches, inference
+from .models.pruning import pruned_logits
 from .patches import PatchGrid
 from .spectrogram import Spectrogram
 
@@ -45,8 +46,10 @@ class Analysis:
         spectrogram: Spectrogram,
         hidden_states: torch.Tensor,
         logits: torch.Tensor,
-        attentions: torch.Tensor | None = None,
+        attentions: Sequence[torch.Tensor] | None = None,
         offset: float = 0.0,
+        kept_patches: np.ndarray | Sequence[int] | None = None,
+        prune_layer: int | None = None,
     ) -> None:
         self._model = model
         self.spectrogram = spectrogram
@@ -59,11 +62,14 @@ class Analysis:
         self._logits = logits.detach().float().cpu()
         self._attn: dict[int, torch.Tensor] = {}
         if attentions is not None:
-            self._attn = {i: a for i, a in enumerate(attentions.detach().float().cpu())}
+            self._attn = {i: a.detach().float().cpu() for i, a in enumerate(attentions)}
         self._tokens: dict[tuple[int, bool], np.ndarray] = {}
         self._units: dict[tuple[int, bool], np.ndarray] = {}
         self._rollout: np.ndarray | None = None
         self._saliency: dict[int, np.ndarray] = {}
+        # token pruning (models/pruning.py): blocks from prune_layer on ran on the kept patches only
+        self.prune_layer: int | None = prune_layer
+        self._kept = _readonly(np.arange(self.grid.num_patches) if kept_patches is None else np.asarray(kept_patches, dtype=np.int64).copy())
         expected = self.num_prefix_tokens + self.grid.num_patches
         if self._hidden.shape[1] != expected:
             raise ValueError(f"hidden states hold {self._hidden.shape[1]} tokens, the grid needs {expected}")
@@ -89,6 +95,16 @@ class Analysis:
     @property
     def dim(self) -> int:
         return int(self._hidden.shape[2])
+
+    @property
+    def kept_patches(self) -> np.ndarray:
+        """Token indices of the patches the model kept (``analyze(keep_ratio=...)``); every patch when unpruned."""
+        return self._kept
+
+    @property
+    def pruned_patches(self) -> np.ndarray:
+        """Token indices of the patches pruning dropped (empty when unpruned): e.g. the viewer's ``masked_patches``."""
+        return np.setdiff1d(np.arange(self.grid.num_patches), self._kept)
 
     # -- predictions -----------------------------------------------------------------------------
 
@@ -246,8 +262,12 @@ class Analysis:
             with inference(model, grad=True):
                 x = self.spectrogram.values[None].to(model.device)
                 patches = model.embed_patches(x).detach().requires_grad_(True)
-                tokens = model.run_blocks(model.add_positions(patches))
-                logit = model.forward_head(model.backbone.norm(tokens))[0, c]
+                if self.prune_layer is None:
+                    tokens = model.run_blocks(model.add_positions(patches))
+                    logit = model.forward_head(model.backbone.norm(tokens))[0, c]
+                else:
+                    kept = torch.from_numpy(self._kept.copy())[None].to(model.device)
+                    logit = pruned_logits(model, patches, kept, self.prune_layer)[0, c]
                 (grad,) = torch.autograd.grad(logit, patches)
             self._saliency[c] = _readonly((grad * patches.detach()).sum(dim=-1)[0].float().cpu().numpy())
         return self._saliency[c]

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-RUNS = 7
+RUNS = 5
 
 
 def _median_times(first: Callable[[], object], second: Callable[[], object], runs: int = RUNS) -> tuple[float, float]:

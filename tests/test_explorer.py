@@ -354,6 +354,21 @@ def test_explorer_is_a_displayable_widget(ex):
     assert ex.viewer.spectrogram is ex.analysis.spectrogram
 
 
+def test_each_display_loads_bokehjs_and_starts_from_the_current_plot(ex, analysis, monkeypatch):
+    from bokeh.document import Document
+
+    from audiovis.widgets import explorer as explorer_module
+
+    loads = []
+    monkeypatch.setattr(explorer_module, "load_bokehjs", lambda: loads.append(1))
+    ex.layer = 0  # changed after the Bokeh widget was made
+    bundle = ex._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and loads == [1]
+    (doc_json,) = ex.embedding_plot.widget.render_bundle["docs_json"].values()
+    source = Document.from_json(doc_json).get_model_by_name("audiovis-embedding-points")
+    np.testing.assert_array_equal(source.data["x"], pca_2d(analysis.patch_embeddings(0))[0][:, 0])
+
+
 def test_vit_model(clip):
     torch.manual_seed(1)
     vit = av.ViTModel(

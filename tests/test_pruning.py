@@ -223,3 +223,78 @@ def test_stride_conversion_errors():
         adapt_pos_embed_to_stride(model.pos_embed, model.grid, av.PatchGrid((64, 100), 16, 16), 2)
     with pytest.raises(av.ConfigError, match="does not fit"):
         adapt_pos_embed_to_stride(model.pos_embed[:, :-1], model.grid, av.PatchGrid((64, 200), 16, 16), 2)
+
+
+# -- model.analyze(keep_ratio=...) -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return av.load_audio(tone(1200.0, noise=0.03, seed=4) + tone(300.0, amp=0.1), 16000)
+
+
+@pytest.mark.parametrize("keep_by", ["energy", "attention"])
+def test_analyze_keep_ratio_one_is_the_unpruned_analysis(model, clip, keep_by):
+    plain = model.analyze(clip)
+    same = model.analyze(clip, keep_ratio=1.0, keep_by=keep_by)
+    np.testing.assert_array_equal(same.logits, plain.logits)
+    np.testing.assert_array_equal(same.hidden_states, plain.hidden_states)
+    np.testing.assert_array_equal(same.kept_patches, np.arange(model.grid.num_patches))
+    assert same.pruned_patches.size == 0 and same.prune_layer is None
+    np.testing.assert_array_equal(same.saliency(0), plain.saliency(0))
+
+
+@pytest.mark.parametrize("keep_by,prune_layer", [("energy", 0), ("attention", 2)])
+def test_pruned_analysis(model, clip, keep_by, prune_layer):
+    res = model.analyze(clip, keep_ratio=0.4, keep_by=keep_by, prune_layer=prune_layer)
+    x = res.spectrogram.values[None]
+    with torch.no_grad():
+        out = forward_pruned(model, x, keep_ratio=0.4, keep_by=keep_by, prune_layer=prune_layer)
+    k, n, p = out.kept.shape[1], model.grid.num_patches, 2
+    np.testing.assert_array_equal(res.kept_patches, out.kept[0].numpy())
+    np.testing.assert_array_equal(np.sort(np.concatenate([res.kept_patches, res.pruned_patches])), np.arange(n))
+    assert res.prune_layer == prune_layer and res.pruned_patches.size == n - k
+    np.testing.assert_allclose(res.logits, out.logits[0].numpy(), atol=1e-5)
+
+    kept_rows = np.r_[np.arange(p), res.kept_patches + p]
+    np.testing.assert_allclose(res.tokens(-1)[kept_rows], out.tokens[0].numpy(), atol=1e-5)
+    dropped = res.pruned_patches + p
+    at_drop = res.hidden_states[prune_layer][dropped]
+    for state in res.hidden_states[prune_layer + 1:]:
+        np.testing.assert_array_equal(state[dropped], at_drop)  # a dropped patch keeps its last state
+
+    for layer in range(model.num_layers):
+        att = res.attention(layer)
+        if layer >= prune_layer:
+            assert np.all(att[:, dropped, :] == 0) and np.all(att[:, :, dropped] == 0)
+            np.testing.assert_allclose(att[:, kept_rows].sum(-1), 1.0, atol=1e-5)
+        else:
+            np.testing.assert_allclose(att.sum(-1), 1.0, atol=1e-5)
+    assert res.rollout().shape == (n,) and np.all(np.isfinite(res.rollout()))
+
+
+def test_pruned_saliency_follows_the_pruned_model(model, clip):
+    res = model.analyze(clip, keep_ratio=0.5, keep_by="energy", prune_layer=1)
+    kept = torch.from_numpy(res.kept_patches.copy())[None]
+    x = res.spectrogram.values[None]
+    patches = model.embed_patches(x).detach().requires_grad_(True)
+    p = model.num_prefix_tokens
+    tokens = model.add_positions(patches)
+    allowed = torch.zeros(1, tokens.shape[1], dtype=torch.bool)
+    allowed[:, :p] = True
+    allowed[0, kept[0] + p] = True
+    mask = torch.zeros(1, 1, 1, tokens.shape[1]).masked_fill(~allowed[:, None, None, :], float("-inf"))
+    for i, block in enumerate(model.blocks):
+        tokens = block(tokens, attn_mask=mask) if i >= 1 else block(tokens)
+    c = res.class_index(None)
+    (grad,) = torch.autograd.grad(model.forward_head(model.norm(tokens))[0, c], patches)
+    expected = (grad * patches.detach()).sum(-1)[0].numpy()
+    np.testing.assert_allclose(res.saliency(c), expected, atol=1e-5, rtol=1e-3)
+    assert np.abs(res.saliency(c) - model.analyze(clip).saliency(c)).max() > 1e-6
+
+
+def test_analyze_rejects_bad_pruning_arguments(model, clip):
+    with pytest.raises(ValueError, match="keep_ratio"):
+        model.analyze(clip, keep_ratio=0)
+    with pytest.raises(ValueError, match="keep_by"):
+        model.analyze(clip, keep_ratio=1.0, keep_by="loud")

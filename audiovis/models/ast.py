@@ -217,6 +217,7 @@ class ASTModel(SpectrogramModelMixin, VisionTransformerDistilled):
             num_heads=config.num_attention_heads,
             qkv_bias=config.qkv_bias,
             drop_rate=config.hidden_dropout_prob,
+            pos_drop_rate=config.hidden_dropout_prob,
             proj_drop_rate=config.hidden_dropout_prob,
             attn_drop_rate=config.attention_probs_dropout_prob,
             norm_layer=norm,

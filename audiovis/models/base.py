@@ -216,14 +216,30 @@ class SpectrogramModelMixin:
         """The model-input Spectrogram of ``audio``: the front end's, cut or padded to the input frames."""
         return fit_frames(self._spectrogram(self._load(audio, sample_rate)), self.input_shape[1])
 
-    def analyze(self, audio: AudioInput, *, attention: bool = False, sample_rate: int | None = None) -> "Analysis":
+    def analyze(
+        self,
+        audio: AudioInput,
+        *,
+        attention: bool = False,
+        sample_rate: int | None = None,
+        keep_ratio: float = 1.0,
+        keep_by: str = "energy",
+        prune_layer: int | None = None,
+    ) -> "Analysis":
         """Run the model on one window of ``audio`` and keep what is needed to explain the result.
 
         ``audio`` is an Audio, a path, an array (with ``sample_rate``) or a ready Spectrogram. Audio
         longer than the model window is analysed from its start, with a warning; :meth:`analyze_windows`
         covers every window. ``attention=True`` computes all attention maps during the pass (explicit
         softmax); otherwise they are computed from the cached hidden states when first asked for.
+        ``keep_ratio < 1`` prunes tokens (``keep_by="energy"|"attention"``, from block ``prune_layer``;
+        see :mod:`audiovis.models.pruning`; attention maps are then always computed in the pass);
+        ``keep_ratio=1.0`` is exactly the unpruned analysis.
         """
+        from .pruning import analyze_pruned, num_kept, resolve_prune_layer
+
+        kept = num_kept(self.grid.num_patches, keep_ratio)
+        resolve_prune_layer(keep_by, prune_layer, self.num_layers)
         source = self._load(audio, sample_rate)
         spec = self._spectrogram(source)
         frames = self.input_shape[1]
@@ -235,6 +251,8 @@ class SpectrogramModelMixin:
                 "Use analyze_windows() for every window.",
                 stacklevel=2,
             )
+        if kept < self.grid.num_patches:
+            return analyze_pruned(self, fit_frames(spec, frames), keep_ratio=keep_ratio, keep_by=keep_by, prune_layer=prune_layer)
         return self._analyze_spectrogram(fit_frames(spec, frames), attention=attention, offset=0.0)
 
     def analyze_windows(
@@ -308,7 +326,7 @@ class SpectrogramModelMixin:
             spectrogram=spec,
             hidden_states=torch.cat(hidden, dim=0),
             logits=logits[0],
-            attentions=None if attns is None else torch.cat(attns, dim=0),
+            attentions=None if attns is None else [a[0] for a in attns],
             offset=offset,
         )
 

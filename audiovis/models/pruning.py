@@ -27,6 +27,8 @@ from ..errors import ConfigError
 from ..patches import PatchGrid
 
 if TYPE_CHECKING:
+    from ..analysis import Analysis
+    from ..spectrogram import Spectrogram
     from .ast import ASTModel
 
 KeepBy = Literal["energy", "attention"]
@@ -146,10 +148,100 @@ def forward_pruned(
         scores = prefix_attention(probs, p)
 
     kept = top_k(scores, k)
-    tokens = gather_patches(tokens, kept, p)
-    tokens = model.run_blocks(tokens, start=layer, hidden_states=hidden_states, attentions=attentions)
-    tokens = model.backbone.norm(tokens)
+    tokens = finish_pruned(model, tokens, kept, layer, hidden_states=hidden_states, attentions=attentions)
     return PrunedForward(tokens=tokens, logits=model.forward_head(tokens), kept=kept, prune_layer=layer)
+
+
+def finish_pruned(
+    model: "ASTModel",
+    tokens: torch.Tensor,
+    kept: torch.Tensor,
+    prune_layer: int,
+    *,
+    hidden_states: list[torch.Tensor] | None = None,
+    attentions: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Block ``prune_layer``'s input ``[B, P + N, D]`` -> final normed tokens ``[B, P + k, D]`` of the ``kept`` patches."""
+    tokens = gather_patches(tokens, kept, model.num_prefix_tokens)
+    tokens = model.run_blocks(tokens, start=prune_layer, hidden_states=hidden_states, attentions=attentions)
+    return model.backbone.norm(tokens)
+
+
+def pruned_logits(model: "ASTModel", patches: torch.Tensor, kept: torch.Tensor, prune_layer: int) -> torch.Tensor:
+    """Logits from patch embeddings ``[B, N, D]`` with a given kept set (differentiable in ``patches``)."""
+    tokens = model.run_blocks(model.add_positions(patches), stop=prune_layer)
+    return model.forward_head(finish_pruned(model, tokens, kept, prune_layer))
+
+
+def _full_size(states: list[torch.Tensor], kept: torch.Tensor, prune_layer: int, num_prefix_tokens: int) -> torch.Tensor:
+    """Hidden states of one clip ``[layers + 1, P + N, D]``: from ``prune_layer`` on, the kept tokens are
+    scattered back to their places and each dropped patch keeps the state it had when it was dropped."""
+    p = num_prefix_tokens
+    rows = torch.cat([torch.arange(p), kept + p])
+    dropped_state = states[prune_layer][0]
+    out = []
+    for i, state in enumerate(states):
+        if i <= prune_layer:
+            out.append(state[0])
+        else:
+            full = dropped_state.clone()
+            full[rows] = state[0]
+            out.append(full)
+    return torch.stack(out)
+
+
+def _full_attention(attentions: list[torch.Tensor], kept: torch.Tensor, prune_layer: int, num_prefix_tokens: int, num_patches: int) -> torch.Tensor:
+    """Attention of one clip ``[layers, heads, P + N, P + N]``; after pruning, dropped patches' rows and columns are 0."""
+    p = num_prefix_tokens
+    rows = torch.cat([torch.arange(p), kept + p])
+    out = []
+    for i, probs in enumerate(attentions):
+        if i < prune_layer:
+            out.append(probs[0])
+        else:
+            full = probs.new_zeros(probs.shape[1], p + num_patches, p + num_patches)
+            full[:, rows[:, None], rows[None, :]] = probs[0]
+            out.append(full)
+    return torch.stack(out)
+
+
+def analyze_pruned(
+    model: "ASTModel",
+    spectrogram: "Spectrogram",
+    *,
+    keep_ratio: float,
+    keep_by: KeepBy = "energy",
+    prune_layer: int | None = None,
+    offset: float = 0.0,
+) -> "Analysis":
+    """An :class:`~audiovis.Analysis` of a pruned pass on one model-input spectrogram.
+
+    Attention maps are computed during the pass. Hidden states and attention keep the full token layout
+    (see ``_full_size`` / ``_full_attention``); ``Analysis.kept_patches`` lists the patches that stayed.
+    """
+    from ..analysis import Analysis
+    from .base import inference
+
+    x = spectrogram.values[None].to(model.device)
+    hidden: list[torch.Tensor] = []
+    attns: list[torch.Tensor] = []
+    with inference(model):
+        out = forward_pruned(model, x, keep_ratio=keep_ratio, keep_by=keep_by, prune_layer=prune_layer,
+                             hidden_states=hidden, attentions=attns)
+    p, n = model.num_prefix_tokens, model.grid.num_patches
+    kept = out.kept[0].cpu()
+    hidden = [h.cpu() for h in hidden]
+    attns = [a.cpu() for a in attns]
+    return Analysis(
+        model=model,
+        spectrogram=spectrogram,
+        hidden_states=_full_size(hidden, kept, out.prune_layer, p),
+        logits=out.logits[0],
+        attentions=_full_attention(attns, kept, out.prune_layer, p, n),
+        offset=offset,
+        kept_patches=kept.numpy(),
+        prune_layer=out.prune_layer,
+    )
 
 
 class PrunedModel(nn.Module):

@@ -8,7 +8,6 @@ the window under view appears: hover, selection and heatmaps then refer to that 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -148,10 +147,11 @@ class LongViewer(SpectrogramViewer):
         if index == self.window:
             return
         with self.hold_sync(), self.hold_trait_notifications():  # one message: grid, offset and window together
-            self.selected_patches = []
+            self.selected_patches = []  # patch indices, heatmaps and embeddings belong to one window
+            self.masked_patches = []
             self.heatmap = None
+            self.embeddings = None
             self._patch_grid = None if index is None else self._model_grid
             self._grid = None if index is None else self._model_grid.to_dict()
             self._grid_offset = 0 if index is None else self.windows[index].start
             self.set_trait("window", index)
-            self._current = None if self._current is None or self._current[0] != index else self._current
