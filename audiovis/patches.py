@@ -42,6 +42,16 @@ def _pair(value, name: str) -> tuple[int, int]:
     return int(a), int(b)
 
 
+def _integers(value, name: str) -> np.ndarray:
+    """An int64 array of ``value``: integers or integer-valued floats (not bools), else IndexError."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        return arr.astype(np.int64)
+    if arr.dtype.kind not in "iu":
+        raise IndexError(f"patch {name} must be an integer, got {value!r}")
+    return arr.astype(np.int64)
+
+
 @dataclass(frozen=True)
 class PatchGrid:
     """The patches a ViT cuts from a ``(freq_bins, frames)`` input; AST defaults give 12 x 101 = 1212."""
@@ -94,7 +104,7 @@ class PatchGrid:
 
     def index(self, row, col):
         """Token index of patch ``(row, col)`` (arrays broadcast)."""
-        r, c = np.asarray(row), np.asarray(col)
+        r, c = _integers(row, "row"), _integers(col, "col")
         rows, cols = self.grid_shape
         if np.any((r < 0) | (r >= rows) | (c < 0) | (c >= cols)):
             raise IndexError(f"patch (row {row!r}, col {col!r}) outside the {rows} x {cols} grid")

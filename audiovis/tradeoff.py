@@ -19,7 +19,7 @@ from .models.pruning import PrunedModel, check_keep_ratio, convert_stride
 if TYPE_CHECKING:
     from bokeh.plotting import figure as Figure
 
-    from .models.ast import ASTModel
+    from .models.base import SpectrogramModelMixin
 
 
 @dataclass
@@ -100,25 +100,39 @@ def _score(logits: np.ndarray, labels: np.ndarray) -> tuple[str, float]:
     return "accuracy", float(np.mean(logits.argmax(-1) == labels))
 
 
-def _run(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int, repeats: int) -> tuple[np.ndarray, float]:
-    """Logits of every clip and the best total forward time (s) over ``repeats`` passes, after one warm-up batch."""
-    with torch.inference_mode():
-        forward(x[:batch_size])
-        best, logits = float("inf"), []
-        for _ in range(repeats):
-            logits, total = [], 0.0
-            for start in range(0, x.shape[0], batch_size):
-                batch = x[start:start + batch_size]
-                t0 = time.perf_counter()
-                out = forward(batch)
-                total += time.perf_counter() - t0
-                logits.append(out.float().cpu())
-            best = min(best, total)
-    return torch.cat(logits).numpy(), best
+def _timed_pass(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int) -> tuple[np.ndarray, float]:
+    """Logits of every clip and the summed forward time (s) of its batches."""
+    logits, total = [], 0.0
+    for start in range(0, x.shape[0], batch_size):
+        batch = x[start:start + batch_size]
+        t0 = time.perf_counter()
+        out = forward(batch)
+        total += time.perf_counter() - t0
+        logits.append(out.float().cpu())
+    return torch.cat(logits).numpy(), total
+
+
+def _measure(forwards: list[Callable], x: torch.Tensor, batch_size: int, repeats: int, progress: bool) -> list[tuple[np.ndarray, float]]:
+    """Each setting's logits and best pass time, the settings taking turns in every round (fair under drifting load)."""
+    from tqdm.auto import tqdm
+
+    results: list[tuple[np.ndarray, float]] = []
+    with torch.inference_mode(), tqdm(total=repeats * len(forwards), desc="timing", disable=not progress) as bar:
+        for forward in forwards:
+            forward(x[:batch_size])  # warm-up
+        for round_ in range(repeats):
+            for i, forward in enumerate(forwards):
+                logits, seconds = _timed_pass(forward, x, batch_size)
+                if round_ == 0:
+                    results.append((logits, seconds))
+                else:
+                    results[i] = (results[i][0], min(results[i][1], seconds))
+                bar.update(1)
+    return results
 
 
 def compute_tradeoff(
-    model: "ASTModel",
+    model: "SpectrogramModelMixin",
     dataset,
     keep_ratios: Sequence[float] = (1.0, 0.75, 0.5, 0.25),
     *,
@@ -135,7 +149,7 @@ def compute_tradeoff(
 
     ``dataset`` is anything :func:`audiovis.extract_embeddings` reads; labels come from its items'
     ``.labels`` unless given. ``keep_by`` may list several scores. Speed-ups are full-model time over the
-    setting's time, each the best of ``repeats`` timed passes in this process. Stride rows use
+    setting's time, each the best of ``repeats`` timed passes over the data, the settings taking turns. Stride rows use
     :func:`audiovis.models.pruning.convert_stride` (no fine-tuning).
     """
     from tqdm.auto import tqdm
@@ -177,11 +191,9 @@ def compute_tradeoff(
         n = coarse.grid.num_patches
         settings.append((f"stride {stride}", n / model.grid.num_patches, n, coarse))
 
-    results = []
     with inference(model):
-        for name, ratio, tokens, forward in tqdm(settings, desc="settings", disable=not progress):
-            logits, seconds = _run(forward, x, batch_size, repeats)
-            results.append((name, ratio, tokens, logits, seconds))
+        measured = _measure([s[3] for s in settings], x, batch_size, repeats, progress)
+    results = [(name, ratio, tokens, logits, seconds) for (name, ratio, tokens, _), (logits, seconds) in zip(settings, measured)]
 
     full_logits, full_time = results[0][3], results[0][4]
     top_full = full_logits.argmax(-1)

@@ -121,6 +121,9 @@ def test_colouring(grid, spec):
     mapper = plot.colorbar.color_mapper
     assert (mapper.low, mapper.high, plot.colorbar.title) == (-1.0, 2.0, "rollout")
     assert tuple(mapper.palette) == palette("magma")
+    r = plot.renderer
+    for glyph in (r.glyph, r.selection_glyph, r.nonselection_glyph, r.muted_glyph):  # every state draws this mapping
+        assert glyph.fill_color.transform is mapper
     with pytest.raises(ValueError, match="color_by"):
         plot.color_by("loudness")
     with pytest.raises(ValueError, match="one value per patch"):

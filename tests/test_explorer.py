@@ -140,6 +140,9 @@ def test_viewer_click_highlights_points(ex):
     ex.viewer.set_state({"selected_patches": [8, 4]})  # as the browser sends a click / shift-click
     assert ex.selection == [4, 8]
     assert ex.embedding_plot.selected == [4, 8]
+    a, b = (ex.analysis.grid.bounds_hz_s(i, ex.analysis.spectrogram) for i in (4, 8))
+    span = f"{a.time_start:.2f}–{b.time_end:.2f} s, {a.freq_start:,.0f}–{b.freq_end:,.0f} Hz"
+    assert ex._status.value == f"2 patches selected: {span}"
     assert seen["viewer.selected_patches"] == 1
     assert seen["explorer.selection"] == 1
     assert seen["plot.indices"] == 1
@@ -170,6 +173,15 @@ def test_odd_points_from_the_browser_are_ignored(ex, caplog):
         browser_selects_points(ex, [3, 99999, -1])
     assert ex.selection == [3]
     assert "99999" in caplog.text
+
+
+def test_select_takes_numpy_indices(ex, analysis):
+    ex.select(np.array([9, 4, 9]))
+    assert ex.selection == [9, 4] and ex.viewer.selected_patches == [4, 9]
+    ex.select(np.int64(7))
+    assert ex.selection == [7]
+    with pytest.raises(TypeError, match="integers"):
+        ex.select([1.5])
 
 
 def test_bad_selection_from_python_raises(ex):
@@ -367,6 +379,29 @@ def test_each_display_loads_bokehjs_and_starts_from_the_current_plot(ex, analysi
     (doc_json,) = ex.embedding_plot.widget.render_bundle["docs_json"].values()
     source = Document.from_json(doc_json).get_model_by_name("audiovis-embedding-points")
     np.testing.assert_array_equal(source.data["x"], pca_2d(analysis.patch_embeddings(0))[0][:, 0])
+
+
+def test_pruned_patches_are_masked(model, clip):
+    pruned = model.analyze(clip, keep_ratio=0.5)
+    ex = Explorer(pruned)
+    assert len(pruned.pruned_patches) > 0
+    assert ex.viewer.masked_patches == pruned.pruned_patches.tolist()
+    assert f"({len(pruned.pruned_patches)} pruned)" in ex.children[0].value
+    unpruned = Explorer(model.analyze(clip))
+    assert unpruned.viewer.masked_patches == [] and "pruned" not in unpruned.children[0].value
+
+
+def test_an_overlay_that_cannot_be_computed_is_reported_not_raised(ex, monkeypatch, caplog):
+    def unsupported(*args, **kwargs):
+        raise av.ConfigError("block 0 uses FusedAttention; attention maps need timm's standard Attention layer")
+
+    monkeypatch.setattr(ex.analysis, "attention_from", unsupported)
+    ex.selection = [3]
+    with caplog.at_level(logging.WARNING):
+        ex._overlay_menu.value = "attention"  # as the browser changes the menu
+    assert ex.heatmap is None and ex.viewer.heatmap is None
+    assert "unavailable" in ex._status.value and "FusedAttention" in ex._status.value
+    assert "FusedAttention" in caplog.text
 
 
 def test_vit_model(clip):

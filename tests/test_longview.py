@@ -68,3 +68,36 @@ def test_last_window_is_padded_and_bad_window_index_is_named(setup):
     assert lv.analysis.spectrogram.num_frames == 1024
     with pytest.raises(IndexError, match="window 5 outside 0..4"):
         lv.show_window(5)
+
+
+def test_to_png_draws_the_window_grid_at_its_offset(setup):
+    """The selection of a window's patch appears in the PNG where that window's frames are shown."""
+    import io
+
+    from PIL import Image
+
+    _, model, lv = setup
+    lv.show_window(2)
+    grid, width = model.grid, 500
+    patch = grid.index(3, 50)
+
+    def plot() -> np.ndarray:
+        image = np.asarray(Image.open(io.BytesIO(lv.to_png(width=width))).convert("RGB")).astype(int)
+        return image[4 : 4 + lv.height, 64 : 64 + width]
+
+    lv.clear_selection()
+    before = plot()
+    lv.select([patch])
+    changed = np.argwhere(np.abs(plot() - before).sum(axis=2) > 0)
+    cell = grid.cell_bounds(patch)
+    f0, f1 = (float(f) for f in lv.spectrogram.time_to_frame(np.asarray(lv.time_range)))
+    start = lv.windows[2].start
+    x0 = (cell.time_start + start - f0) / (f1 - f0) * width
+    x1 = (cell.time_end + start - f0) / (f1 - f0) * width
+    y0 = lv.height - cell.freq_end / grid.input_shape[0] * lv.height
+    y1 = lv.height - cell.freq_start / grid.input_shape[0] * lv.height
+    assert changed.size, "the selected cell was not drawn in the view"
+    (top, left), (bottom, right) = changed.min(axis=0), changed.max(axis=0)
+    assert abs(left - x0) <= 1 and abs(right + 1 - x1) <= 1, (left, right, x0, x1)
+    assert abs(top - y0) <= 1 and abs(bottom + 1 - y1) <= 1, (top, bottom, y0, y1)
+    lv.clear_selection()

@@ -119,9 +119,9 @@ def masked_reference(model, x: torch.Tensor, kept: torch.Tensor, prune_layer: in
     allowed[:, :p] = True
     allowed[torch.arange(batch)[:, None], kept + p] = True
     mask = torch.zeros(batch, 1, 1, tokens.shape[1]).masked_fill(~allowed[:, None, None, :], float("-inf"))
-    for i, block in enumerate(model.blocks):
+    for i, block in enumerate(model.backbone.blocks):
         tokens = block(tokens, attn_mask=mask) if i >= prune_layer else block(tokens)
-    tokens = model.norm(tokens)
+    tokens = model.backbone.norm(tokens)
     keep_rows = torch.cat([torch.arange(p).expand(batch, -1), kept + p], 1)
     return torch.gather(tokens, 1, keep_rows[..., None].expand(-1, -1, tokens.shape[-1]))
 
@@ -136,6 +136,21 @@ def test_pruned_tokens_keep_their_position_embeddings(model, inputs, keep_by, pr
     torch.testing.assert_close(out.logits, model.forward_head(reference), atol=2e-5, rtol=1e-4)
     if prune_layer == 0:
         assert (out.tokens - wrong).abs().max() > 1e-2, "the reference tells right positions from wrong ones"
+
+
+def test_pruning_a_timm_vit_with_one_prefix_token():
+    torch.manual_seed(0)
+    vit = av.ViTModel("vit_tiny_patch16_224", input_shape=(64, 128), num_classes=3).eval()
+    assert vit.num_prefix_tokens == 1
+    x = torch.randn(2, 64, 128)
+    with torch.no_grad():
+        for keep_by, layer in (("energy", 0), ("attention", 4)):
+            out = forward_pruned(vit, x, keep_ratio=0.5, keep_by=keep_by, prune_layer=layer)
+            assert out.tokens.shape == (2, 1 + 16, 192)
+            torch.testing.assert_close(out.tokens, masked_reference(vit, x, out.kept, layer), atol=2e-5, rtol=1e-4)
+        assert torch.equal(forward_pruned(vit, x, keep_ratio=1.0).logits, vit(x))
+    with pytest.raises(av.ConfigError, match="needs an ASTModel"):
+        convert_stride(vit, 16)
 
 
 def test_batch_items_are_pruned_independently(model, inputs):
@@ -217,8 +232,10 @@ def test_stride_16_conversion_of_an_ast_base_grid():
 
 def test_stride_conversion_errors():
     model = tiny_ast()
-    with pytest.raises(av.ConfigError, match="stride"):
-        convert_stride(model, 0)
+    for bad in (0, 16.0, (16,), "16", (16, True)):
+        with pytest.raises(av.ConfigError, match="stride must be"):
+            convert_stride(model, bad)
+    assert convert_stride(model, (16, 8)).grid.stride == (16, 8)
     with pytest.raises(av.ConfigError, match="input"):
         adapt_pos_embed_to_stride(model.pos_embed, model.grid, av.PatchGrid((64, 100), 16, 16), 2)
     with pytest.raises(av.ConfigError, match="does not fit"):

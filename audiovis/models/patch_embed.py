@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from timm.layers import PatchEmbed
+from timm.layers import PatchEmbed, to_2tuple
 from timm.layers.format import Format, nchw_to
-from timm.layers.helpers import to_2tuple
 from torch import nn
 
 from ..errors import ConfigError

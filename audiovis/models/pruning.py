@@ -6,8 +6,12 @@ position embeddings are added), so the blocks see them where they are. Two score
 
 - ``"energy"``: the mean of the model-input spectrogram over the patch's footprint (AST's input is a
   normalised log-mel, so this is the patch's mean log energy); pruning happens before block 0 by default.
-- ``"attention"``: the attention the prefix tokens (cls and dist, averaged, all heads averaged) pay to
-  each patch in block ``prune_layer - 1``, which runs on every token; pruning happens after it.
+  AST's front end zero-pads a short clip before normalising, which puts the padding at a middling level:
+  energy pruning may keep padding patches over quiet signal.
+- ``"attention"``: the attention the prefix tokens (AST: cls and dist; averaged, all heads averaged) pay
+  to each patch in block ``prune_layer - 1``, which runs on every token; pruning happens after it.
+
+Works on any model of this package (``ASTModel``, ``ViTModel``); stride conversion needs an ``ASTModel``.
 
 Kept token indices are returned in token order; ties in the score go to the lower index. With
 ``keep_ratio=1.0`` nothing is dropped and the pass is exactly the unpruned one.
@@ -16,6 +20,7 @@ Kept token indices are returned in token order; ties in the score go to the lowe
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -30,6 +35,7 @@ if TYPE_CHECKING:
     from ..analysis import Analysis
     from ..spectrogram import Spectrogram
     from .ast import ASTModel
+    from .base import SpectrogramModelMixin
 
 KeepBy = Literal["energy", "attention"]
 KEEP_BY: tuple[str, ...] = ("energy", "attention")
@@ -37,7 +43,8 @@ DEFAULT_PRUNE_LAYER = {"energy": 0, "attention": 2}
 
 
 def check_keep_ratio(keep_ratio: float) -> float:
-    if isinstance(keep_ratio, bool) or not isinstance(keep_ratio, (int, float)) or not math.isfinite(keep_ratio):
+    """``keep_ratio`` as a float in (0, 1], or a ValueError naming it."""
+    if isinstance(keep_ratio, bool) or not isinstance(keep_ratio, numbers.Real) or not math.isfinite(keep_ratio):
         raise ValueError(f"keep_ratio must be a number in (0, 1], got {keep_ratio!r}")
     if not 0.0 < keep_ratio <= 1.0:
         raise ValueError(f"keep_ratio must be in (0, 1] (the share of patches kept), got {keep_ratio!r}")
@@ -74,9 +81,25 @@ def patch_energy(x: torch.Tensor, grid: PatchGrid) -> torch.Tensor:
 
 
 def prefix_attention(probs: torch.Tensor, num_prefix_tokens: int) -> torch.Tensor:
-    """Attention ``[B, heads, T, T]`` -> what the prefix tokens pay each patch ``[B, N]`` (heads and prefix averaged)."""
+    """Attention ``[B, heads, T or P, T]`` -> what the prefix tokens pay each patch ``[B, N]`` (heads and prefix averaged)."""
     p = num_prefix_tokens
     return probs[:, :, :p, p:].mean(dim=(1, 2))
+
+
+def block_with_prefix_attention(block: nn.Module, x: torch.Tensor, num_prefix_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One timm ``Block`` (eval mode) with fused attention, plus the prefix tokens' attention rows ``[B, heads, P, T]``.
+
+    q, k and v are projected once; only the ``P`` prefix rows of the softmax are formed explicitly.
+    """
+    from .base import _qkv
+
+    attn = block.attn
+    q, k, v = _qkv(attn, block.norm1(x))
+    rows = torch.softmax((q[:, :, :num_prefix_tokens] * attn.scale) @ k.transpose(-2, -1), dim=-1)
+    out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(x.shape[0], x.shape[1], attn.attn_dim)
+    x = x + block.ls1(attn.proj(attn.norm(out)))
+    x = x + block.ls2(block.mlp(block.norm2(x)))
+    return x, rows
 
 
 def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -103,7 +126,7 @@ class PrunedForward:
 
 
 def forward_pruned(
-    model: "ASTModel",
+    model: "SpectrogramModelMixin",
     x: torch.Tensor,
     *,
     keep_ratio: float,
@@ -139,12 +162,15 @@ def forward_pruned(
         from .base import block_with_attention, check_attention_block
 
         tokens = model.run_blocks(tokens, stop=layer - 1, hidden_states=hidden_states, attentions=attentions)
-        check_attention_block(model.backbone.blocks[layer - 1], layer - 1)
-        tokens, probs = block_with_attention(model.backbone.blocks[layer - 1], tokens)
+        block = model.backbone.blocks[layer - 1]
+        check_attention_block(block, layer - 1)
+        if attentions is not None:
+            tokens, probs = block_with_attention(block, tokens)
+            attentions.append(probs)
+        else:
+            tokens, probs = block_with_prefix_attention(block, tokens, p)
         if hidden_states is not None:
             hidden_states.append(tokens)
-        if attentions is not None:
-            attentions.append(probs)
         scores = prefix_attention(probs, p)
 
     kept = top_k(scores, k)
@@ -153,7 +179,7 @@ def forward_pruned(
 
 
 def finish_pruned(
-    model: "ASTModel",
+    model: "SpectrogramModelMixin",
     tokens: torch.Tensor,
     kept: torch.Tensor,
     prune_layer: int,
@@ -167,7 +193,7 @@ def finish_pruned(
     return model.backbone.norm(tokens)
 
 
-def pruned_logits(model: "ASTModel", patches: torch.Tensor, kept: torch.Tensor, prune_layer: int) -> torch.Tensor:
+def pruned_logits(model: "SpectrogramModelMixin", patches: torch.Tensor, kept: torch.Tensor, prune_layer: int) -> torch.Tensor:
     """Logits from patch embeddings ``[B, N, D]`` with a given kept set (differentiable in ``patches``)."""
     tokens = model.run_blocks(model.add_positions(patches), stop=prune_layer)
     return model.forward_head(finish_pruned(model, tokens, kept, prune_layer))
@@ -206,7 +232,7 @@ def _full_attention(attentions: list[torch.Tensor], kept: torch.Tensor, prune_la
 
 
 def analyze_pruned(
-    model: "ASTModel",
+    model: "SpectrogramModelMixin",
     spectrogram: "Spectrogram",
     *,
     keep_ratio: float,
@@ -247,7 +273,7 @@ def analyze_pruned(
 class PrunedModel(nn.Module):
     """``model`` with token pruning as a plain module: ``PrunedModel(model, 0.5)(x)`` -> logits."""
 
-    def __init__(self, model: "ASTModel", keep_ratio: float, keep_by: KeepBy = "energy", prune_layer: int | None = None) -> None:
+    def __init__(self, model: "SpectrogramModelMixin", keep_ratio: float, keep_by: KeepBy = "energy", prune_layer: int | None = None) -> None:
         super().__init__()
         self.model = model
         self.keep_ratio = check_keep_ratio(keep_ratio)
@@ -317,10 +343,10 @@ def convert_stride(model: "ASTModel", stride: int | tuple[int, int] = 16) -> "AS
     Every weight is copied; the position embeddings are re-gridded by :func:`adapt_pos_embed_to_stride`.
     The result is a new model in eval mode on the same device; ``model`` is unchanged.
     """
-    sf, st = (stride, stride) if isinstance(stride, int) and not isinstance(stride, bool) else tuple(stride)
-    for value in (sf, st):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"stride must be a positive integer or a (frequency, time) pair of them, got {stride!r}")
+    pair = (stride, stride) if not isinstance(stride, (tuple, list)) else tuple(stride)
+    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in pair):
+        raise ConfigError(f"stride must be a positive integer or a (frequency, time) pair of them, got {stride!r}")
+    sf, st = pair
     config = getattr(model, "config", None)
     if config is None or not hasattr(config, "frequency_stride"):
         raise ConfigError(f"convert_stride needs an ASTModel (a config with strides), got {type(model).__name__}")

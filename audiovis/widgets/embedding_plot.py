@@ -98,7 +98,7 @@ class EmbeddingPlot:
         height: int = 380,
         overlay_colormap: str = "inferno",
     ) -> None:
-        from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper, LogColorMapper
+        from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LogColorMapper
         from bokeh.plotting import figure
 
         self.grid = grid
@@ -135,7 +135,6 @@ class EmbeddingPlot:
                 "c": self._time.copy(),
             },
         )
-        self._linear = LinearColorMapper(palette=palette(AXIS_COLORMAP), low=0.0, high=1.0, nan_color="#bbbbbb")
         freq_low = float(max(self._freq.min(), 1.0))
         self._log = LogColorMapper(
             palette=palette(AXIS_COLORMAP), low=freq_low, high=float(max(self._freq.max(), freq_low * 1.01))
@@ -159,13 +158,13 @@ class EmbeddingPlot:
             "y",
             source=self.source,
             size=6,
-            fill_color={"field": "c", "transform": self._linear},
+            fill_color={"field": "c", "transform": self._log},  # replaced by _apply_colors below
             fill_alpha=0.9,
             line_color=None,
             selection_fill_alpha=1.0,
             selection_line_color=SELECTED_LINE,
             selection_line_width=1.5,
-            nonselection_fill_alpha=0.18,
+            nonselection_fill_alpha=0.3,
             nonselection_line_color=None,
         )
         fig.add_tools(
@@ -179,7 +178,7 @@ class EmbeddingPlot:
                 ],
             )
         )
-        self.colorbar = ColorBar(color_mapper=self._linear, width=10, title="time (s)", title_text_font_size="11px",
+        self.colorbar = ColorBar(color_mapper=self._log, width=10, title="time (s)", title_text_font_size="11px",
                                  title_text_font_style="normal")
         fig.add_layout(self.colorbar, "right")
         self.figure: Figure = fig
@@ -252,23 +251,27 @@ class EmbeddingPlot:
             self._apply_colors()
 
     def _apply_colors(self) -> None:
+        from bokeh.models import LinearColorMapper
+
         mode = self._color_by
         if mode == "frequency":
             mapper, values, title = self._log, self._freq, "frequency (Hz)"
         else:
-            mapper = self._linear
             if mode == "time":
-                values, title = self._time, "time (s)"
-                mapper.palette = palette(AXIS_COLORMAP)
+                values, title, name = self._time, "time (s)", AXIS_COLORMAP
             elif self._overlay is None:
-                values, title = np.full(self.grid.num_patches, np.nan), "no overlay"
+                values, title, name = np.full(self.grid.num_patches, np.nan), "no overlay", AXIS_COLORMAP
             else:
-                values, title = self._overlay, self._overlay_label
-                mapper.palette = palette(self._overlay_colormap)
+                values, title, name = self._overlay, self._overlay_label, self._overlay_colormap
             finite = values[np.isfinite(values)]
             lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-            mapper.update(low=lo, high=hi if hi > lo else lo + 1e-9)
-        self.renderer.glyph.fill_color = {"field": "c", "transform": mapper}
+            # A new mapper rather than new limits on the old one: a colour bar whose mapper range changes
+            # in place keeps tick labels formatted for the old range in the browser.
+            mapper = LinearColorMapper(palette=palette(name), low=lo, high=hi if hi > lo else lo + 1e-9, nan_color="#bbbbbb")
+        r = self.renderer
+        for glyph in (r.glyph, r.selection_glyph, r.nonselection_glyph, r.hover_glyph, r.muted_glyph):
+            if glyph is not None and glyph != "auto":  # each state's glyph holds its own copy of fill_color
+                glyph.fill_color = {"field": "c", "transform": mapper}
         self.colorbar.update(color_mapper=mapper, title=title)
         self.source.data["c"] = np.asarray(values, dtype=np.float64)
 

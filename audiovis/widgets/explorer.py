@@ -84,6 +84,8 @@ class Explorer(W.VBox):
         self.viewer = SpectrogramViewer(spec, grid=analysis.grid, audio=audio, colormap=colormap, height=height)
         self.viewer.heatmap_colormap = heatmap_colormap
         self.viewer.heatmap_opacity = opacity
+        pruned = analysis.pruned_patches
+        self.viewer.masked_patches = pruned.tolist()  # token pruning: the patches the model dropped
         self._plot = EmbeddingPlot(
             analysis.grid, spec, on_select=self._on_plot_select, width=plot_size[0], height=plot_size[1],
             overlay_colormap=heatmap_colormap,
@@ -95,7 +97,8 @@ class Explorer(W.VBox):
         rows, cols = analysis.grid.grid_shape
         header = W.Label(
             f"{analysis.num_layers} layers × {analysis.num_heads} heads · {rows} × {cols} = "
-            f"{analysis.grid.num_patches} patches · window {spec.duration:.2f} s from {analysis.offset:.2f} s",
+            f"{analysis.grid.num_patches} patches{f' ({len(pruned)} pruned)' if len(pruned) else ''} · "
+            f"window {spec.duration:.2f} s from {analysis.offset:.2f} s",
             style={"font_weight": "bold"},
         )
         self.viewer.observe(self._on_viewer_selection, "selected_patches")
@@ -150,7 +153,11 @@ class Explorer(W.VBox):
 
     def select(self, patches: int | Sequence[int]) -> None:
         """Replace the selection (token indices)."""
-        self.selection = [patches] if isinstance(patches, (int, np.integer)) else list(patches)
+        items = [patches] if isinstance(patches, (int, np.integer)) else list(np.asarray(patches).ravel())
+        bad = [p for p in items if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, np.integer))]
+        if bad:
+            raise TypeError(f"Explorer.select: patch indices must be integers, got {bad[0]!r}")
+        self.selection = [int(p) for p in items]
 
     def clear_selection(self) -> None:
         self.selection = []
@@ -161,10 +168,12 @@ class Explorer(W.VBox):
     def _check_selection(self, proposal: dict) -> list[int]:
         n = self.analysis.grid.num_patches
         out: list[int] = []
+        seen: set[int] = set()
         for value in proposal["value"]:
             if not 0 <= value < n:
                 raise traitlets.TraitError(f"Explorer.selection: patch {value} outside 0..{n - 1}")
-            if value not in out:
+            if value not in seen:
+                seen.add(value)
                 out.append(int(value))
         return out
 
@@ -290,9 +299,11 @@ class Explorer(W.VBox):
         """Bring every view to ``patches``; the views' own change events fired meanwhile are ignored."""
         if self._syncing or not self._ready:
             return
+        if origin != "explorer" and set(patches) == set(self.selection):
+            return  # the view reports what it was just given (possibly in another order)
         self._syncing = True
         try:
-            if origin != "explorer" and set(patches) != set(self.selection):
+            if origin != "explorer":
                 self.selection = list(patches)
             chosen = self.selection
             if set(self.viewer.selected_patches) != set(chosen):
@@ -381,10 +392,10 @@ class Explorer(W.VBox):
     def _update_status(self) -> None:
         sel = self.selection
         if sel:
-            grid, spec = self.analysis.grid, self.analysis.spectrogram
-            boxes = [grid.bounds_hz_s(i, spec) for i in sel]
-            t0, t1 = min(b.time_start for b in boxes), max(b.time_end for b in boxes)
-            f0, f1 = min(b.freq_start for b in boxes), max(b.freq_end for b in boxes)
+            spec = self.analysis.spectrogram
+            box = self.analysis.grid.bounds(np.asarray(sel))  # arrays of frames and bins
+            t0, t1 = spec.frame_to_time(np.array([box.time_start.min(), box.time_end.max()]))
+            f0, f1 = spec.bin_to_hz(np.array([box.freq_start.min(), box.freq_end.max()]))
             text = f"{len(sel)} patch{'es' if len(sel) > 1 else ''} selected: {t0:.2f}–{t1:.2f} s, {f0:,.0f}–{f1:,.0f} Hz"
         else:
             text = "No selection: click or shift-drag on the spectrogram, or tap / box / lasso points."

@@ -141,14 +141,20 @@ def render_plot(viewer: SpectrogramViewer, width: int, height: int):
     f0, f1 = _clamp_window(*(float(v) for v in spec.time_to_frame(np.asarray(viewer.time_range))), spec.num_frames)
     n_bins = spec.num_bins
 
+    # A LongViewer shows its model's grid at a window's frame offset (the browser shifts its view by it).
+    offset = int(getattr(viewer, "_grid_offset", 0) or 0)
+
     def fx(frame: float) -> float:
         return (frame - f0) / (f1 - f0) * width
+
+    def gx(grid_frame: float) -> float:
+        return fx(grid_frame + offset)
 
     def by(b: float) -> float:
         return height - b / n_bins * height
 
     def cell_rect(box) -> tuple[float, float, float, float]:
-        return fx(box.time_start), by(box.freq_end), fx(box.time_end), by(box.freq_start)
+        return gx(box.time_start), by(box.freq_end), gx(box.time_end), by(box.freq_start)
 
     def layer(fill_cells: list[tuple[tuple, tuple[int, int, int, int]]], outline: tuple[int, int, int, int] | None = None) -> None:
         over = Image.new("RGBA", (width, height), (0, 0, 0, 0))
@@ -179,12 +185,12 @@ def render_plot(viewer: SpectrogramViewer, width: int, height: int):
             color = (255, 255, 255, 71)
             if st / (f1 - f0) * width >= 3:
                 for c in range(cols + 1):
-                    x = round(fx(t_end if c == cols else c * st))
+                    x = round(gx(t_end if c == cols else c * st))
                     if 0 <= x < width:
                         draw.line([(x, by(f_end)), (x, height)], fill=color)
             for r in range(rows + 1):
                 y = round(by(f_end if r == rows else r * sf)) - 1
-                draw.line([(max(0, fx(0)), y), (min(width, fx(t_end)), y)], fill=color)
+                draw.line([(max(0, gx(0)), y), (min(width, gx(t_end)), y)], fill=color)
             image.alpha_composite(over)
         if viewer.selected_patches:
             layer([(cell_rect(grid.cell_bounds(i)), (0, 220, 255, 89)) for i in viewer.selected_patches], outline=(0, 230, 255, 242))

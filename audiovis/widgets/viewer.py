@@ -51,6 +51,20 @@ def default_value_range(spectrogram: Spectrogram) -> tuple[float, float]:
     return lo, hi
 
 
+def _integral(value: Any) -> int | None:
+    """``value`` as an int if it is an integer or an integer-valued float (never a bool), else None.
+
+    Ints are compared without a float conversion, so a huge JSON integer is just out of range.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    return None
+
+
 def _patch_list(value: Any, grid: PatchGrid | None, name: str) -> list[int]:
     """Sorted unique patch indices, or a TraitError naming the first bad entry."""
     if value is None:
@@ -64,11 +78,12 @@ def _patch_list(value: Any, grid: PatchGrid | None, name: str) -> list[int]:
         raise traitlets.TraitError(f"{name}: this viewer has no patch grid (pass grid=PatchGrid(...))")
     out = set()
     for v in items.tolist():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer():
-            raise traitlets.TraitError(f"{name}: patch indices must be integers, got {v!r}")
-        if not 0 <= int(v) < grid.num_patches:
-            raise traitlets.TraitError(f"{name}: patch {int(v)} outside 0..{grid.num_patches - 1}")
-        out.add(int(v))
+        k = _integral(v)
+        if k is None:
+            raise traitlets.TraitError(f"{name}: patch indices must be integers, got {_short(v)}")
+        if not 0 <= k < grid.num_patches:
+            raise traitlets.TraitError(f"{name}: patch {_short(k)} outside 0..{grid.num_patches - 1}")
+        out.add(k)
     return sorted(out)
 
 
@@ -313,46 +328,65 @@ class SpectrogramViewer(anywidget.AnyWidget):
 
     # ---- messages from the browser ----
 
+    #: The traits the front end writes; any other key from the browser is kernel-owned and ignored.
+    BROWSER_WRITABLE = frozenset({"selected_patches", "hovered_patch", "time_range", "playhead"})
+
     def set_state(self, sync_data: dict) -> None:
-        """State from the browser: each key applied on its own; odd values are ignored with a warning."""
+        """State from the browser: each key applied on its own; odd values are ignored with a warning
+        and the kernel's value is sent back, so every view returns to it."""
+        if not isinstance(sync_data, dict):
+            log.warning("SpectrogramViewer: ignoring a state update from the browser that is not a dict: %s", _short(sync_data))
+            return
         for key, value in sync_data.items():
             try:
+                if key not in self.BROWSER_WRITABLE:
+                    raise ValueError(f"{key!r} is not writable from the browser")
                 value = self._from_browser(key, value)
                 super().set_state({key: value})
-            except (traitlets.TraitError, ValueError, TypeError) as exc:
-                log.warning("SpectrogramViewer: ignoring %s=%r from the browser: %s", key, _short(value), exc)
+            except Exception as exc:  # the kernel must never raise because of a browser message
+                log.warning("SpectrogramViewer: ignoring %s=%s from the browser: %s", _short(key), _short(value), exc)
+                if isinstance(key, str) and key in self.keys:
+                    self.send_state(key)
 
     def _from_browser(self, key: str, value: Any) -> Any:
         grid = self._patch_grid
-        if key in ("selected_patches", "masked_patches"):
+        if key == "selected_patches":
             if not isinstance(value, list):
                 raise TypeError(f"expected a list, got {type(value).__name__}")
-            keep, dropped = [], []
+            n = 0 if grid is None else grid.num_patches
+            keep, dropped = set(), []
             for v in value:
-                ok = isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer()
-                ok = ok and grid is not None and 0 <= int(v) < grid.num_patches
-                (keep if ok else dropped).append(int(v) if ok else v)
+                k = _integral(v)
+                if k is not None and 0 <= k < n:
+                    keep.add(k)
+                else:
+                    dropped.append(v)
             if dropped:
-                log.warning("SpectrogramViewer: ignoring %s entries from the browser outside the grid: %s", key, _short(dropped))
-            return keep
+                log.warning("SpectrogramViewer: ignoring %d %s entries from the browser that are not patches of the "
+                            "grid (0..%d): %s", len(dropped), key, n - 1, _short(dropped[:10]))
+            return sorted(keep)
         if key == "time_range":
-            t0, t1 = (float(v) for v in value)
+            if not isinstance(value, (list, tuple)) or len(value) != 2:
+                raise TypeError(f"expected [start, end] seconds, got {type(value).__name__}")
+            t0, t1 = (_seconds(v) for v in value)
             lo, hi = self.full_time_range
             return (max(lo, min(t0, hi)), max(lo, min(t1, hi)))
         if key == "playhead":
-            return min(max(0.0, float(value)), self._duration())
+            return min(max(0.0, _seconds(value)), self._duration())
         return value
 
     def _on_message(self, widget: Any, content: Any, buffers: list) -> None:
         """Requests from the browser carry an id; every one is answered, errors as ``{"error": ...}``."""
         request_id = content.get("id") if isinstance(content, dict) else None
         try:
-            if not isinstance(content, dict) or not isinstance(request_id, int):
+            if not isinstance(content, dict) or not isinstance(request_id, int) or isinstance(request_id, bool):
                 raise ValueError(f"a request must be a dict with an integer id, got {_short(content)!r}")
             kind = content.get("type")
             if kind == "audio":
                 reply, out = self._audio_chunk(content.get("chunk"))
-            elif kind == "tile" and self._tile_server is not None:
+            elif kind == "tile":
+                if self._tile_server is None:
+                    raise ValueError("this viewer has no tiles (its spectrogram fits one payload)")
                 reply, out = self._tile_server.handle(content)
             else:
                 raise ValueError(f"unknown request type {kind!r}")
@@ -428,8 +462,21 @@ def _as_numpy(value: Any, name: str) -> np.ndarray:
     return arr
 
 
+def _seconds(value: Any) -> float:
+    """A finite number of seconds from the browser (no strings, no bools)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number of seconds, got {type(value).__name__}")
+    t = float(value) if isinstance(value, float) or abs(value) < 2**53 else math.copysign(math.inf, value)
+    if not math.isfinite(t):
+        raise ValueError(f"expected a finite number of seconds, got {_short(value)}")
+    return t
+
+
 def _short(value: Any, limit: int = 120) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception:  # e.g. an int past Python's digit limit
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -1,4 +1,8 @@
-/** Request/response over the widget's custom messages: every request carries an id, Python always answers. */
+/**
+ * Request/response over the widget's custom messages: every request carries an id, Python always answers.
+ * Replies reach every view of the widget, so ids start at a random base per view (as in tiles.ts): a view
+ * resolves only the requests it sent and ignores the others' replies.
+ */
 
 import type { AnyModel } from "@anywidget/types";
 
@@ -8,6 +12,7 @@ export interface Reply {
 }
 
 export class Requester {
+  private readonly idBase = Math.floor(Math.random() * 2 ** 31) * 2 ** 20;
   private next = 1;
   private pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; timer: number }>();
   private readonly listener: (msg: unknown, buffers: DataView[]) => void;
@@ -32,7 +37,7 @@ export class Requester {
   }
 
   request(content: Record<string, unknown>): Promise<Reply> {
-    const id = this.next++;
+    const id = this.idBase + this.next++;
     return new Promise<Reply>((resolve, reject) => {
       const timer = window.setTimeout(() => {
         this.pending.delete(id);

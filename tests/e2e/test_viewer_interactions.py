@@ -1,0 +1,317 @@
+"""SpectrogramViewer interactions in a real JupyterLab + Chromium, checked against the kernel's own geometry.
+
+One notebook for the module (two views of one viewer): shift-click toggling, a heatmap set from Python
+repainting exactly one patch's cell, the hover tooltip against ``PatchGrid.bounds_hz_s``, double-click
+resetting the zoom, a click on the time axis seeking, and the cleanup ``render`` returns (listeners,
+observers, animation frames, AudioContext) when an output is re-rendered.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+SETUP = """
+import json
+import numpy as np, torch
+import audiovis as av
+sr = 16000
+t = np.arange(6 * sr) / sr
+wav = 0.4 * np.sin(2 * np.pi * (200 * t + 400 * t ** 2)) + 0.2 * np.sin(2 * np.pi * 3000 * t) * (t % 1 < 0.3)
+audio = av.Audio(torch.tensor(wav, dtype=torch.float32)[None], sr)
+spec = av.KaldiFbank()(audio)
+grid = av.PatchGrid(input_shape=(128, 1024), patch_size=(16, 16), stride=(10, 10))
+viewer = av.SpectrogramViewer(spec, grid=grid, audio=audio, height=320)
+"""
+
+VIEWER = '[data-testid="audiovis-viewer"]'
+CANVAS = '[data-testid="spectrogram-canvas"]'
+N_BINS, N_FRAMES, N_TIME = 128, 1024, 101
+
+# Installed before the page loads: records every AudioContext, event listener and ResizeObserver the page
+# creates, so the test can tell which ones a destroyed view left behind. Listeners added with an
+# AbortSignal count as removed when the signal aborts (removeEventListener is never called for them).
+INSTRUMENT = """
+(() => {
+  const contexts = (window.__avAudioContexts = []);
+  const Native = window.AudioContext;
+  window.AudioContext = class extends Native {
+    constructor(...args) { super(...args); contexts.push(this); }
+  };
+  const live = (window.__avListeners = new Set());
+  const add = EventTarget.prototype.addEventListener;
+  const remove = EventTarget.prototype.removeEventListener;
+  const captureOf = (o) => (typeof o === 'boolean' ? o : !!(o && o.capture));
+  EventTarget.prototype.addEventListener = function (type, fn, options) {
+    const rec = { target: this, type, fn, capture: captureOf(options) };
+    const signal = options && typeof options === 'object' ? options.signal : undefined;
+    if (!(signal && signal.aborted)) {
+      live.add(rec);
+      if (signal) add.call(signal, 'abort', () => live.delete(rec));
+    }
+    return add.call(this, type, fn, options);
+  };
+  EventTarget.prototype.removeEventListener = function (type, fn, options) {
+    const capture = captureOf(options);
+    for (const rec of live) {
+      if (rec.target === this && rec.type === type && rec.fn === fn && rec.capture === capture) live.delete(rec);
+    }
+    return remove.call(this, type, fn, options);
+  };
+  const observers = (window.__avObservers = []);
+  const NativeRO = window.ResizeObserver;
+  window.ResizeObserver = class extends NativeRO {
+    constructor(cb) { super(cb); this.targets = new Set(); observers.push(this); }
+    observe(t, o) { this.targets.add(t); return super.observe(t, o); }
+    unobserve(t) { this.targets.delete(t); return super.unobserve(t); }
+    disconnect() { this.targets.clear(); return super.disconnect(); }
+  };
+})();
+"""
+
+# What a view still holds on to, for the nodes under `root`.
+JS_HELD = """
+(root) => ({
+  listeners: [...window.__avListeners].filter((r) => r.target instanceof Node && root.contains(r.target)).length,
+  observed: window.__avObservers.filter((o) => [...o.targets].some((t) => root.contains(t))).length,
+  drawCount: Number(root.dataset.drawCount ?? 0),
+  connected: root.isConnected,
+})
+"""
+
+
+def _canvas_rgba(canvas) -> np.ndarray:
+    from PIL import Image
+
+    url = canvas.evaluate("(c) => c.toDataURL('image/png')")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGBA"))
+
+
+def _draw_count(widget) -> int:
+    return int(widget.evaluate("(el) => Number(el.dataset.drawCount ?? 0)"))
+
+
+def _wait_redrawn(nb, widget, after: int) -> None:
+    """Wait for a draw after the `after`-th, then one more animation frame so the canvas is composited."""
+    widget.evaluate(
+        "(el, n) => new Promise((resolve) => { const check = () => Number(el.dataset.drawCount) > n ?"
+        " requestAnimationFrame(() => resolve()) : requestAnimationFrame(check); check(); })",
+        after,
+    )
+
+
+def _kernel(nb, expression: str, until=lambda value: True, timeout: float = 20.0):
+    """Value of a JSON-able kernel expression, re-read until `until(value)` holds."""
+    out = nb.poll_cell(f"print(json.dumps({expression}))", lambda text: until(json.loads(text)), timeout=timeout)
+    return json.loads(out)
+
+
+def _pixel(box: dict, frame: float, bin_: float) -> tuple[float, float]:
+    """Page coordinates of (frame, bin) on the unzoomed canvas."""
+    return box["x"] + frame / N_FRAMES * box["width"], box["y"] + box["height"] * (1 - bin_ / N_BINS)
+
+
+def _cell_centre(row: int, col: int) -> tuple[float, float]:
+    """(frame, bin) at the centre of patch (row, col)'s stride cell (AST grid: 10 x 10 cells)."""
+    return col * 10 + 5, row * 10 + 5
+
+
+@pytest.fixture(scope="module")
+def nb(lab_module):
+    lab_module.context.add_init_script(INSTRUMENT)
+    notebook = lab_module.open_notebook(cells=[SETUP, "viewer", "viewer"])
+    notebook.run_all()
+    for i in (1, 2):
+        notebook.wait_for_widget(i, VIEWER)
+    return notebook
+
+
+@pytest.fixture
+def view(nb):
+    """The first output's viewer, unzoomed, nothing selected, no heatmap, pointer away, in view."""
+    nb.run_cell("viewer.clear_selection(); viewer.set_heatmap(None); viewer.time_range = viewer.full_time_range")
+    widget = nb.output_locator(1).locator(VIEWER)
+    canvas = widget.locator(CANVAS)
+    canvas.scroll_into_view_if_needed()
+    nb.page.mouse.move(2, 2)
+    nb.page.wait_for_function(
+        "(el) => el.querySelector('[data-testid=\"audiovis-readout\"]').textContent.includes('selected') === false",
+        arg=widget.element_handle(),
+    )
+    return widget, canvas
+
+
+def test_shift_click_toggles_patches(nb, view):
+    widget, canvas = view
+    box = canvas.bounding_box()
+    a, b = (3, 40), (7, 12)  # (row, col)
+    ia, ib = a[0] * N_TIME + a[1], b[0] * N_TIME + b[1]
+
+    nb.page.mouse.click(*_pixel(box, *_cell_centre(*a)))
+    assert _kernel(nb, "viewer.selected_patches", lambda v: v != []) == [ia]
+    nb.page.keyboard.down("Shift")
+    nb.page.mouse.click(*_pixel(box, *_cell_centre(*b)))
+    assert _kernel(nb, "viewer.selected_patches", lambda v: len(v) == 2) == sorted([ia, ib])
+    nb.page.mouse.click(*_pixel(box, *_cell_centre(*a)))  # shift-click on a selected patch removes it
+    nb.page.keyboard.up("Shift")
+    assert _kernel(nb, "viewer.selected_patches", lambda v: len(v) == 1) == [ib]
+    # a plain click replaces the selection
+    nb.page.mouse.click(*_pixel(box, *_cell_centre(*a)))
+    assert _kernel(nb, "viewer.selected_patches", lambda v: v != [ib]) == [ia]
+    readout = nb.output_locator(2).locator('[data-testid="audiovis-readout"]')
+    assert "1 selected" in readout.inner_text()  # the second view of the same widget follows
+
+
+def test_heatmap_from_python_repaints_only_that_patch(nb, view):
+    widget, canvas = view
+    before = _canvas_rgba(canvas)
+    height, width = before.shape[:2]
+
+    patch = 5 * N_TIME + 30
+    cell = json.loads(nb.run_cell(f"print(json.dumps(grid.cell_bounds({patch})))"))
+    draws = _draw_count(widget)
+    nb.run_cell(f"h = np.full(grid.num_patches, np.nan); h[{patch}] = 1.0\nviewer.set_heatmap(h, opacity=0.8)")
+    _wait_redrawn(nb, widget, draws)
+    after = _canvas_rgba(canvas)
+
+    # the cell in canvas pixels (unzoomed: frames across the width, bins bottom-up)
+    x0, x1 = cell[0] / N_FRAMES * width, cell[1] / N_FRAMES * width
+    y0, y1 = height * (1 - cell[3] / N_BINS), height * (1 - cell[2] / N_BINS)
+    changed = np.any(after != before, axis=2)
+    ys, xs = np.mgrid[0:height, 0:width]
+    inside = (xs >= np.ceil(x0) + 1) & (xs < np.floor(x1) - 1) & (ys >= np.ceil(y0) + 1) & (ys < np.floor(y1) - 1)
+    near = (xs >= np.floor(x0) - 1) & (xs < np.ceil(x1) + 1) & (ys >= np.floor(y0) - 1) & (ys < np.ceil(y1) + 1)
+    assert inside.sum() > 50
+    assert changed[inside].all(), f"{(~changed[inside]).sum()} pixels of the patch's cell did not change"
+    assert not changed[~near].any(), f"{changed[~near].sum()} pixels changed outside the patch's cell"
+
+    nb.screenshot("viewer_interactions_heatmap_one_patch")
+    # hiding the heatmap puts back exactly the original pixels
+    draws = _draw_count(widget)
+    nb.run_cell("viewer.set_heatmap(None)")
+    _wait_redrawn(nb, widget, draws)
+    assert np.array_equal(_canvas_rgba(canvas), before)
+
+
+_NUMBER_UNIT = re.compile(r"([0-9.]+) (s|Hz|kHz)")
+
+
+def _displayed(token: str) -> tuple[float, float]:
+    """A displayed number (in s or Hz) and half a unit of its last shown digit."""
+    value, unit = _NUMBER_UNIT.fullmatch(token).groups()
+    decimals = len(value.split(".")[1]) if "." in value else 0
+    scale = 1000.0 if unit == "kHz" else 1.0
+    return float(value) * scale, 0.5 * 10.0 ** -decimals * scale + 1e-9
+
+
+def test_tooltip_names_patch_time_span_and_band(nb, view):
+    widget, canvas = view
+    box = canvas.bounding_box()
+    for row, col in [(4, 63), (0, 0), (11, 100)]:
+        x, y = _pixel(box, *_cell_centre(row, col))
+        nb.page.mouse.move(x, y)
+        tooltip = widget.locator('[data-testid="audiovis-tooltip"]')
+        tooltip.wait_for(state="visible", timeout=5000)
+        frame = (x - box["x"]) / box["width"] * N_FRAMES
+        bin_ = (1 - (y - box["y"]) / box["height"]) * N_BINS
+        expected = json.loads(nb.run_cell(
+            f"p = grid.patch_at({frame}, {bin_})\n"
+            "print(json.dumps([p, grid.position(p), grid.bounds_hz_s(p, spec)]))"
+        ))
+        patch, (exp_row, exp_col), (t0, t1, f0, f1) = expected
+        assert (exp_row, exp_col) == (row, col)
+        nb.page.wait_for_function(
+            "([el, p]) => el.textContent.includes(`patch ${p} `)", arg=[tooltip.element_handle(), patch]
+        )
+        lines = tooltip.locator("div").all_inner_texts()
+        assert lines[0] == f"patch {patch} (row {row}, col {col})"
+        times = re.fullmatch(r"([0-9.]+)–([0-9.]+) s", lines[1])
+        band = re.fullmatch(r"([0-9.]+ k?Hz)–([0-9.]+ k?Hz) \(mel band\)", lines[2])
+        assert times and band, lines
+        shown_t0, shown_t1 = _displayed(times.group(1) + " s"), _displayed(times.group(2) + " s")
+        shown_f0, shown_f1 = _displayed(band.group(1)), _displayed(band.group(2))
+        for (shown, tol), exact in [(shown_t0, t0), (shown_t1, t1), (shown_f0, f0), (shown_f1, f1)]:
+            assert abs(shown - exact) <= tol, (lines, (t0, t1, f0, f1))
+    nb.page.mouse.move(2, 2)
+    widget.locator('[data-testid="audiovis-tooltip"]').wait_for(state="hidden", timeout=5000)
+
+
+def test_double_click_resets_zoom(nb, view):
+    widget, canvas = view
+    full = _kernel(nb, "viewer.full_time_range")
+    draws = _draw_count(widget)
+    nb.run_cell("viewer.time_range = (2.0, 3.5)")
+    _wait_redrawn(nb, widget, draws)
+    assert "2.00–3.50 s" in widget.locator('[data-testid="audiovis-readout"]').inner_text()
+    box = canvas.bounding_box()
+    nb.page.mouse.dblclick(box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"])
+    got = _kernel(nb, "viewer.time_range", lambda v: v != [2.0, 3.5])
+    assert got == pytest.approx(full, abs=1e-9)
+
+
+def test_clicking_the_time_axis_seeks(nb, view):
+    widget, canvas = view
+    axis = widget.locator('[data-testid="audiovis-time-axis"]')
+    box = axis.bounding_box()
+    for fraction in (0.25, 0.5):
+        x = box["x"] + fraction * box["width"]
+        nb.page.mouse.click(x, box["y"] + box["height"] / 2)
+        shown = (x - box["x"]) / box["width"]
+        expected = json.loads(nb.run_cell(f"print(json.dumps(float(spec.frame_to_time({shown} * {N_FRAMES}))))"))
+        got = _kernel(nb, "viewer.playhead", lambda v: abs(v - expected) < 1e-3)
+        assert got == pytest.approx(expected, abs=1e-3)
+        assert f"playhead {expected:.2f} s" in widget.locator('[data-testid="audiovis-readout"]').inner_text()
+    # past the end of the audio (6 s of sound in a 10.24 s input): the playhead stops at the end
+    nb.page.mouse.click(box["x"] + 0.9 * box["width"], box["y"] + box["height"] / 2)
+    assert _kernel(nb, "viewer.playhead", lambda v: v > 5.0) == pytest.approx(6.0, abs=1e-9)
+    nb.run_cell("viewer.playhead = 0.0")
+
+
+def test_rerendering_an_output_cleans_the_old_view_up(nb, view):
+    old = nb.output_locator(2).locator(VIEWER)
+    old.scroll_into_view_if_needed()
+    old.locator('[data-testid="audiovis-play"]').click()
+    nb.page.wait_for_function(
+        "() => window.__avAudioContexts.some((c) => c.state === 'running')", timeout=15000
+    )
+    assert _kernel(nb, "viewer.playhead", lambda v: v > 0.2, timeout=15) > 0.2
+    root = old.element_handle()
+    held = nb.evaluate(JS_HELD, root)
+    assert held["listeners"] > 0 and held["observed"] > 0  # the instrumentation sees the live view
+    contexts = nb.evaluate("() => window.__avAudioContexts.length")
+
+    nb.rerun_cell(2)  # clears the output (disposing its view) and renders a fresh one
+    fresh = nb.wait_for_widget(2, VIEWER)
+    nb.page.wait_for_function("(el) => !el.isConnected", arg=root)
+    held = nb.evaluate(JS_HELD, root)
+    assert held["listeners"] == 0, f"{held['listeners']} listeners left on the removed view's nodes"
+    assert held["observed"] == 0, "a ResizeObserver still watches the removed view"
+    states = "(n) => window.__avAudioContexts.slice(0, n).map((c) => c.state)"
+    deadline = time.monotonic() + 5  # AudioContext.close() settles asynchronously
+    while set(nb.evaluate(states, contexts)) != {"closed"} and time.monotonic() < deadline:
+        nb.page.wait_for_timeout(100)
+    assert set(nb.evaluate(states, contexts)) == {"closed"}, f"AudioContext states: {nb.evaluate(states, contexts)}"
+
+    # nothing draws into the removed view any more: no playback frames, no model listeners
+    frozen = held["drawCount"]
+    nb.run_cell("viewer.heatmap_opacity = 0.3\nviewer.select([5, 6])\nviewer.time_range = (1.0, 2.0)")
+    nb.page.wait_for_timeout(500)
+    assert nb.evaluate(JS_HELD, root)["drawCount"] == frozen
+
+    # the other view and the fresh one still work
+    for widget in (nb.output_locator(1).locator(VIEWER), fresh):
+        readout = widget.locator('[data-testid="audiovis-readout"]')
+        nb.page.wait_for_function(
+            "(el) => el.textContent.includes('1.00–2.00 s') && el.textContent.includes('2 selected')",
+            arg=readout.element_handle(),
+        )
+    assert nb.page_errors == []
+    nb.run_cell("viewer.heatmap_opacity = 0.6\nviewer.playhead = 0.0")
