@@ -91,7 +91,7 @@ def read_source(item, sample_rate: int | None, position: int) -> tuple[str, Sour
         path = Path(item)
         if not path.is_file():
             raise FileNotFoundError(f"source {position}: no audio file at {str(path)!r}")
-        return file_key(path), path
+        return file_key(path) + ("" if sample_rate is None else f"-{int(sample_rate)}"), path
     if isinstance(item, Audio):
         return array_key(item.waveform, item.sample_rate), item
     if isinstance(item, Spectrogram):
@@ -140,7 +140,7 @@ def extract_embeddings(
 
     results: dict[int, list[np.ndarray | None]] = {ly: [None] * total for ly in unique_layers}
     pending: list[tuple[int, str, Source]] = []
-    device = next(model.parameters()).device
+    device = model.device
 
     def run_batch() -> None:
         specs = [model.spectrogram(src, sample_rate=sample_rate).values for _, _, src in pending]

@@ -2,7 +2,7 @@
 
 ``LinearProbe`` trains a linear (or one-hidden-layer) head with torch on fixed features, for multi-class
 (integer labels, softmax cross-entropy) or multi-label (multi-hot labels, per-class sigmoid) tasks, and
-scores it by k-fold cross-validation. ``probe_layers`` does that for every hidden state of a model.
+scores it by k-fold cross-validation. ``probe_layers`` does that for every block of a model.
 """
 
 from __future__ import annotations

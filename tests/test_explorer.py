@@ -404,6 +404,14 @@ def test_an_overlay_that_cannot_be_computed_is_reported_not_raised(ex, monkeypat
     assert "FusedAttention" in caplog.text
 
 
+def test_model_from_pretrained(model, clip, tmp_path):
+    model.save_pretrained(tmp_path / "tiny-ast")
+    loaded = av.ASTModel.from_pretrained(tmp_path / "tiny-ast")
+    ex = explore(clip, loaded, overlay="rollout")
+    np.testing.assert_allclose(ex.heatmap, model.analyze(clip).rollout(), rtol=1e-5, atol=1e-8)
+    assert [r.children[0].value for r in ex._predictions.children[1:]] == [n for n, _ in ex.analysis.top_labels(5)]
+
+
 def test_vit_model(clip):
     torch.manual_seed(1)
     vit = av.ViTModel(

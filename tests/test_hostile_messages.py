@@ -167,6 +167,7 @@ QUIETLY_SANITISED = {"duplicates, unsorted", "1e6 copies of one index", "empty u
 
 @pytest.mark.parametrize("name, state, expected", STATE_CATALOGUE, ids=[c[0] for c in STATE_CATALOGUE])
 def test_hostile_state_update(viewer, caplog, monkeypatch, name, state, expected):
+    """One catalogue entry: nothing raises, the state stays consistent, the oddity is logged."""
     viewer.select([5, 7])
     viewer.hovered_patch = 12
     viewer.time_range = (0.5, 2.0)
@@ -386,3 +387,13 @@ def test_long_viewer_hostile_state_and_requests(long_viewer, monkeypatch, caplog
     assert lv.window is None and lv._grid is None and lv.selected_patches == []
     lv.set_state({"selected_patches": [0, 1]})
     assert lv.selected_patches == []
+
+
+def test_false_does_not_stand_in_for_patch_zero(viewer):
+    """False == 0 in Python, so traitlets alone would keep a bool as the hovered patch."""
+    viewer.hovered_patch = 0
+    viewer.set_state({"hovered_patch": False})
+    assert viewer.hovered_patch == 0 and type(viewer.hovered_patch) is int
+    viewer.select([0])
+    viewer.set_state({"selected_patches": [False, 0.0]})
+    assert viewer.selected_patches == [0] and type(viewer.selected_patches[0]) is int

@@ -38,6 +38,10 @@ _ACTIVATIONS = {
     "swish": nn.SiLU,
 }
 
+#: Largest model a config may describe: far above any ViT in use, it stops a config file from asking
+#: for more memory than a machine has (1e9 layers would hang the kernel instead of failing).
+MAX_PARAMETERS = 10_000_000_000
+
 _INT_FIELDS = (
     "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "patch_size",
     "frequency_stride", "time_stride", "max_length", "num_mel_bins", "num_labels",
@@ -106,6 +110,12 @@ class ASTConfig:
             self.labels = [str(name) for name in self.labels]
             if len(self.labels) != self.num_labels:
                 raise ConfigError(f"ASTConfig: {len(self.labels)} labels given for num_labels={self.num_labels}")
+        if self.num_parameters > MAX_PARAMETERS:
+            raise ConfigError(
+                f"ASTConfig describes a model of about {self.num_parameters:.3g} parameters, more than the "
+                f"{MAX_PARAMETERS:.0e} allowed (num_hidden_layers={self.num_hidden_layers}, "
+                f"hidden_size={self.hidden_size}, intermediate_size={self.intermediate_size})"
+            )
 
     @property
     def grid_shape(self) -> tuple[int, int]:
@@ -120,12 +130,22 @@ class ASTConfig:
         rows, cols = self.grid_shape
         return rows * cols
 
+    @property
+    def num_parameters(self) -> int:
+        """Parameters of the model this config builds (blocks, embeddings, head), counted without building it."""
+        h, i = self.hidden_size, self.intermediate_size
+        block = (4 * h * h + 4 * h) + (2 * h * i + i + h) + 4 * h  # attention, MLP, two LayerNorms
+        embed = self.patch_size**2 * h + h + (self.num_patches + 2) * h + 2 * h  # conv, positions, cls + dist
+        head = 2 * h + h * self.num_labels + self.num_labels + 2 * h  # final norm, fc_norm + linear
+        return self.num_hidden_layers * block + embed + head
+
     def resolved_labels(self) -> list[str]:
         """``labels``, or the default names for ``num_labels`` outputs."""
         return list(self.labels) if self.labels is not None else default_labels(self.num_labels)
 
     def replace(self, **changes: Any) -> "ASTConfig":
         """A copy with ``changes`` (validated); changing ``num_labels`` drops labels that no longer fit."""
+        check_fields(changes)
         if "num_labels" in changes and "labels" not in changes and self.labels is not None and len(self.labels) != changes["num_labels"]:
             changes["labels"] = None
         return dataclasses.replace(self, **changes)
@@ -188,6 +208,15 @@ class ASTConfig:
     def frontend(self) -> KaldiFbank:
         """The Kaldi filterbank front end this model was trained with."""
         return KaldiFbank(num_mel_bins=self.num_mel_bins, target_frames=self.max_length, mean=self.fbank_mean, std=self.fbank_std)
+
+
+def check_fields(changes: dict[str, Any]) -> None:
+    """ConfigError naming any key of ``changes`` that is not an ASTConfig field."""
+    if not isinstance(changes, dict):
+        raise ConfigError(f"config must be an ASTConfig or a dict of its fields, got {type(changes).__name__}")
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(ASTConfig)})
+    if unknown:
+        raise ConfigError(f"ASTConfig has no field {', '.join(map(repr, unknown))}")
 
 
 def _mlp_of_width(width: int, **kwargs: Any) -> Mlp:
@@ -363,6 +392,7 @@ class ASTModel(SpectrogramModelMixin, VisionTransformerDistilled):
         if isinstance(config, ASTConfig):
             target = config
         else:
+            check_fields(config or {})
             target = ASTConfig(**{**sizes, "layer_norm_eps": 1e-6, "classifier_layer_norm_eps": 1e-5, **(config or {})})
         model = cls(target)
         state = converted.state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import AudiovisError, CheckpointError, ConfigError
 from ..patches import PatchGrid
 from ..spectrogram import MelSpectrogram
 from .base import SpectrogramModelMixin
@@ -49,6 +50,7 @@ class ViTModel(SpectrogramModelMixin, nn.Module):
     ) -> None:
         super().__init__()
         import timm
+        from safetensors import SafetensorError
         from timm.models.vision_transformer import VisionTransformer
 
         grid_check = PatchGrid(input_shape, 1, 1)  # validates the shape
@@ -73,14 +75,23 @@ class ViTModel(SpectrogramModelMixin, nn.Module):
             raise ConfigError(f"ViTModel: timm has no model named {name!r}")
         try:
             vit = timm.create_model(name, **kwargs)
+        except AudiovisError:
+            raise
         except TypeError as exc:
             raise ConfigError(f"ViTModel: {name!r} is not a timm VisionTransformer variant ({exc})") from exc
-        except RuntimeError as exc:
+        except AssertionError as exc:  # timm checks sizes with asserts, e.g. heads dividing the width
+            raise ConfigError(f"ViTModel: timm rejects {name!r} with {timm_kwargs}: {exc}") from exc
+        except (RuntimeError, pickle.UnpicklingError, EOFError, SafetensorError) as exc:
             if checkpoint is None:
                 raise
-            raise CheckpointError(f"checkpoint {os.fspath(checkpoint)!r} does not fit {name!r}: {exc}") from exc
+            raise CheckpointError(
+                f"checkpoint {os.fspath(checkpoint)!r} cannot be loaded into {name!r} (refused, truncated, corrupt "
+                f"or of another architecture): {exc}"
+            ) from exc
         if not isinstance(vit, VisionTransformer):
             raise ConfigError(f"ViTModel: {name!r} builds a {type(vit).__name__}, not a timm VisionTransformer")
+        if len(vit.blocks) == 0:
+            raise ConfigError(f"ViTModel: {name!r} needs at least one transformer block, got depth=0")
         self.name = name
         self.vit = vit
         self.frontend = frontend if frontend is not None else default_frontend(grid_check.input_shape[0])

@@ -174,8 +174,9 @@ class EmbeddingPlot:
                     ("patch", "@index (row @row, col @col)"),
                     ("time", "@t0{0.000} – @t1{0.000} s"),
                     ("frequency", "@f0{0,0} – @f1{0,0} Hz"),
-                    ("colour", "@c{0.000}"),
+                    ("colour value", "@c{%.4g}"),
                 ],
+                formatters={"@c": "printf"},
             )
         )
         self.colorbar = ColorBar(color_mapper=self._log, width=10, title="time (s)", title_text_font_size="11px",

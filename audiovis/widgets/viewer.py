@@ -365,6 +365,12 @@ class SpectrogramViewer(anywidget.AnyWidget):
                 log.warning("SpectrogramViewer: ignoring %d %s entries from the browser that are not patches of the "
                             "grid (0..%d): %s", len(dropped), key, n - 1, _short(dropped[:10]))
             return sorted(keep)
+        if key == "hovered_patch":  # checked here: traitlets would keep False in place of an equal 0
+            k = _integral(value)
+            n = 0 if grid is None else grid.num_patches
+            if value is not None and (k is None or not 0 <= k < n):
+                raise ValueError(f"not a patch of the grid (0..{n - 1})")
+            return k
         if key == "time_range":
             if not isinstance(value, (list, tuple)) or len(value) != 2:
                 raise TypeError(f"expected [start, end] seconds, got {type(value).__name__}")
