@@ -320,6 +320,15 @@ export function drawFrequencyAxis(ctx: CanvasRenderingContext2D, a: Axes, scale:
   }
 }
 
+/** A tick label that tells neighbouring ticks ``step`` apart; exponent form for tiny or huge values. */
+export function formatTick(value: number, step: number): string {
+  if (Math.abs(value) < step * 1e-6) return "0";
+  const stepExp = Math.floor(Math.log10(Math.abs(step)) + 1e-9);
+  if (stepExp >= -4 && Math.abs(value) < 1e6) return value.toFixed(Math.max(0, -stepExp));
+  const valueExp = Math.floor(Math.log10(Math.abs(value)) + 1e-9);
+  return value.toExponential(Math.min(6, Math.max(0, valueExp - stepExp)));
+}
+
 /** One vertical colour bar with its range, ticks and units label. */
 export function drawColorbar(
   ctx: CanvasRenderingContext2D,
@@ -346,11 +355,10 @@ export function drawColorbar(
   ctx.textBaseline = "middle";
   const ticks = linearTicks(lo, hi, Math.max(2, Math.floor(barHeight / 40)));
   const step = ticks.length > 1 ? ticks[1]! - ticks[0]! : 1;
-  const decimals = Math.max(0, Math.min(3, -Math.floor(Math.log10(step) + 1e-9)));
   for (const t of ticks) {
     const y = Math.round(top + (1 - (t - lo) / (hi - lo || 1)) * (barHeight - 1)) + 0.5;
     line(ctx, x + barWidth, y, x + barWidth + 3, y);
-    ctx.fillText(t.toFixed(decimals), x + barWidth + 5, y);
+    ctx.fillText(formatTick(t, step), x + barWidth + 5, y);
   }
   ctx.save();
   ctx.translate(x - 4, top + barHeight / 2);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import cases from "../../tests/fixtures/render_cases.json";
 import { toFloat32 } from "../src/codecs";
-import { ArraySource, paintSpectrogram, pixelBins, pixelFrames } from "../src/render";
+import { ArraySource, formatTick, paintSpectrogram, pixelBins, pixelFrames } from "../src/render";
 
 function bytes(b64: string): Uint8Array {
   const s = atob(b64);
@@ -55,5 +55,22 @@ describe("pixel sampling", () => {
     const pooled = new ArraySource(new Float32Array([1, 7, 4, 2]), 2, 20, 10);
     pooled.reduceFrames(12, 13, out);
     expect(Array.from(out)).toEqual([7, 2]);
+  });
+});
+
+describe("formatTick", () => {
+  it("keeps neighbouring colour-bar ticks distinct at every scale", () => {
+    const cases: Array<[number, number]> = [[0.5, 1], [0.001, 0.0005], [0.0001, 0.00002], [1e-6, 2e-7], [2e6, 5e5], [-40, 10]];
+    for (const [start, step] of cases) {
+      const labels = [0, 1, 2, 3].map((k) => formatTick(start + k * step, step));
+      expect(new Set(labels).size).toBe(4);
+      labels.forEach((label, k) => expect(Math.abs(Number(label) - (start + k * step))).toBeLessThanOrEqual(step / 2));
+    }
+  });
+  it("prints plain decimals for ordinary ranges", () => {
+    expect(formatTick(0.25, 0.05)).toBe("0.25");
+    expect(formatTick(-40, 10)).toBe("-40");
+    expect(formatTick(0.0021, 0.0001)).toBe("0.0021");
+    expect(formatTick(0, 0.5)).toBe("0");
   });
 });
