@@ -7,6 +7,7 @@ inputs that are broken must raise an audiovis/OS error that names the input and 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -82,6 +83,7 @@ def test_unreadable_permissions():
             av.load_audio(path)
     finally:
         os.seteuid(0)
+        shutil.rmtree(folder)
 
 
 def test_zero_sample_array():

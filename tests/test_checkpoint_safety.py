@@ -117,7 +117,7 @@ ABSURD = [
     ("heads not dividing the width", {"num_attention_heads": 5}, r"num_attention_heads=5 does not divide hidden_size=32"),
     ("string size", {"hidden_size": "big"}, r"hidden_size must be a positive integer, got 'big'"),
     ("float size", {"intermediate_size": 64.5}, r"intermediate_size must be a positive integer"),
-    ("bool size", {"num_labels": True}, r"num_labels must be a positive integer, got True"),
+    ("bool size", {"num_mel_bins": True}, r"num_mel_bins must be a positive integer, got True"),
     ("NaN epsilon", {"layer_norm_eps": float("nan")}, r"layer_norm_eps must be a positive number, got nan"),
     ("dropout of 1", {"hidden_dropout_prob": 1.0}, r"hidden_dropout_prob must be in \[0, 1\)"),
     ("unknown activation", {"hidden_act": "os.system"}, r"hidden_act must be one of"),

@@ -397,3 +397,63 @@ def test_false_does_not_stand_in_for_patch_zero(viewer):
     viewer.select([0])
     viewer.set_state({"selected_patches": [False, 0.0]})
     assert viewer.selected_patches == [0] and type(viewer.selected_patches[0]) is int
+
+
+# ---- Explorer: the viewer's messages and the Bokeh selection bridge -------------------------------
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    from audiovis.widgets.explorer import Explorer
+
+    torch.manual_seed(0)
+    config = av.ASTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                          max_length=200, num_labels=3, multi_label=False)
+    model = av.ASTModel(config).eval()
+    clip = av.load_audio(make_chirp(seconds=2.0), SR)
+    ex = Explorer(model.analyze(clip), audio=clip)
+    ex.embedding_plot.widget.send = lambda *a, **k: None
+    ex.viewer.send = lambda *a, **k: None
+    return ex
+
+
+def bokeh_event(ex, content) -> None:
+    """A custom message to jupyter_bokeh's widget, as its comm delivers it."""
+    widget = ex.embedding_plot.widget
+    widget._handle_custom_msg(content, [])
+
+
+def points(ex, indices) -> dict:
+    selected = ex.embedding_plot.source.selected
+    return {"event": "jsevent", "kind": "ModelChanged", "model": {"id": selected.id}, "attr": "indices", "new": indices}
+
+
+def assert_explorer_consistent(ex, expected: list[int]) -> None:
+    n = ex.analysis.grid.num_patches
+    assert sorted(ex.selection) == expected and all(0 <= p < n for p in ex.selection)
+    assert ex.viewer.selected_patches == expected
+    assert ex.embedding_plot.selected == expected
+
+
+def test_explorer_survives_hostile_plot_and_viewer_messages(explorer, caplog):
+    ex = explorer
+    n = ex.analysis.grid.num_patches
+    caplog.set_level(logging.WARNING)
+    ex.select([4, 2])
+    bokeh_event(ex, points(ex, [3, "x", -1, 10**12, 2.5, None, True]))  # Bokeh's own validation refuses the lot
+    assert_explorer_consistent(ex, [2, 4])
+    bokeh_event(ex, points(ex, [5, 6, 10**12, -3]))  # valid ints: the bridge keeps those in range
+    assert_explorer_consistent(ex, [5, 6])
+    caplog.clear()
+    bokeh_event(ex, points(ex, list(range(1_000_000))))
+    assert_explorer_consistent(ex, list(range(n)))
+    assert 1 <= caplog.text.count("ignoring") <= 2  # one per callback run (jupyter_bokeh runs it twice), not a million
+    for junk in (points(ex, [float("nan")]), points(ex, [[1]]), points(ex, "junk"), {"event": "jsevent"},
+                 {**points(ex, [1]), "model": {"id": "no-such-model"}}, "junk", None, {"event": "bogus"}):
+        bokeh_event(ex, junk)
+        assert_explorer_consistent(ex, list(range(n)))
+    assert "malformed event from the embedding plot" in caplog.text
+    ex.viewer.set_state({"selected_patches": [1, n, -1, "7"]})
+    assert_explorer_consistent(ex, [1])
+    ex.viewer._handle_custom_msg({"type": "tile", "id": 1, "level": -1}, [])
+    assert_explorer_consistent(ex, [1])

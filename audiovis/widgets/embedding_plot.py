@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -192,9 +192,7 @@ class EmbeddingPlot:
     def widget(self) -> "BokehModel":
         """The jupyter_bokeh widget showing the figure (created on first use)."""
         if self._widget is None:
-            from jupyter_bokeh import BokehModel
-
-            self._widget = BokehModel(self.figure)
+            self._widget = _guarded_bokeh_model()(self.figure)
         return self._widget
 
     def refresh_widget(self) -> None:
@@ -300,11 +298,14 @@ class EmbeddingPlot:
             return
         n = self.grid.num_patches
         clean: list[int] = []
+        dropped: list[object] = []
         for value in new:
             if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < n:
                 clean.append(int(value))
             else:
-                log.warning("audiovis: ignoring selected point %r outside 0..%d", value, n - 1)
+                dropped.append(value)
+        if dropped:  # one warning per event, however many points the browser sent
+            log.warning("audiovis: ignoring %d selected points outside 0..%d: %r", len(dropped), n - 1, dropped[:10])
         clean = sorted(set(clean))
         if clean == self._known:  # jupyter_bokeh reports one browser change to on_change callbacks twice
             return
@@ -313,3 +314,23 @@ class EmbeddingPlot:
             self.on_select(clean)
         except Exception:  # a browser event must never raise into the kernel's comm handler
             log.exception("audiovis: handling a selection from the embedding plot failed")
+
+
+def _guarded_bokeh_model() -> type:
+    """jupyter_bokeh's BokehModel whose browser-event handler logs a malformed event instead of raising."""
+    global _GUARDED
+    if _GUARDED is None:
+        from jupyter_bokeh import BokehModel
+
+        class GuardedBokehModel(BokehModel):
+            def _sync_model(self, widget: Any, content: Any, buffers: Any) -> None:
+                try:
+                    super()._sync_model(widget, content, buffers)
+                except Exception as exc:  # the kernel must never raise because of a browser message
+                    log.warning("audiovis: ignoring a malformed event from the embedding plot: %s", exc)
+
+        _GUARDED = GuardedBokehModel
+    return _GUARDED
+
+
+_GUARDED: type | None = None

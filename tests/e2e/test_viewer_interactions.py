@@ -146,6 +146,8 @@ def view(nb):
         "(el) => el.querySelector('[data-testid=\"audiovis-readout\"]').textContent.includes('selected') === false",
         arg=widget.element_handle(),
     )
+    # draws happen in animation frames: after three, whatever those changes scheduled is on the canvas
+    nb.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => requestAnimationFrame(r))))")
     return widget, canvas
 
 
