@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from audiovis import Audio, KaldiFbank, MelSpectrogram, PatchGrid, STFTSpectrogram

@@ -8,11 +8,10 @@ under the pointer in that window's token order.
 
 from __future__ import annotations
 
-import base64
-import io
 
-import numpy as np
 import pytest
+
+from .viewer_page import CANVAS, VIEWER, canvas_pixels
 
 pytestmark = pytest.mark.e2e
 
@@ -36,15 +35,7 @@ lv = LongViewer(audio, model, audio=None, height=256)
 spec = lv.spectrogram
 """
 
-VIEWER = '[data-testid="audiovis-viewer"]'
-CANVAS = '[data-testid="spectrogram-canvas"]'
 
-
-def _canvas_rgb(canvas) -> np.ndarray:
-    from PIL import Image
-
-    url = canvas.evaluate("(c) => c.toDataURL('image/png')")
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")).astype(float)
 
 
 def _floats(text: str) -> list[float]:
@@ -86,7 +77,7 @@ def test_one_hour_opens_zooms_to_a_window_and_selects_there(lab):
     burst_mid, after = _floats(nb.run_cell(
         f"print(*spec.time_to_frame(np.array([{BURST_AT + BURST_LEN / 2}, {BURST_AT + BURST_LEN + 0.15}])))"))
     assert int(burst_mid) // 88 == int(after) // 88
-    rgb = _canvas_rgb(canvas)
+    rgb = canvas_pixels(canvas, "RGB").astype(float)
     (xb, y), (xa, _) = to_px(burst_mid, band), to_px(after, band)
     bright, dark = rgb[int(y), int(xb)].sum(), rgb[int(y), int(xa)].sum()
     assert bright > dark + 150, (bright, dark)

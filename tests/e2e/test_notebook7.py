@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 
 import numpy as np
 import pytest
 
+from .viewer_page import CANVAS, VIEWER, canvas_pixels, viewer_setup
+
 pytestmark = pytest.mark.e2e
 
-SETUP = """
-import json
-import numpy as np, torch
-import audiovis as av
-sr = 16000
-t = np.arange(6 * sr) / sr
-wav = 0.4 * np.sin(2 * np.pi * (200 * t + 400 * t ** 2)) + 0.2 * np.sin(2 * np.pi * 3000 * t) * (t % 1 < 0.3)
-audio = av.Audio(torch.tensor(wav, dtype=torch.float32)[None], sr)
-spec = av.KaldiFbank()(audio)
-grid = av.PatchGrid(input_shape=(128, 1024), patch_size=(16, 16), stride=(10, 10))
-viewer = av.SpectrogramViewer(spec, grid=grid, audio=audio, height=300)
-"""
-
-VIEWER = '[data-testid="audiovis-viewer"]'
-CANVAS = '[data-testid="spectrogram-canvas"]'
+SETUP = viewer_setup(height=300)
 
 
-def _canvas_rgb(canvas) -> np.ndarray:
-    from PIL import Image
-
-    url = canvas.evaluate("(c) => c.toDataURL('image/png')")
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")).astype(float)
 
 
 def test_viewer_renders_and_clicks_select_in_notebook7(notebook7):
@@ -44,7 +25,7 @@ def test_viewer_renders_and_clicks_select_in_notebook7(notebook7):
     canvas.scroll_into_view_if_needed()
     nb.page.wait_for_function("(el) => Number(el.dataset.drawCount ?? 0) >= 1", arg=widget.element_handle())
 
-    rgb = _canvas_rgb(canvas)
+    rgb = canvas_pixels(canvas, "RGB").astype(float)
     assert rgb.shape[0] == 300
     assert rgb.std() > 20  # painted: real variance, not a blank or single-colour box
     # the chirp is drawn where the kernel's spectrogram has it: brightest bin per column agrees

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from .viewer_page import CANVAS, VIEWER, canvas_pixels
 
 pytestmark = pytest.mark.e2e
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "01_quickstart.ipynb"
-VIEWER = '[data-testid="audiovis-viewer"]'
-CANVAS = '[data-testid="spectrogram-canvas"]'
 
 
 def _code_cell(prefix: str) -> int:
@@ -24,12 +21,6 @@ def _code_cell(prefix: str) -> int:
     assert len(found) == 1, f"expected one cell starting with {prefix!r} in {NOTEBOOK.name}, found {found}"
     return found[0]
 
-
-def _canvas_rgb(canvas) -> np.ndarray:
-    from PIL import Image
-
-    url = canvas.evaluate("(c) => c.toDataURL('image/png')")
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")).astype(float)
 
 
 def test_quickstart_runs_paints_and_a_click_reaches_python(lab):
@@ -42,7 +33,7 @@ def test_quickstart_runs_paints_and_a_click_reaches_python(lab):
     canvas = widget.locator(CANVAS)
     canvas.scroll_into_view_if_needed()
     nb.page.wait_for_function("(el) => Number(el.dataset.drawCount ?? 0) >= 1", arg=widget.element_handle())
-    rgb = _canvas_rgb(canvas)
+    rgb = canvas_pixels(canvas, "RGB").astype(float)
     assert rgb.std() > 10, "the spectrogram canvas is blank"
 
     # the notebook selected the first event's patches from Python: the second view shows them

@@ -8,8 +8,6 @@ observers, animation frames, AudioContext) when an output is re-rendered.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import re
 import time
@@ -17,23 +15,12 @@ import time
 import numpy as np
 import pytest
 
+from .viewer_page import CANVAS, VIEWER, canvas_pixels, viewer_setup
+
 pytestmark = pytest.mark.e2e
 
-SETUP = """
-import json
-import numpy as np, torch
-import audiovis as av
-sr = 16000
-t = np.arange(6 * sr) / sr
-wav = 0.4 * np.sin(2 * np.pi * (200 * t + 400 * t ** 2)) + 0.2 * np.sin(2 * np.pi * 3000 * t) * (t % 1 < 0.3)
-audio = av.Audio(torch.tensor(wav, dtype=torch.float32)[None], sr)
-spec = av.KaldiFbank()(audio)
-grid = av.PatchGrid(input_shape=(128, 1024), patch_size=(16, 16), stride=(10, 10))
-viewer = av.SpectrogramViewer(spec, grid=grid, audio=audio, height=320)
-"""
+SETUP = viewer_setup(height=320)
 
-VIEWER = '[data-testid="audiovis-viewer"]'
-CANVAS = '[data-testid="spectrogram-canvas"]'
 N_BINS, N_FRAMES, N_TIME = 128, 1024, 101
 
 # Installed before the page loads: records every AudioContext, event listener and ResizeObserver the page
@@ -87,12 +74,6 @@ JS_HELD = """
 })
 """
 
-
-def _canvas_rgba(canvas) -> np.ndarray:
-    from PIL import Image
-
-    url = canvas.evaluate("(c) => c.toDataURL('image/png')")
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGBA"))
 
 
 def _draw_count(widget) -> int:
@@ -174,7 +155,7 @@ def test_shift_click_toggles_patches(nb, view):
 
 def test_heatmap_from_python_repaints_only_that_patch(nb, view):
     widget, canvas = view
-    before = _canvas_rgba(canvas)
+    before = canvas_pixels(canvas)
     height, width = before.shape[:2]
 
     patch = 5 * N_TIME + 30
@@ -182,7 +163,7 @@ def test_heatmap_from_python_repaints_only_that_patch(nb, view):
     draws = _draw_count(widget)
     nb.run_cell(f"h = np.full(grid.num_patches, np.nan); h[{patch}] = 1.0\nviewer.set_heatmap(h, opacity=0.8)")
     _wait_redrawn(nb, widget, draws)
-    after = _canvas_rgba(canvas)
+    after = canvas_pixels(canvas)
 
     # the cell in canvas pixels (unzoomed: frames across the width, bins bottom-up)
     x0, x1 = cell[0] / N_FRAMES * width, cell[1] / N_FRAMES * width
@@ -200,7 +181,7 @@ def test_heatmap_from_python_repaints_only_that_patch(nb, view):
     draws = _draw_count(widget)
     nb.run_cell("viewer.set_heatmap(None)")
     _wait_redrawn(nb, widget, draws)
-    assert np.array_equal(_canvas_rgba(canvas), before)
+    assert np.array_equal(canvas_pixels(canvas), before)
 
 
 _NUMBER_UNIT = re.compile(r"([0-9.]+) (s|Hz|kHz)")

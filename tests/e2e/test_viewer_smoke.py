@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import io
 
 import numpy as np
 import pytest
 
+from .viewer_page import CANVAS, VIEWER, canvas_pixels, viewer_setup
+
 pytestmark = pytest.mark.e2e
 
-SETUP = """
-import numpy as np, torch
-import audiovis as av
-sr = 16000
-t = np.arange(6 * sr) / sr
-wav = 0.4 * np.sin(2 * np.pi * (200 * t + 400 * t ** 2)) + 0.2 * np.sin(2 * np.pi * 3000 * t) * (t % 1 < 0.3)
-audio = av.Audio(torch.tensor(wav, dtype=torch.float32)[None], sr)
-spec = av.KaldiFbank()(audio)
-grid = av.PatchGrid(input_shape=(128, 1024), patch_size=(16, 16), stride=(10, 10))
-viewer = av.SpectrogramViewer(spec, grid=grid, audio=audio, height=320)
-"""
-
-VIEWER = '[data-testid="audiovis-viewer"]'
-CANVAS = '[data-testid="spectrogram-canvas"]'
+SETUP = viewer_setup(height=320)
 
 
-def _canvas_rgba(canvas) -> np.ndarray:
-    url = canvas.evaluate("(c) => c.toDataURL('image/png')")
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGBA"))
 
 
 def _wait_drawn(nb, count: int) -> None:
@@ -48,7 +30,7 @@ def test_viewer_paints_and_click_selects_patch(lab):
     _wait_drawn(nb, 1)
 
     # the canvas paints: real pixel variance, not a blank or single-colour box
-    rgba = _canvas_rgba(canvas).astype(float)
+    rgba = canvas_pixels(canvas).astype(float)
     assert rgba.shape[0] == 320 and rgba[..., 3].min() == 255
     assert rgba[..., :3].std() > 20
 
@@ -110,7 +92,7 @@ def test_zoom_from_python_and_pixels_match_to_png(lab):
         f"np.save({str(path)!r}, render_spectrogram(viewer, {width}, 320))"
     )
     expected = np.load(path)
-    got = _canvas_rgba(canvas)
+    got = canvas_pixels(canvas)
     assert got.shape == expected.shape
     mismatch = np.any(got != expected, axis=2)
     assert mismatch.mean() == 0.0, f"{mismatch.sum()} of {mismatch.size} pixels differ from to_png"
