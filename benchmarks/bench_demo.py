@@ -1,0 +1,80 @@
+"""Demo model: held-out quality (mAP, pointing game vs a random patch), training cost, analysis latency.
+
+Training time is extrapolated from timed optimiser steps of the shipped configuration (a full run takes
+tens of minutes); the shipped run's own log is reported next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import torch
+
+from .common import best_of, print_rows, row
+
+EVAL_CLIPS = 200
+
+
+def _training_estimate(config, log: dict) -> tuple[float, float]:
+    """(seconds per optimiser step measured now, estimated minutes for the shipped schedule)."""
+    from audiovis.datasets import SyntheticEvents
+    from audiovis.demo.features import compute_features
+    from audiovis.demo.train import TrainOptions
+    from audiovis.models.ast import ASTModel
+
+    options = TrainOptions(**{k: v for k, v in log["options"].items() if k in TrainOptions.__dataclass_fields__})
+    start = time.perf_counter()
+    features = compute_features(SyntheticEvents(2 * options.batch_size, seed=0), num_mel_bins=128, max_length=options.max_length)
+    per_clip_features = (time.perf_counter() - start) / len(features)
+    model = ASTModel(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x, y = features.batch(torch.arange(options.batch_size), config.fbank_mean, config.fbank_std)
+
+    def step() -> None:
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    per_step = best_of(step, repeat=5, warmup=2)
+    minutes = (per_step * log["steps"] + per_clip_features * options.train_clips) / 60
+    return per_step, minutes
+
+
+def run() -> list[dict]:
+    import audiovis as av
+    from audiovis.demo import WEIGHTS_DIR
+    from audiovis.demo.evaluate import evaluate
+
+    torch.set_num_threads(2)
+    model = av.load_demo_model()
+    report = evaluate(model, num_clips=EVAL_CLIPS)
+    clip = av.datasets.SyntheticEvents(1, seed=123)[0].audio
+    analyze = best_of(lambda: model.analyze(clip), repeat=5)
+    saliency = best_of(lambda: model.analyze(clip).saliency(0), repeat=3)
+    log = json.loads((WEIGHTS_DIR / "train_log.json").read_text())
+    per_step, minutes = _training_estimate(model.config, log)
+    shipped = (log["seconds"]["features"] + log["seconds"]["training"]) / 60
+    s, t = report.strict, report.tolerant
+    bench = "demo"
+    return [
+        row(bench, f"held-out clip mAP ({EVAL_CLIPS} clips)", report.mean_ap, "", target=">= 0.9", met=report.mean_ap >= 0.9),
+        row(bench, "pointing game, saliency(class), strict", s.saliency, "share", peer="random patch",
+            peer_value=s.random, target=">= random + 0.3", met=s.saliency_margin >= 0.3),
+        row(bench, "pointing game, saliency(class), tolerant", t.saliency, "share", peer="random patch",
+            peer_value=t.random, target=">= random + 0.3", met=t.saliency_margin >= 0.3),
+        row(bench, "pointing game, rollout(), strict", s.rollout, "share", peer="random patch", peer_value=s.random),
+        row(bench, "rollout() argmax inside some event (per clip)", report.rollout_any, "share", peer="random patch",
+            peer_value=report.random_any, target=">= random + 0.3", met=report.rollout_any - report.random_any >= 0.3),
+        row(bench, "analyze() on one 4 s clip", analyze * 1000, "ms"),
+        row(bench, "analyze() + saliency(class)", saliency * 1000, "ms"),
+        row(bench, "training step (batch of the shipped run)", per_step, "s"),
+        row(bench, "training time, estimated from timed steps", minutes, "min", target="< 30 min on 2 cores",
+            met=minutes < 30),
+        row(bench, "training time, shipped run's log (wall, shared CPU)", shipped, "min"),
+    ]
+
+
+if __name__ == "__main__":
+    print_rows(run())
