@@ -3,13 +3,15 @@
     .venv/bin/python -m benchmarks.run [area ...]
 
 Each ``benchmarks/bench_<area>.py`` exposes ``run() -> list[dict]``; figures are from one run on this
-machine, ratios against the named peer.
+machine, ratios against the named peer. Naming areas reruns only those; the other areas' rows are kept
+from benchmarks/results.json, the table's source.
 """
 
 from __future__ import annotations
 
 import datetime
 import importlib
+import json
 import os
 import platform
 import sys
@@ -52,17 +54,21 @@ def fmt(value) -> str:
 
 def main(areas: list[str]) -> int:
     names = areas or sorted(p.stem[len("bench_"):] for p in HERE.glob("bench_*.py"))
-    rows, failures = [], []
+    store = HERE / "results.json"
+    kept = json.loads(store.read_text()) if areas and store.exists() else {}
+    failures = []
     for name in names:
         print(f"== {name}", flush=True)
         try:
             module = importlib.import_module(f"benchmarks.bench_{name}")
             got = module.run()
             print_rows(got)
-            rows += got
+            kept[name] = got
         except Exception:  # a failing benchmark is reported, the others still run
             failures.append((name, traceback.format_exc()))
             print(failures[-1][1], file=sys.stderr)
+    store.write_text(json.dumps(kept, indent=1, default=float) + "\n")
+    rows = [r for name in sorted(kept) for r in kept[name]]
     lines = [
         "# Benchmark results",
         "",
