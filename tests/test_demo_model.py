@@ -11,12 +11,13 @@ from audiovis.datasets import CLASSES, SyntheticEvents
 from audiovis.demo import EVAL_SEED, TRAIN_SEED, WEIGHTS_DIR
 from audiovis.demo.evaluate import _inside, average_precision, evaluate, patch_centres
 
-# Measured on SyntheticEvents(300, seed=EVAL_SEED) (docs/DEMO_MODEL.md): saliency pointing game 0.00 vs a
-# random-patch baseline of 0.00 (margin 0.00); rollout finds some event in 0.00 of clips vs 0.00.
-# The asserted bounds below leave room for the smaller CI split.
+# Measured on this split, SyntheticEvents(48, seed=EVAL_SEED) (docs/DEMO_MODEL.md): clip mAP 0.950;
+# saliency pointing game 0.629 vs a random-patch baseline of 0.051 (margin 0.58); the rollout argmax lies
+# in some event of its clip in 0.729 of clips vs 0.088 for a random patch (margin 0.64).
+# The asserted bounds are about half the measured margins.
 MIN_MAP = 0.9
-MIN_SALIENCY_MARGIN = 0.0
-MIN_ROLLOUT_CLIP_MARGIN = 0.0
+MIN_SALIENCY_MARGIN = 0.3
+MIN_ROLLOUT_CLIP_MARGIN = 0.3
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +72,8 @@ def test_held_out_mean_average_precision(report):
 
 
 def test_pointing_game_beats_random_patches(report):
-    assert report.saliency_hits - report.random_hits >= MIN_SALIENCY_MARGIN, report.to_markdown()
-    assert report.rollout_clip_hits - report.random_clip_hits >= MIN_ROLLOUT_CLIP_MARGIN, report.to_markdown()
+    assert report.strict.saliency_margin >= MIN_SALIENCY_MARGIN, report.to_markdown()
+    assert report.rollout_any - report.random_any >= MIN_ROLLOUT_CLIP_MARGIN, report.to_markdown()
 
 
 def test_recognises_sounds_made_outside_the_dataset(model):
