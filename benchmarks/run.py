@@ -74,7 +74,8 @@ def main(areas: list[str]) -> int:
         "",
         f"Run `{Path(sys.executable).name} -m benchmarks.run` on {datetime.date.today().isoformat()}.",
         f"Machine: {machine()}.",
-        "Figures from one run; ratios against the named peer.",
+        "Figures from one run; ratios against the named peer. Load average when this table was written: "
+        + ", ".join(f"{v:.1f}" for v in os.getloadavg()) + " (other jobs on the 2 cores slow both sides of a ratio).",
         "",
         "| area | measure | value | unit | peer | peer value | ratio | target | met |",
         "|---|---|---|---|---|---|---|---|---|",
