@@ -188,20 +188,21 @@ def _parse(argv: Sequence[str] | None) -> TrainOptions:
     p.add_argument("--epochs", type=int, default=defaults.epochs)
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help=f"stop after this many optimiser steps (default {defaults.max_steps}; --tiny: 30)")
     p.add_argument("--threads", type=int, default=defaults.threads, help="torch CPU threads")
     p.add_argument("--layers", type=int, default=defaults.num_hidden_layers)
-    p.add_argument("--tiny", action="store_true", help="smoke run: 64 clips, a 2-layer model, 30 steps")
+    p.add_argument("--tiny", action="store_true", help="smoke run: 64 clips, a 2-layer model, 30 steps at lr 1e-3")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     options = TrainOptions(
         out=a.out, seed=a.seed, train_clips=a.clips, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-        max_steps=a.max_steps, threads=a.threads, num_hidden_layers=a.layers, progress=not a.no_progress,
+        max_steps=defaults.max_steps if a.max_steps is None else a.max_steps, threads=a.threads, num_hidden_layers=a.layers, progress=not a.no_progress,
     )
     if a.tiny:
         options.train_clips, options.batch_size, options.epochs = 64, 16, 8
         options.num_hidden_layers, options.hidden_size, options.intermediate_size = 2, 64, 128
-        options.num_attention_heads = 2
+        options.num_attention_heads, options.lr = 2, 1e-3
         options.max_steps = a.max_steps or 30
     return options
 
