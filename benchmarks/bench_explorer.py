@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import print_rows, row
+from .common import STANDALONE_VIEWER_JS, print_rows, row
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,26 +44,6 @@ _KERNEL_JS = """
 }
 """
 
-_PAGE_JS = """
-async ([bundle, css, state, buffers]) => {
-  const style = document.createElement('style'); style.textContent = css; document.head.append(style);
-  const mod = await import(URL.createObjectURL(new Blob([bundle], {type: 'text/javascript'})));
-  const bin = (b64) => { const s = atob(b64); const u = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i); return new DataView(u.buffer); };
-  for (const [key, b64] of Object.entries(buffers)) state[key] = {...state[key], view: bin(b64)};
-  const handlers = {};
-  const model = {
-    get: (k) => state[k],
-    set: (k, v) => { state[k] = v; for (const h of handlers['change:' + k] ?? []) h(); },
-    on: (e, h) => { (handlers[e] ??= []).push(h); },
-    off: (e, h) => { handlers[e] = (handlers[e] ?? []).filter((x) => x !== h); },
-    save_changes: () => {}, send: () => {},
-  };
-  window.__model = model;
-  const host = document.createElement('div'); host.style.width = '1200px'; document.body.append(host);
-  window.__cleanup = await mod.default.render({model, el: host});
-}
-"""
 
 _HOVER_JS = """
 async ([n, hovers]) => {
@@ -167,7 +147,7 @@ def _browser_rows(ex) -> list[dict]:
         page.close()
 
         page = browser.new_page(viewport={"width": 1400, "height": 800}, device_scale_factor=1)
-        page.evaluate(_PAGE_JS, [bundle, css, state, buffers])
+        page.evaluate(STANDALONE_VIEWER_JS, [bundle, css, state, buffers, 1200])
         draws = page.evaluate(_HOVER_JS, [n, 60])[5:]
         median = statistics.median(draws)
         rows.append(row("explorer", "hover redraw in similarity mode (similarity + overlay draw)", median, "ms",

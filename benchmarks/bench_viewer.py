@@ -15,28 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import print_rows, row
+from .common import STANDALONE_VIEWER_JS, print_rows, row
 
-_PAGE_JS = """
-async ([bundle, css, state, buffers]) => {
-  const style = document.createElement('style'); style.textContent = css; document.head.append(style);
-  const mod = await import(URL.createObjectURL(new Blob([bundle], {type: 'text/javascript'})));
-  const bin = (b64) => { const s = atob(b64); const u = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i); return new DataView(u.buffer); };
-  for (const [key, b64] of Object.entries(buffers)) state[key] = {...state[key], view: bin(b64)};
-  const handlers = {};
-  const model = {
-    get: (k) => state[k],
-    set: (k, v) => { state[k] = v; for (const h of handlers['change:' + k] ?? []) h(); },
-    on: (e, h) => { (handlers[e] ??= []).push(h); },
-    off: (e, h) => { handlers[e] = (handlers[e] ?? []).filter((x) => x !== h); },
-    save_changes: () => {}, send: () => {},
-  };
-  window.__model = model;
-  const host = document.createElement('div'); host.style.width = '1000px'; document.body.append(host);
-  window.__cleanup = await mod.default.render({model, el: host});
-}
-"""
 
 _MEASURE_JS = """
 async ([kind, n]) => {
@@ -98,7 +78,7 @@ def _browser_rows(viewers: dict) -> list[dict]:
         for name, viewer in viewers.items():
             page = browser.new_page(viewport={"width": 1300, "height": 700}, device_scale_factor=1)
             state, buffers = _state(viewer)
-            page.evaluate(_PAGE_JS, [bundle, css, state, buffers])
+            page.evaluate(STANDALONE_VIEWER_JS, [bundle, css, state, buffers, 1000])
             for kind, label in (("zoom", "full redraw (zoom)"), ("hover", "overlay redraw (hover)")):
                 times = page.evaluate(_MEASURE_JS, [kind, 40])[5:]
                 rows.append(row("viewer", f"draw ms per frame, {label}, {name}, 904 px wide", statistics.median(times), "ms",

@@ -6,6 +6,30 @@ import time
 from typing import Callable
 
 
+# Renders the built viewer bundle in a bare page with a stand-in anywidget model (no Jupyter), for
+# browser timings; args: [bundle source, css, state, {trait: base64 buffer}, width px].
+STANDALONE_VIEWER_JS = """
+async ([bundle, css, state, buffers, width]) => {
+  const style = document.createElement('style'); style.textContent = css; document.head.append(style);
+  const mod = await import(URL.createObjectURL(new Blob([bundle], {type: 'text/javascript'})));
+  const bin = (b64) => { const s = atob(b64); const u = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i); return new DataView(u.buffer); };
+  for (const [key, b64] of Object.entries(buffers)) state[key] = {...state[key], view: bin(b64)};
+  const handlers = {};
+  const model = {
+    get: (k) => state[k],
+    set: (k, v) => { state[k] = v; for (const h of handlers['change:' + k] ?? []) h(); },
+    on: (e, h) => { (handlers[e] ??= []).push(h); },
+    off: (e, h) => { handlers[e] = (handlers[e] ?? []).filter((x) => x !== h); },
+    save_changes: () => {}, send: () => {},
+  };
+  window.__model = model;
+  const host = document.createElement('div'); host.style.width = width + 'px'; document.body.append(host);
+  window.__cleanup = await mod.default.render({model, el: host});
+}
+"""
+
+
 def best_of(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float:
     """Best wall time (s) of ``repeat`` calls after ``warmup`` calls."""
     for _ in range(warmup):
