@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 from collections import Counter
 
 import numpy as np
@@ -88,7 +89,7 @@ def test_items_are_identical_in_a_fresh_process_with_other_thread_settings():
         "print(' '.join(hashlib.sha256(ds[i].waveform.numpy().tobytes()).hexdigest() for i in (5, 4, 3, 2, 1, 0)))"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "PYTHONPATH": os.getcwd()}
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.split()[::-1] == here
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ def test_cli_tiny_run_writes_a_model_and_the_loss_decreases(tmp_path):
     from audiovis.models.ast import ASTModel
 
     out = tmp_path / "tiny"
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
         [sys.executable, "-m", "audiovis.demo.train", "--tiny", "--threads", "1", "--no-progress", "--out", str(out)],
         capture_output=True, text=True, env=env, timeout=900,
