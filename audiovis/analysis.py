@@ -50,6 +50,7 @@ class Analysis:
         offset: float = 0.0,
         kept_patches: np.ndarray | Sequence[int] | None = None,
         prune_layer: int | None = None,
+        fused_dropped: bool = False,
     ) -> None:
         self._model = model
         self.spectrogram = spectrogram
@@ -69,6 +70,8 @@ class Analysis:
         self._saliency: dict[int, np.ndarray] = {}
         # token pruning (models/pruning.py): blocks from prune_layer on ran on the kept patches only
         self.prune_layer: int | None = prune_layer
+        #: whether the dropped patches ran on as one fused token (``fuse_dropped``) or were discarded
+        self.fused_dropped: bool = bool(fused_dropped) and prune_layer is not None
         self._kept = _readonly(np.arange(self.grid.num_patches) if kept_patches is None else np.asarray(kept_patches, dtype=np.int64).copy())
         expected = self.num_prefix_tokens + self.grid.num_patches
         if self._hidden.shape[1] != expected:
@@ -267,7 +270,7 @@ class Analysis:
                     logit = model.forward_head(model.backbone.norm(tokens))[0, c]
                 else:
                     kept = torch.from_numpy(self._kept.copy())[None].to(model.device)
-                    logit = pruned_logits(model, patches, kept, self.prune_layer)[0, c]
+                    logit = pruned_logits(model, patches, kept, self.prune_layer, fuse=self.fused_dropped)[0, c]
                 (grad,) = torch.autograd.grad(logit, patches)
             self._saliency[c] = _readonly((grad * patches.detach()).sum(dim=-1)[0].float().cpu().numpy())
         return self._saliency[c]

@@ -138,6 +138,7 @@ def compute_tradeoff(
     *,
     keep_by: Literal["energy", "attention"] | Sequence[str] = "energy",
     prune_layer: int | None = None,
+    fuse_dropped: bool = True,
     strides: Sequence[int] = (),
     labels: np.ndarray | None = None,
     batch_size: int = 8,
@@ -148,7 +149,8 @@ def compute_tradeoff(
     """Time and compare ``model`` with token pruning at each of ``keep_ratios`` (and at each of ``strides``).
 
     ``dataset`` is anything :func:`audiovis.extract_embeddings` reads; labels come from its items'
-    ``.labels`` unless given. ``keep_by`` may list several scores. Speed-ups are full-model time over the
+    ``.labels`` unless given. ``keep_by`` may list several scores; ``fuse_dropped`` as in
+    :func:`audiovis.models.pruning.forward_pruned`. Speed-ups are full-model time over the
     setting's time, each the best of ``repeats`` timed passes over the data, the settings taking turns. Stride rows use
     :func:`audiovis.models.pruning.convert_stride` (no fine-tuning).
     """
@@ -184,7 +186,7 @@ def compute_tradeoff(
     for method in methods:
         for ratio in ratios:
             if ratio < 1.0:
-                pruned = PrunedModel(model, ratio, method, prune_layer)
+                pruned = PrunedModel(model, ratio, method, prune_layer, fuse_dropped)
                 settings.append((method, ratio, pruned.num_tokens, pruned))
     for stride in strides:
         coarse = convert_stride(model, stride)

@@ -147,3 +147,21 @@ def test_long_audio_warns_and_windows_cover_the_clip(model):
         model.analyze(sound(1.0))  # exactly one window: no warning
     with pytest.raises(ValueError, match="hop"):
         model.analyze_windows(audio, hop=0)
+
+
+def test_windows_can_be_pruned_like_one_window(model):
+    audio = sound(2.5, seed=4)
+    span = model.window_seconds
+    windows = model.analyze_windows(audio, keep_ratio=0.5, keep_by="energy")
+    assert [w.offset for w in windows] == pytest.approx([0.0, 1.0, 2.0])
+    for w in windows:
+        alone = model.analyze(audio.segment(w.offset, w.offset + span + 0.015), keep_ratio=0.5, keep_by="energy")
+        np.testing.assert_array_equal(w.kept_patches, alone.kept_patches)
+        np.testing.assert_allclose(w.logits, alone.logits, atol=1e-5)
+        assert w.prune_layer == 0 and w.fused_dropped and w.pruned_patches.size == model.grid.num_patches // 2
+        assert w.spectrogram.times[0] == pytest.approx(w.offset + 0.0125)
+    assert any(not np.array_equal(a.kept_patches, b.kept_patches) for a, b in zip(windows, windows[1:]))
+    with pytest.raises(ValueError, match="keep_ratio"):
+        model.analyze_windows(audio, keep_ratio=0)
+    with pytest.raises(ValueError, match="keep_by"):
+        model.analyze_windows(audio, keep_ratio=0.5, keep_by="loud")

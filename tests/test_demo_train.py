@@ -54,13 +54,14 @@ def test_cli_tiny_run_writes_a_model_and_the_loss_decreases(tmp_path):
     assert model(x).shape == (1, len(CLASSES))
 
 
-def test_training_is_reproducible_from_its_seed(tiny_features):
-    a = train(_tiny(max_steps=6), features=tiny_features)
-    b = train(_tiny(max_steps=6), features=tiny_features)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_training_is_reproducible_from_its_seed(tiny_features, threads):
+    a = train(_tiny(max_steps=6, threads=threads), features=tiny_features)
+    b = train(_tiny(max_steps=6, threads=threads), features=tiny_features)
     assert a.losses == b.losses
     for (name, pa), (_, pb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert torch.equal(pa, pb), name
-    c = train(_tiny(max_steps=6, seed=1), features=tiny_features)
+    c = train(_tiny(max_steps=6, seed=1, threads=threads), features=tiny_features)
     assert c.losses != a.losses
 
 

@@ -42,6 +42,17 @@ def energy_reference(x: torch.Tensor, grid: av.PatchGrid) -> np.ndarray:
     return out
 
 
+def energy_score_reference(x: torch.Tensor, grid: av.PatchGrid) -> np.ndarray:
+    """Footprint mean minus the (lower) median of the patch's grid row."""
+    energy = energy_reference(x, grid)
+    rows, cols = grid.grid_shape
+    out = np.zeros_like(energy)
+    for r in range(rows):
+        row = energy[:, r * cols:(r + 1) * cols]
+        out[:, r * cols:(r + 1) * cols] = row - np.sort(row, axis=1)[:, [(cols - 1) // 2]]
+    return out
+
+
 def attention_reference(model, x: torch.Tensor, block: int) -> np.ndarray:
     """What the prefix tokens pay each patch in ``block``, read from timm's own (non-fused) softmax."""
     captured = []
@@ -77,9 +88,29 @@ def test_energy_keeps_the_top_k_patches(model, inputs, keep_ratio):
     k = num_kept(model.grid.num_patches, keep_ratio)
     with torch.no_grad():
         out = forward_pruned(model, inputs, keep_ratio=keep_ratio, keep_by="energy")
-    assert out.kept.shape == (2, k) and out.tokens.shape[1] == 2 + k
-    assert_top_k(out.kept, energy_reference(inputs, model.grid), k)
+        plain = forward_pruned(model, inputs, keep_ratio=keep_ratio, keep_by="energy", fuse_dropped=False)
+    assert out.kept.shape == (2, k) and out.tokens.shape[1] == 2 + k + 1 and out.fused
+    assert plain.tokens.shape[1] == 2 + k and not plain.fused
+    assert torch.equal(out.kept, plain.kept)
+    assert_top_k(out.kept, energy_score_reference(inputs, model.grid), k, slack=1e-6)
     assert not torch.equal(out.kept[0], out.kept[1]), "each clip keeps its own patches"
+
+
+def test_energy_score_prefers_an_event_over_a_louder_background_band(model):
+    """A loud low band everywhere (hum, brown noise) must not crowd out a quieter event higher up."""
+    x = torch.zeros(1, *model.input_shape)
+    x[0, :20] = 3.0  # loud, steady: rows 0-1 of the grid
+    x[0, 40:50, 60:100] = 1.0  # quieter, short: the event
+    grid = model.grid
+    event = {i for i in range(grid.num_patches)
+             if grid.bounds(i).freq_start < 50 and grid.bounds(i).freq_end > 40
+             and grid.bounds(i).time_start < 100 and grid.bounds(i).time_end > 60}
+    assert len(event) == 10  # 2 rows x 5 columns of footprints touch the event
+    with torch.no_grad():
+        kept = forward_pruned(model, x, keep_ratio=8 / grid.num_patches).kept[0].tolist()
+        raw = patch_energy(x, grid)[0]
+    assert len(kept) == 8 and set(kept) <= event, (kept, sorted(event))
+    assert set(torch.topk(raw, 8).indices.tolist()).isdisjoint(event), "raw energy would keep the loud band"
 
 
 @pytest.mark.parametrize("prune_layer", [1, 2])
@@ -101,11 +132,16 @@ def test_keep_ratio_one_is_the_unpruned_model_exactly(model, inputs, keep_by):
     assert torch.equal(out.kept, torch.arange(model.grid.num_patches).expand(2, -1))
 
 
-def masked_reference(model, x: torch.Tensor, kept: torch.Tensor, prune_layer: int, positions: str = "own") -> torch.Tensor:
-    """Every token runs every block, but from ``prune_layer`` on no token may attend to a dropped patch.
+def masked_reference(
+    model, x: torch.Tensor, kept: torch.Tensor, prune_layer: int, positions: str = "own", fuse: bool = False
+) -> torch.Tensor:
+    """Every token runs every block in the full layout; returns the final (normed) tokens ``[B, P + N, D]``.
 
-    Returns the final (normed) prefix + kept tokens. ``positions="first_k"`` gives the dropped patches'
-    slots away: the kept patches get the position embeddings of the first k patches (a wrong pruning).
+    From ``prune_layer`` on, without ``fuse`` no token may attend to a dropped patch; with ``fuse`` every
+    dropped patch is replaced by the mean of the dropped patches there and all attend normally (what
+    one fused token with proportional attention must equal). ``positions="first_k"`` gives the dropped
+    patches' slots away: the kept patches get the position embeddings of the first k patches (a wrong
+    pruning); it returns the compact prefix + kept tokens.
     """
     batch, k = kept.shape
     p = model.num_prefix_tokens
@@ -119,23 +155,58 @@ def masked_reference(model, x: torch.Tensor, kept: torch.Tensor, prune_layer: in
     allowed[:, :p] = True
     allowed[torch.arange(batch)[:, None], kept + p] = True
     mask = torch.zeros(batch, 1, 1, tokens.shape[1]).masked_fill(~allowed[:, None, None, :], float("-inf"))
-    for i, block in enumerate(model.backbone.blocks):
-        tokens = block(tokens, attn_mask=mask) if i >= prune_layer else block(tokens)
-    tokens = model.backbone.norm(tokens)
-    keep_rows = torch.cat([torch.arange(p).expand(batch, -1), kept + p], 1)
-    return torch.gather(tokens, 1, keep_rows[..., None].expand(-1, -1, tokens.shape[-1]))
+    blocks = list(model.backbone.blocks)
+    for i in range(len(blocks) + 1):
+        if i == prune_layer and fuse:
+            dropped = ~allowed
+            mean = (tokens * dropped[..., None]).sum(1, keepdim=True) / dropped.sum(1)[:, None, None]
+            tokens = torch.where(dropped[..., None], mean, tokens)
+        if i < len(blocks):
+            tokens = blocks[i](tokens, attn_mask=mask) if i >= prune_layer and not fuse else blocks[i](tokens)
+    return model.backbone.norm(tokens)
 
 
+def compact(full: torch.Tensor, kept: torch.Tensor, p: int) -> torch.Tensor:
+    """Prefix + kept rows of full-layout tokens."""
+    rows = torch.cat([torch.arange(p).expand(kept.shape[0], -1), kept + p], 1)
+    return torch.gather(full, 1, rows[..., None].expand(-1, -1, full.shape[-1]))
+
+
+def dropped_rows(full: torch.Tensor, kept: torch.Tensor, p: int) -> list[torch.Tensor]:
+    """Each clip's dropped-patch rows of full-layout tokens."""
+    out = []
+    for clip, keep in zip(full, kept):
+        mask = torch.ones(full.shape[1] - p, dtype=torch.bool)
+        mask[keep] = False
+        out.append(clip[p:][mask])
+    return out
+
+
+@pytest.mark.parametrize("fuse", [True, False])
 @pytest.mark.parametrize("keep_by,prune_layer", [("energy", 0), ("energy", 1), ("attention", 1), ("attention", 3)])
-def test_pruned_tokens_keep_their_position_embeddings(model, inputs, keep_by, prune_layer):
+def test_pruned_tokens_keep_their_position_embeddings(model, inputs, keep_by, prune_layer, fuse):
+    p = model.num_prefix_tokens
     with torch.no_grad():
-        out = forward_pruned(model, inputs, keep_ratio=0.5, keep_by=keep_by, prune_layer=prune_layer)
-        reference = masked_reference(model, inputs, out.kept, prune_layer)
+        out = forward_pruned(model, inputs, keep_ratio=0.5, keep_by=keep_by, prune_layer=prune_layer, fuse_dropped=fuse)
+        reference = masked_reference(model, inputs, out.kept, prune_layer, fuse=fuse)
         wrong = masked_reference(model, inputs, out.kept, prune_layer, positions="first_k")
-    torch.testing.assert_close(out.tokens, reference, atol=2e-5, rtol=1e-4)
+    k = out.kept.shape[1]
+    assert out.tokens.shape[1] == p + k + fuse
+    torch.testing.assert_close(out.tokens[:, : p + k], compact(reference, out.kept, p), atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(out.logits, model.forward_head(reference), atol=2e-5, rtol=1e-4)
+    if fuse:  # the fused token ends where every one of the copies it stands for ends
+        for fused, rows in zip(out.tokens[:, -1], dropped_rows(reference, out.kept, p)):
+            torch.testing.assert_close(rows, fused.expand_as(rows), atol=2e-5, rtol=1e-4)
     if prune_layer == 0:
-        assert (out.tokens - wrong).abs().max() > 1e-2, "the reference tells right positions from wrong ones"
+        assert (out.tokens[:, : p + k] - wrong).abs().max() > 1e-2, "the reference tells right positions from wrong ones"
+
+
+def test_fuse_dropped_is_not_ignored(model, inputs):
+    with torch.no_grad():
+        fused = forward_pruned(model, inputs, keep_ratio=0.3)
+        plain = forward_pruned(model, inputs, keep_ratio=0.3, fuse_dropped=False)
+    assert torch.equal(fused.kept, plain.kept)
+    assert (fused.logits - plain.logits).abs().max() > 1e-4
 
 
 def test_pruning_a_timm_vit_with_one_prefix_token():
@@ -145,12 +216,27 @@ def test_pruning_a_timm_vit_with_one_prefix_token():
     x = torch.randn(2, 64, 128)
     with torch.no_grad():
         for keep_by, layer in (("energy", 0), ("attention", 4)):
-            out = forward_pruned(vit, x, keep_ratio=0.5, keep_by=keep_by, prune_layer=layer)
-            assert out.tokens.shape == (2, 1 + 16, 192)
-            torch.testing.assert_close(out.tokens, masked_reference(vit, x, out.kept, layer), atol=2e-5, rtol=1e-4)
+            for fuse in (True, False):
+                out = forward_pruned(vit, x, keep_ratio=0.5, keep_by=keep_by, prune_layer=layer, fuse_dropped=fuse)
+                assert out.tokens.shape == (2, 1 + 16 + fuse, 192)
+                reference = masked_reference(vit, x, out.kept, layer, fuse=fuse)
+                torch.testing.assert_close(out.tokens[:, :17], compact(reference, out.kept, 1), atol=2e-5, rtol=1e-4)
         assert torch.equal(forward_pruned(vit, x, keep_ratio=1.0).logits, vit(x))
     with pytest.raises(av.ConfigError, match="needs an ASTModel"):
         convert_stride(vit, 16)
+
+
+def test_an_average_pooling_head_counts_the_fused_token_for_every_dropped_patch():
+    torch.manual_seed(1)
+    vit = av.ViTModel("vit_tiny_patch16_224", input_shape=(64, 128), num_classes=3, global_pool="avg", class_token=False).eval()
+    assert vit.head_reads_patches and vit.num_prefix_tokens == 0
+    x = torch.randn(2, 64, 128)
+    with torch.no_grad():
+        out = forward_pruned(vit, x, keep_ratio=0.25, prune_layer=2)
+        reference = masked_reference(vit, x, out.kept, 2, fuse=True)
+        torch.testing.assert_close(out.logits, vit.forward_head(reference), atol=2e-5, rtol=1e-4)
+        plain = forward_pruned(vit, x, keep_ratio=0.25, prune_layer=2, fuse_dropped=False)
+        torch.testing.assert_close(plain.logits, vit.forward_head(plain.tokens), atol=0, rtol=0)
 
 
 def test_batch_items_are_pruned_independently(model, inputs):
@@ -261,48 +347,84 @@ def test_analyze_keep_ratio_one_is_the_unpruned_analysis(model, clip, keep_by):
     np.testing.assert_array_equal(same.saliency(0), plain.saliency(0))
 
 
+def copies_reference(model, x: torch.Tensor, kept: np.ndarray, prune_layer: int, fuse: bool):
+    """Explicit-attention pass in the full layout: the tokens entering every block and each block's
+    attention ``[heads, T, T]``. From ``prune_layer`` on the dropped patches are replaced by their mean
+    (``fuse``) or masked out as keys (not ``fuse``)."""
+    from audiovis.models.base import block_with_attention
+
+    p = model.num_prefix_tokens
+    tokens = model.add_positions(model.embed_patches(x))
+    dropped = torch.ones(tokens.shape[1], dtype=torch.bool)
+    dropped[:p] = False
+    dropped[torch.from_numpy(kept.copy()) + p] = False
+    bias = torch.zeros(1, tokens.shape[1]).masked_fill(dropped[None], float("-inf"))
+    states, attentions = [tokens], []
+    for i, block in enumerate(model.backbone.blocks):
+        if i == prune_layer and fuse:
+            tokens = torch.where(dropped[None, :, None], tokens[:, dropped].mean(1, keepdim=True), tokens)
+        masked = i >= prune_layer and not fuse
+        tokens, probs = block_with_attention(block, tokens, bias if masked else None)
+        states.append(tokens)
+        attentions.append(probs[0])
+    return states, attentions, dropped
+
+
+@pytest.mark.parametrize("fuse", [True, False])
 @pytest.mark.parametrize("keep_by,prune_layer", [("energy", 0), ("attention", 2)])
-def test_pruned_analysis(model, clip, keep_by, prune_layer):
-    res = model.analyze(clip, keep_ratio=0.4, keep_by=keep_by, prune_layer=prune_layer)
+def test_pruned_analysis(model, clip, keep_by, prune_layer, fuse):
+    res = model.analyze(clip, keep_ratio=0.4, keep_by=keep_by, prune_layer=prune_layer, fuse_dropped=fuse)
     x = res.spectrogram.values[None]
     with torch.no_grad():
-        out = forward_pruned(model, x, keep_ratio=0.4, keep_by=keep_by, prune_layer=prune_layer)
+        out = forward_pruned(model, x, keep_ratio=0.4, keep_by=keep_by, prune_layer=prune_layer, fuse_dropped=fuse)
+        states, attentions, dropped = copies_reference(model, x, res.kept_patches, prune_layer, fuse)
     k, n, p = out.kept.shape[1], model.grid.num_patches, 2
     np.testing.assert_array_equal(res.kept_patches, out.kept[0].numpy())
     np.testing.assert_array_equal(np.sort(np.concatenate([res.kept_patches, res.pruned_patches])), np.arange(n))
-    assert res.prune_layer == prune_layer and res.pruned_patches.size == n - k
+    assert res.prune_layer == prune_layer and res.pruned_patches.size == n - k and res.fused_dropped == fuse
     np.testing.assert_allclose(res.logits, out.logits[0].numpy(), atol=1e-5)
+    np.testing.assert_array_equal(np.flatnonzero(dropped.numpy()), res.pruned_patches + p)
 
     kept_rows = np.r_[np.arange(p), res.kept_patches + p]
-    np.testing.assert_allclose(res.tokens(-1)[kept_rows], out.tokens[0].numpy(), atol=1e-5)
-    dropped = res.pruned_patches + p
-    at_drop = res.hidden_states[prune_layer][dropped]
-    for state in res.hidden_states[prune_layer + 1:]:
-        np.testing.assert_array_equal(state[dropped], at_drop)  # a dropped patch keeps its last state
+    np.testing.assert_allclose(res.tokens(-1)[kept_rows], out.tokens[0, : p + k].numpy(), atol=1e-5)
+    rows = res.pruned_patches + p
+    for layer, state in enumerate(res.hidden_states):
+        np.testing.assert_allclose(state[kept_rows], states[layer][0, kept_rows].numpy(), atol=2e-5)
+        if layer <= prune_layer:
+            np.testing.assert_allclose(state[rows], states[layer][0, rows].numpy(), atol=2e-5)
+        elif fuse:  # a dropped patch is one of the copies the fused token stands for
+            np.testing.assert_allclose(state[rows], states[layer][0, rows].numpy(), atol=2e-5)
+        else:  # a dropped patch keeps the state it was dropped with
+            np.testing.assert_array_equal(state[rows], res.hidden_states[prune_layer][rows])
 
     for layer in range(model.num_layers):
         att = res.attention(layer)
-        if layer >= prune_layer:
-            assert np.all(att[:, dropped, :] == 0) and np.all(att[:, :, dropped] == 0)
-            np.testing.assert_allclose(att[:, kept_rows].sum(-1), 1.0, atol=1e-5)
+        reference = attentions[layer].numpy()
+        if layer >= prune_layer and not fuse:
+            assert np.all(att[:, rows, :] == 0) and np.all(att[:, :, rows] == 0)
+            np.testing.assert_allclose(att[:, kept_rows], reference[:, kept_rows], atol=1e-6)
         else:
+            np.testing.assert_allclose(att, reference, atol=1e-6)
             np.testing.assert_allclose(att.sum(-1), 1.0, atol=1e-5)
     assert res.rollout().shape == (n,) and np.all(np.isfinite(res.rollout()))
 
 
-def test_pruned_saliency_follows_the_pruned_model(model, clip):
-    res = model.analyze(clip, keep_ratio=0.5, keep_by="energy", prune_layer=1)
-    kept = torch.from_numpy(res.kept_patches.copy())[None]
+@pytest.mark.parametrize("fuse", [True, False])
+def test_pruned_saliency_follows_the_pruned_model(model, clip, fuse):
+    res = model.analyze(clip, keep_ratio=0.5, keep_by="energy", prune_layer=1, fuse_dropped=fuse)
+    kept = torch.from_numpy(res.kept_patches.copy())
     x = res.spectrogram.values[None]
     patches = model.embed_patches(x).detach().requires_grad_(True)
     p = model.num_prefix_tokens
     tokens = model.add_positions(patches)
-    allowed = torch.zeros(1, tokens.shape[1], dtype=torch.bool)
-    allowed[:, :p] = True
-    allowed[0, kept[0] + p] = True
-    mask = torch.zeros(1, 1, 1, tokens.shape[1]).masked_fill(~allowed[:, None, None, :], float("-inf"))
+    dropped = torch.ones(tokens.shape[1], dtype=torch.bool)
+    dropped[:p] = False
+    dropped[kept + p] = False
+    mask = torch.zeros(1, 1, 1, tokens.shape[1]).masked_fill(dropped, float("-inf"))
     for i, block in enumerate(model.blocks):
-        tokens = block(tokens, attn_mask=mask) if i >= 1 else block(tokens)
+        if i == 1 and fuse:
+            tokens = torch.where(dropped[None, :, None], tokens[:, dropped].mean(1, keepdim=True), tokens)
+        tokens = block(tokens, attn_mask=mask) if i >= 1 and not fuse else block(tokens)
     c = res.class_index(None)
     (grad,) = torch.autograd.grad(model.forward_head(model.norm(tokens))[0, c], patches)
     expected = (grad * patches.detach()).sum(-1)[0].numpy()

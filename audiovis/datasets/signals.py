@@ -159,10 +159,10 @@ def click_train(rng: np.random.Generator, sr: int) -> EventSignal:
 
 
 def tremolo(rng: np.random.Generator, sr: int) -> EventSignal:
-    """A sine whose loudness pulses 5-12 times a second: a dashed horizontal line."""
+    """A sine whose loudness swells and fades 4-8 times a second: a dashed horizontal line."""
     freq = _octaves(rng, 300.0, 3.5)
-    rate = _uniform(rng, 5.0, 12.0)
-    depth = _uniform(rng, 0.8, 1.0)
+    rate = _uniform(rng, 4.0, 8.0)
+    depth = _uniform(rng, 0.9, 1.0)
     n = _num_samples(_uniform(rng, 0.5, 1.5), sr)
     t = _time(n, sr)
     envelope = 1.0 - depth * (0.5 + 0.5 * pm.cos(_TWO_PI * rate * t))

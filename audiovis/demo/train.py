@@ -35,7 +35,7 @@ class TrainOptions:
     weight_decay: float = 0.05
     warmup_fraction: float = 0.05
     max_steps: int | None = 4000
-    threads: int = 1
+    threads: int = 2
     duration: float = 4.0
     max_length: int = 400
     hidden_size: int = 192
@@ -122,8 +122,9 @@ def train(options: TrainOptions | None = None, features: FeatureSet | None = Non
     model.train()
     bar = tqdm(total=total, disable=not options.progress, unit="step")
     smoothed = None
-    for epoch in range(options.epochs):
-        bar.set_description(f"epoch {epoch + 1}/{options.epochs}")
+    epochs = min(options.epochs, math.ceil(total / per_epoch))  # max_steps may end the run early
+    for epoch in range(epochs):
+        bar.set_description(f"epoch {epoch + 1}/{epochs}")
         permutation = torch.randperm(len(features), generator=order)
         for b in range(per_epoch):
             if len(losses) >= total:

@@ -59,11 +59,15 @@ def attention_probabilities(block: nn.Module, hidden: torch.Tensor) -> torch.Ten
     return torch.softmax((q * block.attn.scale) @ k.transpose(-2, -1), dim=-1)
 
 
-def block_with_attention(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One timm ``Block`` in eval mode with explicit softmax attention: ``(output, probabilities)``."""
+def block_with_attention(block: nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One timm ``Block`` in eval mode with explicit softmax attention: ``(output, probabilities)``.
+
+    ``bias`` ``[B, T]`` is added to every query's attention logits for each key (see ``run_blocks``).
+    """
     attn = block.attn
     q, k, v = _qkv(attn, block.norm1(x))
-    probs = torch.softmax((q * attn.scale) @ k.transpose(-2, -1), dim=-1)
+    logits = (q * attn.scale) @ k.transpose(-2, -1)
+    probs = torch.softmax(logits if bias is None else logits + bias[:, None, None, :], dim=-1)
     out = (probs @ v).transpose(1, 2).reshape(x.shape[0], x.shape[1], attn.attn_dim)
     out = attn.proj(attn.norm(out))
     x = x + block.ls1(out)
@@ -109,6 +113,8 @@ class SpectrogramModelMixin:
     frontend: nn.Module
     labels: list[str]
     multi_label: bool
+    #: whether ``forward_head`` reads the patch tokens (average pooling) or only the prefix tokens
+    head_reads_patches: bool = False
 
     # -- geometry -------------------------------------------------------------------------------
 
@@ -180,20 +186,25 @@ class SpectrogramModelMixin:
         stop: int | None = None,
         hidden_states: list[torch.Tensor] | None = None,
         attentions: list[torch.Tensor] | None = None,
+        key_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run blocks ``start:stop`` on ``tokens`` ``[B, T, D]`` (any T: prefix + any patch subset).
 
         Each block's output is appended to ``hidden_states`` when given. With ``attentions`` the blocks
         use explicit softmax attention and append its probabilities ``[B, heads, T, T]``; otherwise
-        timm's fused attention runs.
+        timm's fused attention runs. ``key_bias`` ``[B, T]`` is added to the attention logits of every
+        key (token pruning gives a token standing for ``m`` patches ``log m``).
         """
         blocks = self.backbone.blocks
+        mask = None if key_bias is None else key_bias.to(tokens.dtype)[:, None, None, :]
         for index in range(len(blocks))[start:stop]:
             block = blocks[index]
             if attentions is not None:
                 check_attention_block(block, index)
-                tokens, probs = block_with_attention(block, tokens)
+                tokens, probs = block_with_attention(block, tokens, None if key_bias is None else key_bias.to(tokens.dtype))
                 attentions.append(probs)
+            elif mask is not None:
+                tokens = block(tokens, attn_mask=mask)
             else:
                 tokens = block(tokens)
             if hidden_states is not None:
@@ -225,6 +236,7 @@ class SpectrogramModelMixin:
         keep_ratio: float = 1.0,
         keep_by: str = "energy",
         prune_layer: int | None = None,
+        fuse_dropped: bool = True,
     ) -> "Analysis":
         """Run the model on one window of ``audio`` and keep what is needed to explain the result.
 
@@ -233,8 +245,8 @@ class SpectrogramModelMixin:
         covers every window. ``attention=True`` computes all attention maps during the pass (explicit
         softmax); otherwise they are computed from the cached hidden states when first asked for.
         ``keep_ratio < 1`` prunes tokens (``keep_by="energy"|"attention"``, from block ``prune_layer``;
-        see :mod:`audiovis.models.pruning`; attention maps are then always computed in the pass);
-        ``keep_ratio=1.0`` is exactly the unpruned analysis.
+        ``fuse_dropped``: the dropped patches run on as one fused token; see :mod:`audiovis.models.pruning`;
+        attention maps are then always computed in the pass); ``keep_ratio=1.0`` is exactly the unpruned analysis.
         """
         from .pruning import analyze_pruned, num_kept, resolve_prune_layer
 
@@ -252,7 +264,8 @@ class SpectrogramModelMixin:
                 stacklevel=2,
             )
         if kept < self.grid.num_patches:
-            return analyze_pruned(self, fit_frames(spec, frames), keep_ratio=keep_ratio, keep_by=keep_by, prune_layer=prune_layer)
+            return analyze_pruned(self, fit_frames(spec, frames), keep_ratio=keep_ratio, keep_by=keep_by,
+                                  prune_layer=prune_layer, fuse_dropped=fuse_dropped)
         return self._analyze_spectrogram(fit_frames(spec, frames), attention=attention, offset=0.0)
 
     def analyze_windows(
@@ -262,13 +275,22 @@ class SpectrogramModelMixin:
         hop: float | None = None,
         attention: bool = False,
         sample_rate: int | None = None,
+        keep_ratio: float = 1.0,
+        keep_by: str = "energy",
+        prune_layer: int | None = None,
+        fuse_dropped: bool = True,
     ) -> list["Analysis"]:
         """One Analysis per model window over the whole clip, windows starting every ``hop`` seconds.
 
         ``hop`` defaults to :attr:`window_seconds` (windows tile the clip without overlap); the last
         window is padded. Each Analysis has ``offset`` (its start, s) and a spectrogram whose times
-        are absolute (seconds from the start of the clip).
+        are absolute (seconds from the start of the clip). The pruning arguments are :meth:`analyze`'s,
+        applied to every window.
         """
+        from .pruning import analyze_pruned, num_kept, resolve_prune_layer
+
+        pruned = num_kept(self.grid.num_patches, keep_ratio) < self.grid.num_patches
+        resolve_prune_layer(keep_by, prune_layer, self.num_layers)
         source = self._load(audio, sample_rate)
         if isinstance(source, Spectrogram):
             raise TypeError("analyze_windows takes audio, not a Spectrogram; pass the Audio it was made from")
@@ -284,7 +306,11 @@ class SpectrogramModelMixin:
             segment = source.segment(start, start + self._span_seconds)
             spec = fit_frames(self._spectrogram(segment), self.input_shape[1])
             spec = replace(spec, times=spec.times + start)
-            results.append(self._analyze_spectrogram(spec, attention=attention, offset=start))
+            if pruned:
+                results.append(analyze_pruned(self, spec, keep_ratio=keep_ratio, keep_by=keep_by,
+                                              prune_layer=prune_layer, fuse_dropped=fuse_dropped, offset=start))
+            else:
+                results.append(self._analyze_spectrogram(spec, attention=attention, offset=start))
         return results
 
     @property

@@ -184,21 +184,41 @@ class Converted:
         self.origin[key] = source
 
 
-# Hugging Face AST names (the hub's, after the optional prefix) -> timm names.
-_HF_RULES = [
-    (r"embeddings\.cls_token", "cls_token"),
-    (r"embeddings\.distillation_token", "dist_token"),
-    (r"embeddings\.position_embeddings", "pos_embed"),
-    (r"embeddings\.patch_embeddings\.projection\.(weight|bias)", r"patch_embed.proj.\1"),
-    (r"encoder\.layer\.(\d+)\.layernorm_before\.(weight|bias)", r"blocks.\1.norm1.\2"),
-    (r"encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)", r"blocks.\1.attn.proj.\2"),
-    (r"encoder\.layer\.(\d+)\.layernorm_after\.(weight|bias)", r"blocks.\1.norm2.\2"),
-    (r"encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)", r"blocks.\1.mlp.fc1.\2"),
-    (r"encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)", r"blocks.\1.mlp.fc2.\2"),
-    (r"layernorm\.(weight|bias)", r"norm.\1"),
-    (r"classifier\.layernorm\.(weight|bias)", r"fc_norm.\1"),
-    (r"classifier\.dense\.(weight|bias)", r"head.\1"),
+# Hugging Face AST names (the hub's, after the optional prefix) and the timm names they map to, both ways;
+# {n} is a block index, {p} weight or bias. qkv is handled apart: the hub keeps query, key and value apart.
+_HF_NAMES = [
+    ("embeddings.cls_token", "cls_token"),
+    ("embeddings.distillation_token", "dist_token"),
+    ("embeddings.position_embeddings", "pos_embed"),
+    ("embeddings.patch_embeddings.projection.{p}", "patch_embed.proj.{p}"),
+    ("encoder.layer.{n}.layernorm_before.{p}", "blocks.{n}.norm1.{p}"),
+    ("encoder.layer.{n}.attention.output.dense.{p}", "blocks.{n}.attn.proj.{p}"),
+    ("encoder.layer.{n}.layernorm_after.{p}", "blocks.{n}.norm2.{p}"),
+    ("encoder.layer.{n}.intermediate.dense.{p}", "blocks.{n}.mlp.fc1.{p}"),
+    ("encoder.layer.{n}.output.dense.{p}", "blocks.{n}.mlp.fc2.{p}"),
+    ("layernorm.{p}", "norm.{p}"),
+    ("classifier.layernorm.{p}", "fc_norm.{p}"),
+    ("classifier.dense.{p}", "head.{p}"),
 ]
+
+
+def _template_pattern(template: str) -> re.Pattern:
+    return re.compile(re.escape(template).replace(r"\{n\}", r"(?P<n>\d+)").replace(r"\{p\}", r"(?P<p>weight|bias)"))
+
+
+_HF_TO_TIMM = [(_template_pattern(hf), timm) for hf, timm in _HF_NAMES]
+_TIMM_TO_HF = [(_template_pattern(timm), hf) for hf, timm in _HF_NAMES]
+
+
+def _rename(name: str, table: list[tuple[re.Pattern, str]]) -> str | None:
+    """``name`` renamed by the first template of ``table`` it matches fully, or None."""
+    for pattern, target in table:
+        m = pattern.fullmatch(name)
+        if m:
+            return target.format(**m.groupdict())
+    return None
+
+
 _HF_QKV = re.compile(r"encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.(weight|bias)")
 # transformers >= 5 module names, as found in a state_dict() saved without save_pretrained.
 _HF5_RENAMES = [
@@ -231,13 +251,11 @@ def hf_to_timm(state: dict[str, torch.Tensor]) -> Converted:
         if m:
             qkv.setdefault((int(m[1]), m[3]), {})[m[2]] = (key, value)
             continue
-        for pattern, repl in _HF_RULES:
-            if re.fullmatch(pattern, local):
-                target = re.sub(pattern, repl, local)
-                out.put(target, value, key)
-                break
-        else:
+        target = _rename(local, _HF_TO_TIMM)
+        if target is None:
             out.unexpected.append(key)
+        else:
+            out.put(target, value, key)
     for (layer, kind), parts in sorted(qkv.items()):
         absent = [p for p in _QKV_PARTS if p not in parts]
         if absent:
@@ -253,25 +271,10 @@ def timm_to_hf_name(key: str) -> str:
     m = re.fullmatch(r"blocks\.(\d+)\.attn\.qkv\.(weight|bias)", key)
     if m:
         return " + ".join(f"{HF_PREFIX}encoder.layer.{m[1]}.attention.attention.{p}.{m[2]}" for p in _QKV_PARTS)
-    inverse = [
-        (r"cls_token", "embeddings.cls_token"),
-        (r"dist_token", "embeddings.distillation_token"),
-        (r"pos_embed", "embeddings.position_embeddings"),
-        (r"patch_embed\.proj\.(weight|bias)", r"embeddings.patch_embeddings.projection.\1"),
-        (r"blocks\.(\d+)\.norm1\.(weight|bias)", r"encoder.layer.\1.layernorm_before.\2"),
-        (r"blocks\.(\d+)\.attn\.proj\.(weight|bias)", r"encoder.layer.\1.attention.output.dense.\2"),
-        (r"blocks\.(\d+)\.norm2\.(weight|bias)", r"encoder.layer.\1.layernorm_after.\2"),
-        (r"blocks\.(\d+)\.mlp\.fc1\.(weight|bias)", r"encoder.layer.\1.intermediate.dense.\2"),
-        (r"blocks\.(\d+)\.mlp\.fc2\.(weight|bias)", r"encoder.layer.\1.output.dense.\2"),
-        (r"norm\.(weight|bias)", r"layernorm.\1"),
-    ]
-    for pattern, repl in inverse:
-        if re.fullmatch(pattern, key):
-            return HF_PREFIX + re.sub(pattern, repl, key)
-    for pattern, repl in ((r"fc_norm\.(weight|bias)", r"classifier.layernorm.\1"), (r"head\.(weight|bias)", r"classifier.dense.\1")):
-        if re.fullmatch(pattern, key):
-            return re.sub(pattern, repl, key)
-    return key
+    hf = _rename(key, _TIMM_TO_HF)
+    if hf is None:
+        return key
+    return hf if hf.startswith("classifier.") else HF_PREFIX + hf
 
 
 def timm_to_hf(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

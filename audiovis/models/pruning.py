@@ -4,12 +4,20 @@ Token pruning keeps the top-k patches by a score and runs the remaining blocks o
 kept token carries the position embedding it was given at the input (tokens are gathered after the
 position embeddings are added), so the blocks see them where they are. Two scores:
 
-- ``"energy"``: the mean of the model-input spectrogram over the patch's footprint (AST's input is a
-  normalised log-mel, so this is the patch's mean log energy); pruning happens before block 0 by default.
-  AST's front end zero-pads a short clip before normalising, which puts the padding at a middling level:
-  energy pruning may keep padding patches over quiet signal.
+- ``"energy"``: how far the patch's mean input value (AST's input is a normalised log-mel, so its mean
+  log energy) rises above the median of its row of patches, i.e. above its frequency band's typical
+  level in this clip. Raw energy would keep loud background bands (brown noise, hum) over quieter events
+  in other bands. Pruning happens before block 0 by default. AST's front end zero-pads a short clip
+  before normalising, which puts the padding at a middling level: a clip mostly of padding takes its
+  band medians from the padding.
 - ``"attention"``: the attention the prefix tokens (AST: cls and dist; averaged, all heads averaged) pay
   to each patch in block ``prune_layer - 1``, which runs on every token; pruning happens after it.
+
+With ``fuse_dropped`` (the default) the dropped patches are not simply discarded: their mean becomes one
+extra token, and attention counts it once for each patch it stands for (a key bias of ``log m`` for ``m``
+patches, as Token Merging's proportional attention does). The pruned blocks then behave exactly as if
+every dropped patch had been replaced by that mean: the background still reaches the class tokens, at
+the cost of one token. ``fuse_dropped=False`` drops them outright.
 
 Works on any model of this package (``ASTModel``, ``ViTModel``); stride conversion needs an ``ASTModel``.
 
@@ -80,6 +88,13 @@ def patch_energy(x: torch.Tensor, grid: PatchGrid) -> torch.Tensor:
     return pooled.flatten(1)
 
 
+def energy_scores(x: torch.Tensor, grid: PatchGrid) -> torch.Tensor:
+    """The ``"energy"`` score ``[B, N]``: each patch's footprint mean minus the median of its grid row."""
+    energy = patch_energy(x, grid)
+    rows = energy.view(energy.shape[0], *grid.grid_shape)
+    return (rows - rows.median(dim=2, keepdim=True).values).flatten(1)
+
+
 def prefix_attention(probs: torch.Tensor, num_prefix_tokens: int) -> torch.Tensor:
     """Attention ``[B, heads, T or P, T]`` -> what the prefix tokens pay each patch ``[B, N]`` (heads and prefix averaged)."""
     p = num_prefix_tokens
@@ -108,21 +123,61 @@ def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
     return order[:, :k].sort(dim=1).values
 
 
-def gather_patches(tokens: torch.Tensor, kept: torch.Tensor, num_prefix_tokens: int) -> torch.Tensor:
-    """The prefix tokens followed by the kept patch tokens ``kept`` ``[B, k]``: ``[B, P + k, D]``."""
+def gather_patches(
+    tokens: torch.Tensor, kept: torch.Tensor, num_prefix_tokens: int, *, fuse: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The prefix tokens, the kept patch tokens ``kept`` ``[B, k]`` and, with ``fuse``, the mean of the
+    dropped ones: ``([B, P + k (+ 1), D], key bias)``.
+
+    The key bias ``[B, T]`` (None without a fused token) is ``log m`` for the fused token of ``m``
+    patches, 0 elsewhere: attention then treats it as ``m`` copies of itself.
+    """
     p = num_prefix_tokens
+    patches = tokens[:, p:]
     index = kept.unsqueeze(-1).expand(-1, -1, tokens.shape[-1])
-    return torch.cat([tokens[:, :p], torch.gather(tokens[:, p:], 1, index)], dim=1)
+    gathered = torch.gather(patches, 1, index)
+    out = torch.cat([tokens[:, :p], gathered], dim=1)
+    dropped = patches.shape[1] - kept.shape[1]
+    if not fuse or dropped == 0:
+        return out, None
+    fused = (patches.sum(dim=1) - gathered.sum(dim=1)) / dropped
+    bias = tokens.new_zeros(out.shape[0], out.shape[1] + 1)
+    bias[:, -1] = math.log(dropped)
+    return torch.cat([out, fused.unsqueeze(1)], dim=1), bias
+
+
+def full_layout(tokens: torch.Tensor, kept: torch.Tensor, num_patches: int, num_prefix_tokens: int, fused: bool) -> torch.Tensor:
+    """Compact tokens ``[B, P + k (+ 1), D]`` -> ``[B, P + N, D]`` in token order; every dropped patch
+    holds the fused token (last), or zeros when there is none."""
+    p = num_prefix_tokens
+    batch, _, dim = tokens.shape
+    if fused:
+        patches = tokens[:, -1:].expand(batch, num_patches, dim).clone()
+    else:
+        patches = tokens.new_zeros(batch, num_patches, dim)
+    k = kept.shape[1]
+    patches.scatter_(1, kept.unsqueeze(-1).expand(-1, -1, dim), tokens[:, p : p + k])
+    return torch.cat([tokens[:, :p], patches], dim=1)
+
+
+def pruned_head(model: "SpectrogramModelMixin", tokens: torch.Tensor, kept: torch.Tensor, fused: bool) -> torch.Tensor:
+    """Logits from final normed compact tokens; a head that pools patch tokens counts the fused token
+    once for every patch it stands for."""
+    if fused and model.head_reads_patches:
+        tokens = full_layout(tokens, kept, model.grid.num_patches, model.num_prefix_tokens, fused=True)
+    return model.forward_head(tokens)
 
 
 @dataclass
 class PrunedForward:
-    """The result of a pruned pass: final tokens (after the final norm), logits, kept patches and the layer."""
+    """A pruned pass: final tokens (after the final norm: prefix, kept patches in token order, then the
+    fused token when ``fused``), logits, kept patches and the layer pruning happened before."""
 
     tokens: torch.Tensor
     logits: torch.Tensor
     kept: torch.Tensor
     prune_layer: int
+    fused: bool = False
 
 
 def forward_pruned(
@@ -132,13 +187,15 @@ def forward_pruned(
     keep_ratio: float,
     keep_by: KeepBy = "energy",
     prune_layer: int | None = None,
+    fuse_dropped: bool = True,
     hidden_states: list[torch.Tensor] | None = None,
     attentions: list[torch.Tensor] | None = None,
 ) -> PrunedForward:
     """Run ``model`` on ``x`` ``[B, F, T]`` keeping ``keep_ratio`` of the patches from block ``prune_layer`` on.
 
+    ``fuse_dropped`` merges the dropped patches into one token (see the module docstring).
     ``hidden_states`` (when given) receives the blocks' input and every block's output, as
-    ``model.run_blocks`` records them; from ``prune_layer`` on they hold ``P + k`` tokens.
+    ``model.run_blocks`` records them; from ``prune_layer`` on they hold the compact tokens.
     ``attentions`` (when given) receives explicit attention probabilities of every block.
     Call under ``torch.no_grad()`` / ``inference_mode`` for inference; the model's mode is not changed.
     """
@@ -156,7 +213,7 @@ def forward_pruned(
         kept = torch.arange(k, device=x.device).expand(x.shape[0], k)
         return PrunedForward(tokens=tokens, logits=model.forward_head(tokens), kept=kept, prune_layer=layer)
     if keep_by == "energy":
-        scores = patch_energy(x, grid)
+        scores = energy_scores(x, grid)
         tokens = model.run_blocks(tokens, stop=layer, hidden_states=hidden_states, attentions=attentions)
     else:
         from .base import block_with_attention, check_attention_block
@@ -174,8 +231,9 @@ def forward_pruned(
         scores = prefix_attention(probs, p)
 
     kept = top_k(scores, k)
-    tokens = finish_pruned(model, tokens, kept, layer, hidden_states=hidden_states, attentions=attentions)
-    return PrunedForward(tokens=tokens, logits=model.forward_head(tokens), kept=kept, prune_layer=layer)
+    tokens = finish_pruned(model, tokens, kept, layer, fuse=fuse_dropped, hidden_states=hidden_states, attentions=attentions)
+    return PrunedForward(tokens=tokens, logits=pruned_head(model, tokens, kept, fuse_dropped), kept=kept,
+                         prune_layer=layer, fused=fuse_dropped)
 
 
 def finish_pruned(
@@ -184,50 +242,72 @@ def finish_pruned(
     kept: torch.Tensor,
     prune_layer: int,
     *,
+    fuse: bool = True,
     hidden_states: list[torch.Tensor] | None = None,
     attentions: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Block ``prune_layer``'s input ``[B, P + N, D]`` -> final normed tokens ``[B, P + k, D]`` of the ``kept`` patches."""
-    tokens = gather_patches(tokens, kept, model.num_prefix_tokens)
-    tokens = model.run_blocks(tokens, start=prune_layer, hidden_states=hidden_states, attentions=attentions)
+    """Block ``prune_layer``'s input ``[B, P + N, D]`` -> final normed compact tokens ``[B, P + k (+ 1), D]``."""
+    tokens, bias = gather_patches(tokens, kept, model.num_prefix_tokens, fuse=fuse)
+    tokens = model.run_blocks(tokens, start=prune_layer, hidden_states=hidden_states, attentions=attentions, key_bias=bias)
     return model.backbone.norm(tokens)
 
 
-def pruned_logits(model: "SpectrogramModelMixin", patches: torch.Tensor, kept: torch.Tensor, prune_layer: int) -> torch.Tensor:
+def pruned_logits(
+    model: "SpectrogramModelMixin", patches: torch.Tensor, kept: torch.Tensor, prune_layer: int, *, fuse: bool = True
+) -> torch.Tensor:
     """Logits from patch embeddings ``[B, N, D]`` with a given kept set (differentiable in ``patches``)."""
     tokens = model.run_blocks(model.add_positions(patches), stop=prune_layer)
-    return model.forward_head(finish_pruned(model, tokens, kept, prune_layer))
+    return pruned_head(model, finish_pruned(model, tokens, kept, prune_layer, fuse=fuse), kept, fuse)
 
 
-def _full_size(states: list[torch.Tensor], kept: torch.Tensor, prune_layer: int, num_prefix_tokens: int) -> torch.Tensor:
-    """Hidden states of one clip ``[layers + 1, P + N, D]``: from ``prune_layer`` on, the kept tokens are
-    scattered back to their places and each dropped patch keeps the state it had when it was dropped."""
-    p = num_prefix_tokens
-    rows = torch.cat([torch.arange(p), kept + p])
-    dropped_state = states[prune_layer][0]
+def _source_rows(kept: torch.Tensor, num_patches: int, num_prefix_tokens: int, fused: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """For one clip: the compact row of every full-layout token (a dropped patch -> the fused token, or
+    -1 without one), and the dropped patches' full-layout rows."""
+    p, k = num_prefix_tokens, kept.numel()
+    source = torch.full((p + num_patches,), p + k if fused else -1, dtype=torch.long)
+    source[:p] = torch.arange(p)
+    source[kept + p] = torch.arange(p, p + k)
+    dropped = torch.nonzero(source[p:] == (p + k if fused else -1)).flatten() + p
+    return source, dropped
+
+
+def _full_size(states: list[torch.Tensor], kept: torch.Tensor, prune_layer: int, num_prefix_tokens: int, fused: bool) -> torch.Tensor:
+    """Hidden states of one clip ``[layers + 1, P + N, D]``: after ``prune_layer`` the kept tokens go back
+    to their places; a dropped patch holds the fused token's state, or without one the state it was dropped with."""
+    num_patches = states[0].shape[1] - num_prefix_tokens
+    source, dropped = _source_rows(kept, num_patches, num_prefix_tokens, fused)
     out = []
     for i, state in enumerate(states):
         if i <= prune_layer:
             out.append(state[0])
+        elif fused:
+            out.append(state[0][source])
         else:
-            full = dropped_state.clone()
-            full[rows] = state[0]
+            full = states[prune_layer][0].clone()
+            keep = source >= 0
+            full[keep] = state[0][source[keep]]
             out.append(full)
     return torch.stack(out)
 
 
-def _full_attention(attentions: list[torch.Tensor], kept: torch.Tensor, prune_layer: int, num_prefix_tokens: int, num_patches: int) -> torch.Tensor:
-    """Attention of one clip ``[layers, heads, P + N, P + N]``; after pruning, dropped patches' rows and columns are 0."""
-    p = num_prefix_tokens
-    rows = torch.cat([torch.arange(p), kept + p])
+def _full_attention(
+    attentions: list[torch.Tensor], kept: torch.Tensor, prune_layer: int, num_prefix_tokens: int, num_patches: int, fused: bool
+) -> torch.Tensor:
+    """Attention of one clip ``[layers, heads, P + N, P + N]``. After pruning, a fused token's row is every
+    dropped patch's row and its column is shared equally among them (the ``m`` copies it stands for);
+    without one, dropped patches' rows and columns are 0."""
+    source, dropped = _source_rows(kept, num_patches, num_prefix_tokens, fused)
+    valid = (source >= 0).float()
+    index = source.clamp(min=0)
     out = []
     for i, probs in enumerate(attentions):
         if i < prune_layer:
             out.append(probs[0])
-        else:
-            full = probs.new_zeros(probs.shape[1], p + num_patches, p + num_patches)
-            full[:, rows[:, None], rows[None, :]] = probs[0]
-            out.append(full)
+            continue
+        full = probs[0][:, index][:, :, index]  # [heads, P + N, P + N], each entry from its source pair
+        if fused:
+            full[:, :, dropped] /= dropped.numel()
+        out.append(full * valid[None, :, None] * valid[None, None, :])
     return torch.stack(out)
 
 
@@ -238,6 +318,7 @@ def analyze_pruned(
     keep_ratio: float,
     keep_by: KeepBy = "energy",
     prune_layer: int | None = None,
+    fuse_dropped: bool = True,
     offset: float = 0.0,
 ) -> "Analysis":
     """An :class:`~audiovis.Analysis` of a pruned pass on one model-input spectrogram.
@@ -253,7 +334,7 @@ def analyze_pruned(
     attns: list[torch.Tensor] = []
     with inference(model):
         out = forward_pruned(model, x, keep_ratio=keep_ratio, keep_by=keep_by, prune_layer=prune_layer,
-                             hidden_states=hidden, attentions=attns)
+                             fuse_dropped=fuse_dropped, hidden_states=hidden, attentions=attns)
     p, n = model.num_prefix_tokens, model.grid.num_patches
     kept = out.kept[0].cpu()
     hidden = [h.cpu() for h in hidden]
@@ -261,36 +342,46 @@ def analyze_pruned(
     return Analysis(
         model=model,
         spectrogram=spectrogram,
-        hidden_states=_full_size(hidden, kept, out.prune_layer, p),
+        hidden_states=_full_size(hidden, kept, out.prune_layer, p, out.fused),
         logits=out.logits[0],
-        attentions=_full_attention(attns, kept, out.prune_layer, p, n),
+        attentions=_full_attention(attns, kept, out.prune_layer, p, n, out.fused),
         offset=offset,
         kept_patches=kept.numpy(),
         prune_layer=out.prune_layer,
+        fused_dropped=out.fused,
     )
 
 
 class PrunedModel(nn.Module):
     """``model`` with token pruning as a plain module: ``PrunedModel(model, 0.5)(x)`` -> logits."""
 
-    def __init__(self, model: "SpectrogramModelMixin", keep_ratio: float, keep_by: KeepBy = "energy", prune_layer: int | None = None) -> None:
+    def __init__(
+        self,
+        model: "SpectrogramModelMixin",
+        keep_ratio: float,
+        keep_by: KeepBy = "energy",
+        prune_layer: int | None = None,
+        fuse_dropped: bool = True,
+    ) -> None:
         super().__init__()
         self.model = model
         self.keep_ratio = check_keep_ratio(keep_ratio)
         self.keep_by = keep_by
         self.prune_layer = resolve_prune_layer(keep_by, prune_layer, model.num_layers)
+        self.fuse_dropped = bool(fuse_dropped)
 
     @property
     def num_tokens(self) -> int:
-        """Patch tokens the pruned blocks run on."""
+        """Patch tokens the pruned blocks run on (the fused token not counted)."""
         return num_kept(self.model.grid.num_patches, self.keep_ratio)
 
     def extra_repr(self) -> str:
-        return f"keep_ratio={self.keep_ratio}, keep_by={self.keep_by!r}, prune_layer={self.prune_layer}"
+        return f"keep_ratio={self.keep_ratio}, keep_by={self.keep_by!r}, prune_layer={self.prune_layer}, fuse_dropped={self.fuse_dropped}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return forward_pruned(
-            self.model, x, keep_ratio=self.keep_ratio, keep_by=self.keep_by, prune_layer=self.prune_layer
+            self.model, x, keep_ratio=self.keep_ratio, keep_by=self.keep_by, prune_layer=self.prune_layer,
+            fuse_dropped=self.fuse_dropped,
         ).logits
 
 

@@ -119,6 +119,11 @@ class ViTModel(SpectrogramModelMixin, nn.Module):
         """Tokens after the final norm -> logits ``[B, num_classes]`` (timm's pooling and head)."""
         return self.vit.forward_head(tokens)
 
+    @property
+    def head_reads_patches(self) -> bool:
+        """timm pools patch tokens unless it reads the class token (or the distillation pair)."""
+        return getattr(self.vit, "dist_token", None) is None and getattr(self.vit, "global_pool", "token") != "token"
+
     def pool_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """The clip embedding ``[B, D]``: timm's pooling (mean of cls and distillation tokens for DeiT-distilled)."""
         if getattr(self.vit, "dist_token", None) is not None:

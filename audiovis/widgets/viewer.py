@@ -495,7 +495,11 @@ def _use_bundle(cls: type) -> None:
             f"the viewer's front end is not built ({BUNDLE} is missing); run `npm install && npm run build` in js/ "
             "or reinstall audiovis"
         )
-    from anywidget._util import try_file_contents
+    try:  # what anywidget does with a Path in the class body; here late, so a missing build gets a clear error
+        from anywidget._util import try_file_contents
+    except ImportError:  # another anywidget layout: plain file text (no hot reload)
+        def try_file_contents(path: Path) -> str:
+            return path.read_text(encoding="utf-8")
 
     cls._esm = try_file_contents(BUNDLE)
     if STYLES.is_file():

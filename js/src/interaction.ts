@@ -12,6 +12,8 @@ export interface Intents {
   /** Drag by dx canvas pixels (content follows the pointer). */
   pan(dx: number): void;
   reset(): void;
+  /** A double-click: reset the zoom and undo what the double-click's own clicks did to the selection. */
+  doubleClick(): void;
   escape(): void;
   togglePlay(): void;
 }
@@ -101,7 +103,7 @@ export function attachInteractions(canvas: HTMLCanvasElement, root: HTMLElement,
 
   canvas.addEventListener("dblclick", (e) => {
     e.preventDefault();
-    intents.reset();
+    intents.doubleClick();
   }, opts);
 
   root.addEventListener(

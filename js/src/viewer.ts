@@ -41,6 +41,8 @@ const COLORBAR_WIDTH = 132;
 const MIN_SPAN_FRAMES = 8;
 /** How often (ms) pending model changes from this view go to the kernel. */
 const SYNC_INTERVAL_MS = 80;
+/** Clicks closer together than this may belong to one double-click (longer than any OS double-click setting). */
+const DOUBLE_CLICK_MS = 1000;
 
 const UNIT_LABELS: Record<string, string> = {
   dB: "dB",
@@ -123,6 +125,8 @@ class SpectrogramView {
   private embeddings: PatchEmbeddings | null = null;
   private similarity: { index: number; values: Float32Array } | null = null;
   private selected = new Set<number>();
+  /** The selection before the latest run of clicks, put back if they turn out to be a double-click. */
+  private beforeClicks: { at: number; selection: Set<number> } | null = null;
   private masked = new Set<number>();
   private rubberBand: [number, number, number, number] | null = null;
   private localPlayhead: number | null = null;
@@ -426,6 +430,10 @@ class SpectrogramView {
         if (!this.grid) return;
         const patch = patchAtPixel(this.grid, this.gridView(), x, y);
         if (patch === null) return;
+        const now = performance.now();
+        if (!this.beforeClicks || now - this.beforeClicks.at > DOUBLE_CLICK_MS) {
+          this.beforeClicks = { at: now, selection: new Set(this.selected) };
+        }
         const next = new Set(toggle ? this.selected : []);
         if (toggle && next.has(patch)) next.delete(patch);
         else next.add(patch);
@@ -449,6 +457,12 @@ class SpectrogramView {
         this.setWindow(a, b, true);
       },
       reset: () => this.setWindow(0, this.meta.n_frames, true),
+      doubleClick: () => {
+        const before = this.beforeClicks;
+        if (before && performance.now() - before.at <= DOUBLE_CLICK_MS) this.publishSelection(before.selection);
+        this.beforeClicks = null;
+        this.setWindow(0, this.meta.n_frames, true);
+      },
       escape: () => {
         this.rubberBand = null;
         this.publishSelection(new Set());

@@ -197,11 +197,13 @@ def _displayed(token: str) -> tuple[float, float]:
 
 def test_tooltip_names_patch_time_span_and_band(nb, view):
     widget, canvas = view
-    box = canvas.bounding_box()
+    tooltip = widget.locator('[data-testid="audiovis-tooltip"]')
     for row, col in [(4, 63), (0, 0), (11, 100)]:
+        # measured each time: the cells run in between may scroll the notebook
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()
         x, y = _pixel(box, *_cell_centre(row, col))
         nb.page.mouse.move(x, y)
-        tooltip = widget.locator('[data-testid="audiovis-tooltip"]')
         tooltip.wait_for(state="visible", timeout=5000)
         frame = (x - box["x"]) / box["width"] * N_FRAMES
         bin_ = (1 - (y - box["y"]) / box["height"]) * N_BINS
@@ -211,9 +213,16 @@ def test_tooltip_names_patch_time_span_and_band(nb, view):
         ))
         patch, (exp_row, exp_col), (t0, t1, f0, f1) = expected
         assert (exp_row, exp_col) == (row, col)
-        nb.page.wait_for_function(
-            "([el, p]) => el.textContent.includes(`patch ${p} `)", arg=[tooltip.element_handle(), patch]
-        )
+        try:
+            nb.page.wait_for_function(
+                "([el, p]) => el.textContent.includes(`patch ${p} `)", arg=[tooltip.element_handle(), patch],
+                timeout=10000,
+            )
+        except Exception as exc:
+            raise AssertionError(
+                f"pointer at ({x:.1f}, {y:.1f}) in canvas {box} and {canvas.bounding_box()}: expected patch "
+                f"{patch}, tooltip shows {tooltip.inner_text()!r}"
+            ) from exc
         lines = tooltip.locator("div").all_inner_texts()
         assert lines[0] == f"patch {patch} (row {row}, col {col})"
         times = re.fullmatch(r"([0-9.]+)–([0-9.]+) s", lines[1])
@@ -227,17 +236,22 @@ def test_tooltip_names_patch_time_span_and_band(nb, view):
     widget.locator('[data-testid="audiovis-tooltip"]').wait_for(state="hidden", timeout=5000)
 
 
-def test_double_click_resets_zoom(nb, view):
+def test_double_click_resets_zoom_and_keeps_the_selection(nb, view):
     widget, canvas = view
     full = _kernel(nb, "viewer.full_time_range")
     draws = _draw_count(widget)
-    nb.run_cell("viewer.time_range = (2.0, 3.5)")
+    nb.run_cell("viewer.time_range = (2.0, 3.5)\nviewer.select([7, 8])")
     _wait_redrawn(nb, widget, draws)
     assert "2.00–3.50 s" in widget.locator('[data-testid="audiovis-readout"]').inner_text()
+    canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     nb.page.mouse.dblclick(box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"])
     got = _kernel(nb, "viewer.time_range", lambda v: v != [2.0, 3.5])
     assert got == pytest.approx(full, abs=1e-9)
+    # the double-click's own clicks do not count as selecting the patch under the pointer
+    assert _kernel(nb, "viewer.selected_patches") == [7, 8]
+    assert "2 selected" in widget.locator('[data-testid="audiovis-readout"]').inner_text()
+    nb.run_cell("viewer.clear_selection()")
 
 
 def test_clicking_the_time_axis_seeks(nb, view):
