@@ -138,6 +138,53 @@ def _mono_waveform(audio: Audio | torch.Tensor, sample_rate: int | None, target_
     return wav[0], rate, source
 
 
+#: frames transformed at once: small enough that a block's frames, spectrum and power stay in cache
+_FRAMES_PER_BLOCK = 512
+
+
+def _framewise_power(
+    wav: torch.Tensor, *, n_fft: int, hop_length: int, window: torch.Tensor, pad_mode: str, power: float,
+    project: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Centred STFT power (``power=2``) or magnitude of ``wav`` ``[samples]``: ``[n_fft // 2 + 1, frames]``,
+    or ``[k, frames]`` after ``project`` ``[n_fft // 2 + 1, k]`` (a mel filterbank).
+
+    The values of ``torch.stft(center=True)`` + ``abs().pow(power)`` (+ the projection), computed a block
+    of frames at a time: the whole complex spectrogram never exists at once, which takes a fraction of
+    the memory and about a third of the time on long audio.
+    """
+    half = n_fft // 2
+    if pad_mode in ("reflect", "circular") and wav.shape[-1] <= half:
+        raise InvalidAudioError(
+            f"{wav.shape[-1]} samples are too few for pad_mode={pad_mode!r} with n_fft={n_fft} (needs more than "
+            f"{half}); use pad_mode='constant'"
+        )
+    padded = torch.nn.functional.pad(wav.reshape(1, 1, -1), (half, half), mode=pad_mode).reshape(-1)
+    frames = padded.unfold(0, n_fft, hop_length)
+    if window.numel() < n_fft:  # torch.stft centres a shorter window in the frame
+        left = (n_fft - window.numel()) // 2
+        window = torch.nn.functional.pad(window, (left, n_fft - window.numel() - left))
+    window = window.to(wav)
+    rows = n_fft // 2 + 1 if project is None else project.shape[1]
+    out = wav.new_empty(rows, frames.shape[0])
+    for start in range(0, frames.shape[0], _FRAMES_PER_BLOCK):
+        block = frames[start : start + _FRAMES_PER_BLOCK] * window
+        values = torch.view_as_real(torch.fft.rfft(block)).pow(2).sum(-1)
+        if power == 1.0:
+            values = values.sqrt()
+        if project is not None:
+            values = values @ project
+        out[:, start : start + _FRAMES_PER_BLOCK] = values.T
+    return out
+
+
+def _pad_mode(pad_mode: str, owner: str) -> str:
+    modes = ("constant", "reflect", "replicate", "circular")
+    if pad_mode not in modes:
+        raise ConfigError(f"{owner}: pad_mode must be one of {list(modes)}, got {pad_mode!r}")
+    return pad_mode
+
+
 def _mel_edges(mel_low: float, mel_high: float, n_bins: int, to_hz) -> tuple[np.ndarray, np.ndarray]:
     """Centres and band edges (Hz) of ``n_bins`` triangular filters evenly spaced in mel."""
     step = (mel_high - mel_low) / (n_bins + 1)
@@ -206,7 +253,8 @@ class _Decibels(nn.Module):
 
 
 class STFTSpectrogram(nn.Module):
-    """Linear-frequency STFT spectrogram (torchaudio), in power, magnitude or dB.
+    """Linear-frequency STFT spectrogram, in power, magnitude or dB: torchaudio's ``Spectrogram`` values,
+    computed a block of frames at a time.
 
     Frames are centred (``center=True``): frame ``i`` is centred at ``i * hop_length`` samples; the ends
     are padded with ``pad_mode`` ("constant", as librosa).
@@ -237,6 +285,7 @@ class STFTSpectrogram(nn.Module):
         if window not in windows:
             raise ConfigError(f"STFTSpectrogram: window must be one of {sorted(windows)}, got {window!r}")
         self.window, self.power, self.to_db, self.top_db = window, float(power), bool(to_db), top_db
+        self.pad_mode = _pad_mode(pad_mode, "STFTSpectrogram")
         self.transform = torchaudio.transforms.Spectrogram(
             n_fft=self.n_fft, win_length=self.win_length, hop_length=self.hop_length,
             window_fn=windows[window], power=self.power, pad_mode=pad_mode,
@@ -245,7 +294,8 @@ class STFTSpectrogram(nn.Module):
 
     def forward(self, audio: Audio | torch.Tensor, sample_rate: int | None = None) -> Spectrogram:
         wav, rate, source = _mono_waveform(audio, sample_rate, None)
-        values = self.transform(wav)
+        values = _framewise_power(wav, n_fft=self.n_fft, hop_length=self.hop_length, window=self.transform.window,
+                                  pad_mode=self.pad_mode, power=self.power)
         if self.to_db:
             values = self.decibels(values)
         n_bins, n_frames = values.shape
@@ -267,7 +317,8 @@ class STFTSpectrogram(nn.Module):
 
 
 class MelSpectrogram(nn.Module):
-    """Mel spectrogram (torchaudio's ``MelSpectrogram``), HTK or Slaney mel scale, optionally in dB.
+    """Mel spectrogram, HTK or Slaney mel scale, optionally in dB: torchaudio's ``MelSpectrogram`` values
+    (its window and filterbank), computed a block of frames at a time.
 
     Audio at another rate is resampled to ``sample_rate`` first. Frames are centred, padded with
     ``pad_mode`` ("constant" matches librosa's default).
@@ -309,7 +360,10 @@ class MelSpectrogram(nn.Module):
             raise ConfigError(f"{owner}: norm must be None or 'slaney', got {norm!r}")
         if power not in (1.0, 2.0):
             raise ConfigError(f"{owner}: power must be 1 (magnitude) or 2 (power), got {power!r}")
+        if self.win_length > self.n_fft:
+            raise ConfigError(f"{owner}: win_length {self.win_length} is longer than n_fft {self.n_fft}")
         self.power, self.mel_scale, self.norm, self.to_db, self.top_db = float(power), mel_scale, norm, bool(to_db), top_db
+        self.pad_mode = _pad_mode(pad_mode, owner)
         self.transform = torchaudio.transforms.MelSpectrogram(
             sample_rate=self.sample_rate, n_fft=self.n_fft, win_length=self.win_length,
             hop_length=self.hop_length, f_min=self.f_min, f_max=self.f_max, n_mels=self.n_mels,
@@ -321,7 +375,9 @@ class MelSpectrogram(nn.Module):
 
     def forward(self, audio: Audio | torch.Tensor, sample_rate: int | None = None) -> Spectrogram:
         wav, rate, source = _mono_waveform(audio, sample_rate, self.sample_rate)
-        values = self.transform(wav)
+        stft = self.transform.spectrogram
+        values = _framewise_power(wav, n_fft=self.n_fft, hop_length=self.hop_length, window=stft.window,
+                                  pad_mode=self.pad_mode, power=self.power, project=self.transform.mel_scale.fb)
         if self.to_db:
             values = self.decibels(values)
         n_frames = values.shape[-1]

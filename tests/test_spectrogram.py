@@ -168,3 +168,42 @@ def test_front_end_errors():
         av.KaldiFbank.preset("librispeech")
     with pytest.raises(ConfigError, match="std"):
         av.KaldiFbank(std=0.0)
+
+
+@pytest.mark.parametrize("pad_mode", ["constant", "reflect"])
+@pytest.mark.parametrize("power", [1.0, 2.0])
+@pytest.mark.parametrize("seconds", [0.02, 1.0, 7.3])  # shorter than a frame; under one block; several blocks
+def test_blockwise_front_ends_equal_torchaudio_transforms(pad_mode, power, seconds):
+    """The block-at-a-time STFT gives torchaudio's own Spectrogram / MelSpectrogram values."""
+    import torchaudio
+
+    wav = torch.from_numpy(np.random.default_rng(7).standard_normal(int(seconds * 16000)).astype(np.float32) * 0.1)
+    for n_fft, win_length, hop in ((400, 400, 160), (512, 320, 100), (1024, 1024, 256)):
+        stft = av.STFTSpectrogram(n_fft=n_fft, win_length=win_length, hop_length=hop, power=power, to_db=False,
+                                  pad_mode=pad_mode)
+        if pad_mode == "reflect" and wav.numel() <= n_fft // 2:  # torch.stft cannot either
+            with pytest.raises(InvalidAudioError, match="too few"):
+                stft(wav, 16000)
+            continue
+        reference = torchaudio.transforms.Spectrogram(n_fft=n_fft, win_length=win_length, hop_length=hop,
+                                                      power=power, pad_mode=pad_mode)(wav)
+        got = stft(wav, 16000).values
+        assert got.shape == reference.shape
+        torch.testing.assert_close(got, reference, rtol=1e-4, atol=1e-6 * float(reference.max()))
+        mel = av.MelSpectrogram(n_fft=n_fft, win_length=win_length, hop_length=hop, n_mels=64, power=power,
+                                to_db=False, pad_mode=pad_mode, mel_scale="slaney", norm="slaney")
+        reference = torchaudio.transforms.MelSpectrogram(
+            sample_rate=16000, n_fft=n_fft, win_length=win_length, hop_length=hop, n_mels=64, power=power,
+            pad_mode=pad_mode, mel_scale="slaney", norm="slaney")(wav)
+        got = mel(wav, 16000).values
+        assert got.shape == reference.shape
+        torch.testing.assert_close(got, reference, rtol=1e-4, atol=1e-6 * float(reference.max()))
+
+
+def test_too_short_for_reflect_padding_names_the_problem():
+    with pytest.raises(InvalidAudioError, match="too few for pad_mode='reflect'"):
+        av.MelSpectrogram(n_fft=1024, pad_mode="reflect")(torch.zeros(300), 16000)
+    with pytest.raises(ConfigError, match="pad_mode"):
+        av.STFTSpectrogram(pad_mode="mirror")
+    with pytest.raises(ConfigError, match="win_length"):
+        av.MelSpectrogram(n_fft=256, win_length=512)
