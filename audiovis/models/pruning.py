@@ -146,15 +146,12 @@ def gather_patches(
     return torch.cat([out, fused.unsqueeze(1)], dim=1), bias
 
 
-def full_layout(tokens: torch.Tensor, kept: torch.Tensor, num_patches: int, num_prefix_tokens: int, fused: bool) -> torch.Tensor:
-    """Compact tokens ``[B, P + k (+ 1), D]`` -> ``[B, P + N, D]`` in token order; every dropped patch
-    holds the fused token (last), or zeros when there is none."""
+def full_layout(tokens: torch.Tensor, kept: torch.Tensor, num_patches: int, num_prefix_tokens: int) -> torch.Tensor:
+    """Compact tokens with a fused token ``[B, P + k + 1, D]`` -> ``[B, P + N, D]`` in token order, every
+    dropped patch holding the fused token."""
     p = num_prefix_tokens
     batch, _, dim = tokens.shape
-    if fused:
-        patches = tokens[:, -1:].expand(batch, num_patches, dim).clone()
-    else:
-        patches = tokens.new_zeros(batch, num_patches, dim)
+    patches = tokens[:, -1:].expand(batch, num_patches, dim).clone()
     k = kept.shape[1]
     patches.scatter_(1, kept.unsqueeze(-1).expand(-1, -1, dim), tokens[:, p : p + k])
     return torch.cat([tokens[:, :p], patches], dim=1)
@@ -164,7 +161,7 @@ def pruned_head(model: "SpectrogramModelMixin", tokens: torch.Tensor, kept: torc
     """Logits from final normed compact tokens; a head that pools patch tokens counts the fused token
     once for every patch it stands for."""
     if fused and model.head_reads_patches:
-        tokens = full_layout(tokens, kept, model.grid.num_patches, model.num_prefix_tokens, fused=True)
+        tokens = full_layout(tokens, kept, model.grid.num_patches, model.num_prefix_tokens)
     return model.forward_head(tokens)
 
 
@@ -275,7 +272,7 @@ def _full_size(states: list[torch.Tensor], kept: torch.Tensor, prune_layer: int,
     """Hidden states of one clip ``[layers + 1, P + N, D]``: after ``prune_layer`` the kept tokens go back
     to their places; a dropped patch holds the fused token's state, or without one the state it was dropped with."""
     num_patches = states[0].shape[1] - num_prefix_tokens
-    source, dropped = _source_rows(kept, num_patches, num_prefix_tokens, fused)
+    source, _ = _source_rows(kept, num_patches, num_prefix_tokens, fused)
     out = []
     for i, state in enumerate(states):
         if i <= prune_layer:
