@@ -248,6 +248,25 @@ def test_odd_requests_get_an_error_answer(viewer, monkeypatch, message, error):
     assert content["id"] == (message.get("id") if isinstance(message, dict) else None)
 
 
+def test_to_png_colour_bar_label_runs_upwards_beside_its_ticks():
+    from PIL import Image, ImageDraw, ImageFont
+
+    from audiovis.widgets.png import _colorbar
+
+    def drawn(label: str) -> np.ndarray:
+        canvas = Image.new("RGB", (200, 300), (255, 255, 255))
+        _colorbar(canvas, ImageDraw.Draw(canvas), ImageFont.load_default(), 20, 10, 260, "magma", -80.0, 0.0, label)
+        return np.asarray(canvas).astype(int)
+
+    ticks_only = drawn("")
+    changed = np.argwhere(np.any(drawn("normalised log-mel") != ticks_only, axis=2))
+    rows, cols = changed[:, 0], changed[:, 1]
+    tick_ink = np.argwhere(np.all(ticks_only < 80, axis=2))
+    assert cols.min() > tick_ink[:, 1].max(), "the label sits right of the widest tick label"
+    assert rows.min() >= 10 and rows.max() < 270, "within the bar's height, not under the plot"
+    assert rows.max() - rows.min() > 4 * (cols.max() - cols.min()), "one line of text running upwards"
+
+
 def test_to_png_draws_the_current_view(viewer, tmp_path):
     from PIL import Image
 

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 _TABLES = Path(__file__).resolve().parent / "colormaps.json"
 COLORMAPS: tuple[str, ...] = tuple(k for k in json.loads(_TABLES.read_text()) if not k.startswith("_"))
 
+#: how the colour bar names the spectrogram's units (the browser's names, js/src/viewer.ts UNIT_LABELS)
+UNIT_LABELS = {"dB": "dB", "normalized-fbank": "normalised log-mel", "power": "power", "magnitude": "magnitude"}
 FREQ_AXIS_WIDTH = 64
 TIME_AXIS_HEIGHT = 26
 COLORBAR_WIDTH = 132
@@ -284,17 +286,21 @@ def render_png(viewer: SpectrogramViewer, *, width: int = 800) -> bytes:
         draw.text((FREQ_AXIS_WIDTH - 7 - w, min(max(4, y - 6), height - 8)), label, fill=INK, font=font)
     # colorbar(s)
     left = FREQ_AXIS_WIDTH + width
-    _colorbar(draw, font, left + 18, 10, height - 12, viewer.colormap, viewer.vmin, viewer.vmax, spec.units)
+    units = UNIT_LABELS.get(spec.units, spec.units)
+    _colorbar(canvas, draw, font, left + 18, 10, height - 12, viewer.colormap, viewer.vmin, viewer.vmax, units)
     if viewer.heatmap is not None and viewer.grid is not None:
         values = np.asarray(viewer.heatmap, dtype=np.float32)
         lo, hi = _heatmap_range(viewer, values)
-        _colorbar(draw, font, left + 84, 10, height - 12, viewer.heatmap_colormap, lo, hi, viewer.heatmap_label)
+        _colorbar(canvas, draw, font, left + 84, 10, height - 12, viewer.heatmap_colormap, lo, hi, viewer.heatmap_label or "heatmap")
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
     return buf.getvalue()
 
 
-def _colorbar(draw, font, x: int, top: int, bar_height: int, colormap: str, lo: float, hi: float, label: str) -> None:
+def _colorbar(canvas, draw, font, x: int, top: int, bar_height: int, colormap: str, lo: float, hi: float, label: str) -> None:
+    """A vertical colour bar at ``x`` with ticks, and its label written upwards beside them (as in the browser)."""
+    from PIL import Image, ImageDraw
+
     table = colormap_table(colormap)
     for y in range(bar_height):
         k = round((1 - y / max(1, bar_height - 1)) * 255)
@@ -305,7 +311,13 @@ def _colorbar(draw, font, x: int, top: int, bar_height: int, colormap: str, lo: 
         y = top + (1 - (t - lo) / ((hi - lo) or 1)) * (bar_height - 1)
         draw.line([(x + 12, y), (x + 15, y)], fill=INK)
         draw.text((x + 17, y - 6), f"{t:.{decimals}f}", fill=INK, font=font)
-    draw.text((x - 2, top + bar_height + 1), label[:20], fill=INK, font=font, anchor="ra")
+    text = label if draw.textlength(label, font=font) <= bar_height else label[: max(1, bar_height // 6 - 1)] + "…"
+    widest = max((draw.textlength(f"{t:.{decimals}f}", font=font) for t in ticks), default=0.0)
+    strip = Image.new("L", (int(draw.textlength(text, font=font)) + 2, 12), 0)
+    ImageDraw.Draw(strip).text((1, 0), text, fill=255, font=font)
+    strip = strip.rotate(90, expand=True)
+    at = (int(x + 19 + widest), int(top + max(0, (bar_height - strip.height) / 2)))
+    canvas.paste(Image.new("RGB", strip.size, INK), at, strip)
 
 
 __all__ = ["COLORMAPS", "colormap_table", "color_index", "render_png", "render_plot", "render_spectrogram", "finite_range"]
