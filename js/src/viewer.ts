@@ -39,8 +39,6 @@ const STRIP_HEIGHT = 20;
 const COLORBAR_WIDTH = 132;
 /** Smallest visible window, in frames. */
 const MIN_SPAN_FRAMES = 8;
-/** How often (ms) pending model changes from this view go to the kernel. */
-const SYNC_INTERVAL_MS = 80;
 /** Clicks closer together than this may belong to one double-click (longer than any OS double-click setting). */
 const DOUBLE_CLICK_MS = 1000;
 
@@ -64,25 +62,17 @@ function context2d(canvas: HTMLCanvasElement): CanvasRenderingContext2D {
   return ctx;
 }
 
-/** Coalesces this view's writes to the model and sends them at most every SYNC_INTERVAL_MS. */
+/**
+ * Writes this view's changes to the model and sends them at once. ipywidgets itself holds messages back
+ * (merged) while one is unacknowledged, and ignores kernel echoes of values it has yet to send; a local
+ * delay before `save_changes` would open a window in which such an echo reverts a newer, unsent value.
+ */
 class ModelWriter {
-  private timer = 0;
   constructor(private readonly model: Model) {}
 
-  set<K extends keyof ViewerModel>(key: K, value: ViewerModel[K], now = false): void {
+  set<K extends keyof ViewerModel>(key: K, value: ViewerModel[K]): void {
     this.model.set(key, value);
-    if (now) this.flush();
-    else if (!this.timer) this.timer = window.setTimeout(() => this.flush(), SYNC_INTERVAL_MS);
-  }
-
-  flush(): void {
-    window.clearTimeout(this.timer);
-    this.timer = 0;
     this.model.save_changes();
-  }
-
-  destroy(): void {
-    if (this.timer) this.flush();
   }
 }
 
@@ -405,7 +395,9 @@ class SpectrogramView {
     if (publish) {
       const range: [number, number] = [frameToTime(this.axes, this.f0), frameToTime(this.axes, this.f1)];
       this.writer.set("time_range", range);
+      if (this.lastPointer) this.publishHover(); // zooming about the pointer moves patches under it
     }
+    if (this.lastPointer) this.updateTooltip();
     this.requestDraw();
   }
 
@@ -415,14 +407,13 @@ class SpectrogramView {
     return {
       hover: (x: number, y: number) => {
         this.lastPointer = [x, y];
-        const patch = this.grid ? patchAtPixel(this.grid, this.gridView(), x, y) : null;
-        if (patch !== this.model.get("hovered_patch")) this.writer.set("hovered_patch", patch);
+        this.publishHover();
         this.updateTooltip();
         this.requestDraw();
       },
       leave: () => {
         this.lastPointer = null;
-        if (this.model.get("hovered_patch") !== null) this.writer.set("hovered_patch", null);
+        this.publishHover();
         this.updateTooltip();
         this.requestDraw();
       },
@@ -473,13 +464,29 @@ class SpectrogramView {
 
   private publishSelection(next: Set<number>): void {
     this.selected = next;
-    this.writer.set("selected_patches", [...next].sort((a, b) => a - b), true);
+    this.writer.set("selected_patches", [...next].sort((a, b) => a - b));
     this.updateButtons();
     this.requestDraw();
   }
 
+  /** The patch under this view's pointer, or null when the pointer is elsewhere or there is no grid. */
+  private pointerPatch(): number | null {
+    const p = this.lastPointer;
+    return p && this.grid ? patchAtPixel(this.grid, this.gridView(), p[0], p[1]) : null;
+  }
+
+  /** Writes the patch under the pointer to `hovered_patch` when it changed. */
+  private publishHover(): void {
+    const patch = this.pointerPatch();
+    if (patch !== this.model.get("hovered_patch")) this.writer.set("hovered_patch", patch);
+  }
+
+  /**
+   * The hovered patch: the one under this view's pointer (what the user sees, whatever an echo from the
+   * kernel holds), else the model's (hovered in another view, or set from Python).
+   */
   private hovered(): number | null {
-    const h = this.model.get("hovered_patch");
+    const h = this.lastPointer ? this.pointerPatch() : this.model.get("hovered_patch");
     return this.grid && isValidPatch(this.grid, h) ? h : null;
   }
 
@@ -627,7 +634,7 @@ class SpectrogramView {
   private seek(t: number): void {
     const time = Math.min(Math.max(0, t), this.duration());
     this.lastSentPlayhead = time;
-    this.writer.set("playhead", time, true);
+    this.writer.set("playhead", time);
     if (this.player.playing) this.startPlayback(time);
     this.requestDraw();
   }
@@ -649,7 +656,7 @@ class SpectrogramView {
   private onPlayStop(t: number): void {
     this.localPlayhead = null;
     this.lastSentPlayhead = t;
-    this.writer.set("playhead", t, true);
+    this.writer.set("playhead", t);
     this.updateButtons();
     this.requestDraw();
   }
@@ -783,7 +790,6 @@ class SpectrogramView {
     this.tiles?.destroy();
     this.player.destroy();
     this.requester.destroy();
-    this.writer.destroy();
     this.root.remove();
   }
 }
