@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "ASTModel": "models.ast",
     "ViTModel": "models.vit",
     "Analysis": "analysis",
+    "WindowedAnalyses": "analysis",
     "load_demo_model": "demo",
     "SpectrogramViewer": "widgets.viewer",
     "LongViewer": "widgets.longview",
@@ -61,7 +62,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .analysis import Analysis
+    from .analysis import Analysis, WindowedAnalyses
     from .audio import Audio, load_audio
     from .demo import load_demo_model
     from .embeddings import extract_embeddings

@@ -36,6 +36,20 @@ def _readonly(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def probabilities_of(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    """Class probabilities from float32 logits ``[..., classes]``: sigmoid if ``multi_label``, else softmax."""
+    logits = logits.detach().float().cpu()
+    return torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
+
+
+def top_labels_of(probs: np.ndarray, labels: Sequence[str], k: int) -> list[tuple[str, float]]:
+    """The ``k`` most probable ``(label, probability)`` of ``probs`` ``[classes]``, most probable first (ties: lower index)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    order = np.argsort(-probs, kind="stable")[: int(k)]
+    return [(labels[i], float(probs[i])) for i in order]
+
+
 class Analysis:
     """The result of ``model.analyze(audio)`` for one window (``offset`` seconds into the clip)."""
 
@@ -119,16 +133,11 @@ class Analysis:
     @property
     def probabilities(self) -> np.ndarray:
         """Sigmoid of the logits for multi-label models (AudioSet), softmax otherwise."""
-        probs = torch.sigmoid(self._logits) if self.multi_label else torch.softmax(self._logits, dim=-1)
-        return probs.numpy()
+        return probabilities_of(self._logits, self.multi_label).numpy()
 
     def top_labels(self, k: int = 5) -> list[tuple[str, float]]:
         """The ``k`` most probable classes as ``(label, probability)``, most probable first."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
-        probs = self.probabilities
-        order = np.argsort(-probs, kind="stable")[: int(k)]
-        return [(self.labels[i], float(probs[i])) for i in order]
+        return top_labels_of(self.probabilities, self.labels, k)
 
     # -- embeddings ------------------------------------------------------------------------------
 
@@ -280,4 +289,28 @@ class Analysis:
         top = ", ".join(f"{name} {p:.2f}" for name, p in self.top_labels(3))
         return (
             f"Analysis({rows} x {cols} patches, {self.num_layers} layers, offset {self.offset:.2f} s; top: {top})"
+        )
+
+
+class WindowedAnalyses(list):
+    """One :class:`Analysis` per model window, in time order: what ``model.analyze`` returns for audio
+    longer than the model window (and ``model.analyze_windows`` always).
+
+    A plain ``list``; each item has its ``offset`` (s). Asking the list for an Analysis attribute
+    (``result.logits``) raises an AttributeError that says which windows there are.
+    """
+
+    @property
+    def offsets(self) -> list[float]:
+        """Each window's start (s)."""
+        return [a.offset for a in self]
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        spans = ", ".join(f"{a.offset:g} s" for a in self[:4]) + (", ..." if len(self) > 4 else "")
+        raise AttributeError(
+            f"{name!r}: this is a list of {len(self)} Analysis objects, one per model window (windows start at "
+            f"{spans}), because the input is longer than the model window; index it (result[0].{name}), "
+            "or analyse one part with audio.segment(start, end)"
         )

@@ -19,12 +19,28 @@ AudioSource = Union[str, os.PathLike, np.ndarray, torch.Tensor, "Audio"]
 _MAX_CHANNELS = 64
 
 
-def _check_rate(sample_rate: Any, what: str) -> int:
+def _check_rate(sample_rate: Any, what: str, error: type[Exception] = AudioLoadError) -> int:
+    """``sample_rate`` as an int, or ``error`` naming ``what`` unless it is a positive whole number of Hz."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating)):
-        raise AudioLoadError(f"{what}: sample_rate must be a positive number, got {sample_rate!r}")
+        raise error(f"{what}: sample_rate must be a positive number, got {sample_rate!r}")
     if not np.isfinite(sample_rate) or sample_rate <= 0 or int(sample_rate) != sample_rate:
-        raise AudioLoadError(f"{what}: sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+        raise error(f"{what}: sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
     return int(sample_rate)
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+
+
+def _check_segment(offset: Any, duration: Any, what: str) -> tuple[float, float | None]:
+    """``offset``/``duration`` as floats, or a ValueError naming ``what`` and the bad value."""
+    if not _is_number(offset) or not np.isfinite(offset) or offset < 0:
+        raise ValueError(f"{what}: offset must be a finite number of seconds >= 0, got {offset!r}")
+    if duration is not None and (not _is_number(duration) or not np.isfinite(duration) or duration <= 0):
+        raise ValueError(
+            f"{what}: duration must be a positive, finite number of seconds (or None for the rest), got {duration!r}"
+        )
+    return float(offset), None if duration is None else float(duration)
 
 
 @dataclass(frozen=True, repr=False)
@@ -145,10 +161,6 @@ def _read_file(path: Path, offset: float, duration: float | None) -> Audio:
         raise PermissionError(f"{str(path)!r} cannot be read (permission denied)") from None
     if path.stat().st_size == 0:
         raise AudioLoadError(f"{str(path)!r} is an empty file (0 bytes)")
-    if offset < 0 or not np.isfinite(offset):
-        raise ValueError(f"offset must be a finite number of seconds >= 0, got {offset!r}")
-    if duration is not None and (not np.isfinite(duration) or duration <= 0):
-        raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
     try:
         with sf.SoundFile(str(path)) as f:
             rate = int(f.samplerate)
@@ -194,6 +206,22 @@ def load_audio(
     Integer PCM is scaled to float32 in [-1, 1].
     """
     if isinstance(source, Audio):
+        what = repr(source)
+    elif isinstance(source, (np.ndarray, torch.Tensor)):
+        what = f"array of shape {tuple(source.shape)}"
+    elif isinstance(source, (str, os.PathLike)):
+        what = repr(str(source))
+    elif isinstance(source, (list, tuple)):
+        raise AudioLoadError(
+            "load_audio takes one sound; got a list/tuple. Pass np.asarray(samples) with sample_rate=..."
+        )
+    else:
+        raise AudioLoadError(f"cannot read audio from a {type(source).__name__}; pass a path, an array or an Audio")
+    # every argument is checked before anything is read, whatever the source
+    offset, duration = _check_segment(offset, duration, what)
+    if sample_rate is not None:
+        sample_rate = _check_rate(sample_rate, what)
+    if isinstance(source, Audio):
         audio = source
         if offset or duration is not None:
             audio = audio.segment(offset, None if duration is None else offset + duration)
@@ -203,16 +231,12 @@ def load_audio(
         audio = _from_array(source, sample_rate)
         if offset or duration is not None:
             audio = audio.segment(offset, None if duration is None else offset + duration)
-    elif isinstance(source, (str, os.PathLike)):
-        audio = _read_file(Path(source), float(offset), None if duration is None else float(duration))
+    else:
+        audio = _read_file(Path(source), offset, duration)
         if sample_rate is not None:
             audio = audio.resample(sample_rate)
-    elif isinstance(source, (list, tuple)):
-        raise AudioLoadError(
-            "load_audio takes one sound; got a list/tuple. Pass np.asarray(samples) with sample_rate=..."
-        )
-    else:
-        raise AudioLoadError(f"cannot read audio from a {type(source).__name__}; pass a path, an array or an Audio")
     if audio.num_samples == 0:
-        raise AudioLoadError(f"{audio.source or 'audio'}: the selected segment holds no samples")
+        raise AudioLoadError(
+            f"{what}: the selected segment (offset {offset} s, duration {duration} s) holds no samples"
+        )
     return audio.to_mono() if mono else audio

@@ -117,12 +117,11 @@ class _FramePlan:
 def _plan(frontend: object, source_rate: int) -> _FramePlan:
     if isinstance(frontend, (STFTSpectrogram, MelSpectrogram)):
         rate = source_rate if isinstance(frontend, STFTSpectrogram) else frontend.sample_rate
-        transform = frontend.transform
         n_fft, hop = frontend.n_fft, frontend.hop_length
         raw_db = _Decibels(frontend.power, None) if frontend.to_db else None
 
         def compute(wav: torch.Tensor) -> torch.Tensor:
-            values = transform(wav)
+            values = frontend.linear_values(wav)
             return raw_db(values) if raw_db is not None else values
 
         return _FramePlan(rate, hop, n_fft, n_fft // 2, lambda n: 1 + (n + 2 * (n_fft // 2) - n_fft) // hop,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .audio import Audio
+from .audio import Audio, _check_rate
 from .errors import ConfigError, InvalidAudioError
 
 Scale = Literal["linear", "mel"]
@@ -102,27 +102,31 @@ class Spectrogram:
         )
 
 
-def _mono_waveform(audio: Audio | torch.Tensor, sample_rate: int | None, target_rate: int | None) -> tuple[torch.Tensor, int, str | None]:
+def _mono_waveform(
+    audio: Audio | torch.Tensor, sample_rate: int | None, target_rate: int | None, owner: str = "front end",
+) -> tuple[torch.Tensor, int, str | None]:
     """A checked mono waveform ``[samples]`` at ``target_rate`` (or its own rate)."""
     if isinstance(audio, Audio):
         wav, rate, source = audio.waveform, audio.sample_rate, audio.source
     elif isinstance(audio, torch.Tensor):
+        what = f"{owner}: waveform tensor of shape {tuple(audio.shape)}"
         if sample_rate is None:
-            raise InvalidAudioError("a waveform tensor needs its sample_rate; pass frontend(wav, sample_rate)")
-        wav, rate, source = audio, int(sample_rate), None
+            raise InvalidAudioError(f"{what} needs its sample_rate; pass frontend(wav, sample_rate)")
+        rate = _check_rate(sample_rate, what, InvalidAudioError)
+        wav, source = audio, None
         if wav.ndim == 1:
             wav = wav[None]
         if wav.ndim != 2:
-            raise InvalidAudioError(f"waveform must be [samples] or [channels, samples], got {tuple(wav.shape)}")
+            raise InvalidAudioError(f"{what}: expected [samples] or [channels, samples]")
         wav = wav.to(torch.float32)
     else:
-        raise InvalidAudioError(f"front ends take an Audio or a waveform tensor, got {type(audio).__name__}")
+        raise InvalidAudioError(f"{owner}: front ends take an Audio or a waveform tensor, got {type(audio).__name__}")
     name = source or "waveform"
     if wav.shape[-1] == 0:
         raise InvalidAudioError(f"{name}: no samples to analyse")
-    finite = torch.isfinite(wav)
-    if not bool(finite.all()):
-        ch, pos = (int(v) for v in torch.nonzero(~finite)[0])
+    # one cheap pass first: a NaN/Inf makes the sum non-finite (so, rarely, does an overflow; hence the recheck)
+    if not bool(torch.isfinite(wav.sum())) and not bool(torch.isfinite(wav).all()):
+        ch, pos = (int(v) for v in torch.nonzero(~torch.isfinite(wav))[0])
         value = float(wav[ch, pos])
         raise InvalidAudioError(
             f"{name}: sample {pos} (channel {ch}, {pos / rate:.4f} s) is {value}; "
@@ -140,6 +144,56 @@ def _mono_waveform(audio: Audio | torch.Tensor, sample_rate: int | None, target_
 
 #: frames transformed at once: small enough that a block's frames, spectrum and power stay in cache
 _FRAMES_PER_BLOCK = 512
+#: mel filters per band of the banded filterbank product (see ``_filter_bands``)
+_FILTERS_PER_BAND = 16
+
+
+def _filter_bands(project: torch.Tensor) -> list[tuple[int, int, int, int, torch.Tensor]]:
+    """A filterbank ``[n_bins, k]`` as bands of ``_FILTERS_PER_BAND`` adjacent filters, each with the one
+    contiguous range of FFT bins its filters touch: ``(first, last, lo, hi, weights[last - first, hi - lo])``.
+
+    A mel filter is a triangle over a few neighbouring bins (each bin feeds at most two filters), so the
+    bands hold the filterbank's non-zeros in about an eighth of the dense product's work for 128 mels.
+    """
+    weights = project.detach().cpu().numpy()  # numpy: a few tiny steps, no thread pool to wake
+    nonzero = weights != 0
+    bands = []
+    for first in range(0, weights.shape[1], _FILTERS_PER_BAND):
+        last = min(first + _FILTERS_PER_BAND, weights.shape[1])
+        rows = np.flatnonzero(nonzero[:, first:last].any(axis=1))
+        lo, hi = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)  # (0, 0): filters with no bin
+        band = torch.from_numpy(np.ascontiguousarray(weights[lo:hi, first:last].T)).to(project)
+        bands.append((first, last, lo, hi, band))
+    return bands
+
+
+def _centred_frames(
+    wav: torch.Tensor, n_fft: int, hop: int, pad_mode: str,
+) -> tuple[list[tuple[int, torch.Tensor]], int]:
+    """The frames of ``torch.stft(center=True)`` as views ``[frames, n_fft]``: ``([(first frame, view)], count)``.
+
+    Only the few frames that reach past either end are cut from a padded copy of that end; the rest are
+    views of ``wav`` itself (padding a long signal whole costs a copy into freshly faulted-in memory).
+    """
+    half, length = n_fft // 2, wav.shape[-1]
+    n_frames = (length + 2 * half - n_fft) // hop + 1
+    head = -(-half // hop)  # frames 0 .. head-1 start in the left padding
+    tail = (length + half - n_fft) // hop + 1  # frames head .. tail-1 lie inside wav
+    if pad_mode == "circular" or length < n_fft or tail <= head:  # short (or wrapping): pad it all
+        padded = torch.nn.functional.pad(wav.reshape(1, 1, -1), (half, half), mode=pad_mode).reshape(-1)
+        return [(0, padded.unfold(0, n_fft, hop))], n_frames
+    # each end is padded from at least n_fft samples of its own (reflect reads half + 1 of them)
+    left = torch.nn.functional.pad(wav[: max(n_fft, (head - 1) * hop - half + n_fft)].reshape(1, 1, -1),
+                                   (half, 0), mode=pad_mode).reshape(-1)
+    segments = [
+        (0, left.unfold(0, n_fft, hop)[:head]),
+        (head, wav[head * hop - half :].unfold(0, n_fft, hop)[: tail - head]),
+    ]
+    if tail < n_frames:
+        cut = min(tail * hop - half, length - n_fft)
+        right = torch.nn.functional.pad(wav[cut:].reshape(1, 1, -1), (0, half), mode=pad_mode).reshape(-1)
+        segments.append((tail, right[tail * hop - half - cut :].unfold(0, n_fft, hop)))
+    return segments, n_frames
 
 
 def _framewise_power(
@@ -150,8 +204,10 @@ def _framewise_power(
     or ``[k, frames]`` after ``project`` ``[n_fft // 2 + 1, k]`` (a mel filterbank).
 
     The values of ``torch.stft(center=True)`` + ``abs().pow(power)`` (+ the projection), computed a block
-    of frames at a time: the whole complex spectrogram never exists at once, which takes a fraction of
-    the memory and about a third of the time on long audio.
+    of frames at a time (frames from ``_centred_frames``, buffers reused): ``rfft`` of the windowed
+    frames, ``re² + im²`` as two elementwise passes (a reduction over the size-2 complex axis is several
+    times slower), and the filterbank product band by band (``_filter_bands``) straight into the output.
+    The whole complex spectrogram never exists at once; ``rfft`` is over half of the time.
     """
     half = n_fft // 2
     if pad_mode in ("reflect", "circular") and wav.shape[-1] <= half:
@@ -159,22 +215,40 @@ def _framewise_power(
             f"{wav.shape[-1]} samples are too few for pad_mode={pad_mode!r} with n_fft={n_fft} (needs more than "
             f"{half}); use pad_mode='constant'"
         )
-    padded = torch.nn.functional.pad(wav.reshape(1, 1, -1), (half, half), mode=pad_mode).reshape(-1)
-    frames = padded.unfold(0, n_fft, hop_length)
     if window.numel() < n_fft:  # torch.stft centres a shorter window in the frame
         left = (n_fft - window.numel()) // 2
         window = torch.nn.functional.pad(window, (left, n_fft - window.numel() - left))
     window = window.to(wav)
-    rows = n_fft // 2 + 1 if project is None else project.shape[1]
-    out = wav.new_empty(rows, frames.shape[0])
-    for start in range(0, frames.shape[0], _FRAMES_PER_BLOCK):
-        block = frames[start : start + _FRAMES_PER_BLOCK] * window
-        values = torch.view_as_real(torch.fft.rfft(block)).pow(2).sum(-1)
-        if power == 1.0:
-            values = values.sqrt()
-        if project is not None:
-            values = values @ project
-        out[:, start : start + _FRAMES_PER_BLOCK] = values.T
+    if torch.is_grad_enabled() and (wav.requires_grad or (project is not None and project.requires_grad)):
+        # differentiable reference path (the buffers below take out= arguments, which autograd refuses)
+        spec = torch.stft(wav, n_fft, hop_length, window=window, center=True, pad_mode=pad_mode,
+                          return_complex=True).abs().pow(power)
+        return spec if project is None else (spec.T @ project.to(spec)).T
+    segments, n_frames = _centred_frames(wav, n_fft, hop_length, pad_mode)
+    n_bins = half + 1
+    bands = None if project is None else _filter_bands(project.to(wav))
+    out = wav.new_empty(n_bins if project is None else project.shape[1], n_frames)
+    block = min(_FRAMES_PER_BLOCK, n_frames)
+    windowed, values = wav.new_empty(block, n_fft), wav.new_empty(block, n_bins)
+    for offset, frames in segments:
+        for first_frame in range(0, frames.shape[0], block):
+            n = min(block, frames.shape[0] - first_frame)
+            start, stop = offset + first_frame, offset + first_frame + n
+            x = torch.mul(frames[first_frame : first_frame + n], window, out=windowed[:n])
+            sq = torch.view_as_real(torch.fft.rfft(x))  # (rfft's out= would only add a copy)
+            torch.square(sq, out=sq)
+            v = torch.add(sq[..., 0], sq[..., 1], out=values[:n])
+            if power == 1.0:
+                v.sqrt_()
+            target, bins_first = out[:, start:stop], v.T
+            if bands is None:
+                target.copy_(bins_first)
+                continue
+            for first, last, lo, hi, weights in bands:
+                if hi > lo:
+                    torch.mm(weights, bins_first[lo:hi], out=target[first:last])
+                else:
+                    target[first:last] = 0.0
     return out
 
 
@@ -229,6 +303,27 @@ def _kaldi_mel(hz):
 
 def _kaldi_hz(mel):
     return 700.0 * (np.exp(np.asarray(mel, dtype=np.float64) / 1127.0) - 1.0)
+
+
+def _mel_filterbank(n_fft: int, sample_rate: int, f_min: float, f_max: float, n_mels: int,
+                    mel_scale: str, norm: str | None) -> np.ndarray:
+    """torchaudio's (and librosa's) triangular mel filterbank ``[n_fft // 2 + 1, n_mels]``, computed in float64.
+
+    torchaudio builds it in float32; at a filter's edge, where a weight is a difference of nearly equal
+    frequencies, that costs up to ~1e-5 absolute, i.e. a few 1e-4 relative error on a sound whose energy
+    sits there (a chirp). Same formulas, double precision: librosa's values to ~1e-7.
+    """
+    to_mel, to_hz = (_htk_mel, _htk_hz) if mel_scale == "htk" else (_slaney_mel, _slaney_hz)
+    bins = np.arange(n_fft // 2 + 1) * (sample_rate / n_fft)
+    f_pts = to_hz(np.linspace(float(to_mel(f_min)), float(to_mel(f_max)), n_mels + 2))
+    slopes = f_pts[None, :] - bins[:, None]
+    f_diff = np.diff(f_pts)
+    down = -slopes[:, :-2] / f_diff[:-1]
+    up = slopes[:, 2:] / f_diff[1:]
+    fb = np.maximum(0.0, np.minimum(down, up))
+    if norm == "slaney":
+        fb *= 2.0 / (f_pts[2:] - f_pts[:-2])
+    return fb
 
 
 def _positive_int(value, name: str, owner: str) -> int:
@@ -292,10 +387,14 @@ class STFTSpectrogram(nn.Module):
         )
         self.decibels = _Decibels(self.power, top_db)
 
+    def linear_values(self, wav: torch.Tensor) -> torch.Tensor:
+        """``[bins, frames]`` power or magnitude of a mono waveform ``[samples]``, before any dB."""
+        return _framewise_power(wav, n_fft=self.n_fft, hop_length=self.hop_length, window=self.transform.window,
+                                pad_mode=self.pad_mode, power=self.power)
+
     def forward(self, audio: Audio | torch.Tensor, sample_rate: int | None = None) -> Spectrogram:
-        wav, rate, source = _mono_waveform(audio, sample_rate, None)
-        values = _framewise_power(wav, n_fft=self.n_fft, hop_length=self.hop_length, window=self.transform.window,
-                                  pad_mode=self.pad_mode, power=self.power)
+        wav, rate, source = _mono_waveform(audio, sample_rate, None, type(self).__name__)
+        values = self.linear_values(wav)
         if self.to_db:
             values = self.decibels(values)
         n_bins, n_frames = values.shape
@@ -369,15 +468,23 @@ class MelSpectrogram(nn.Module):
             hop_length=self.hop_length, f_min=self.f_min, f_max=self.f_max, n_mels=self.n_mels,
             power=self.power, norm=norm, mel_scale=mel_scale, pad_mode=pad_mode,
         )
+        fb = self.transform.mel_scale.fb
+        fb.copy_(torch.from_numpy(_mel_filterbank(self.n_fft, self.sample_rate, self.f_min, self.f_max, self.n_mels,
+                                                  mel_scale, norm)).to(fb.dtype))
         self.decibels = _Decibels(self.power, top_db)
         to_mel, to_hz = (_htk_mel, _htk_hz) if mel_scale == "htk" else (_slaney_mel, _slaney_hz)
         self._centres, self._edges = _mel_edges(float(to_mel(self.f_min)), float(to_mel(self.f_max)), self.n_mels, to_hz)
 
+    def linear_values(self, wav: torch.Tensor) -> torch.Tensor:
+        """``[n_mels, frames]`` mel power or magnitude of a mono waveform ``[samples]`` at ``sample_rate``,
+        before any dB."""
+        return _framewise_power(wav, n_fft=self.n_fft, hop_length=self.hop_length,
+                                window=self.transform.spectrogram.window, pad_mode=self.pad_mode, power=self.power,
+                                project=self.transform.mel_scale.fb)
+
     def forward(self, audio: Audio | torch.Tensor, sample_rate: int | None = None) -> Spectrogram:
-        wav, rate, source = _mono_waveform(audio, sample_rate, self.sample_rate)
-        stft = self.transform.spectrogram
-        values = _framewise_power(wav, n_fft=self.n_fft, hop_length=self.hop_length, window=stft.window,
-                                  pad_mode=self.pad_mode, power=self.power, project=self.transform.mel_scale.fb)
+        wav, rate, source = _mono_waveform(audio, sample_rate, self.sample_rate, type(self).__name__)
+        values = self.linear_values(wav)
         if self.to_db:
             values = self.decibels(values)
         n_frames = values.shape[-1]
@@ -464,7 +571,7 @@ class KaldiFbank(nn.Module):
         )
 
     def forward(self, audio: Audio | torch.Tensor, sample_rate: int | None = None) -> Spectrogram:
-        wav, rate, source = _mono_waveform(audio, sample_rate, self.sample_rate)
+        wav, rate, source = _mono_waveform(audio, sample_rate, self.sample_rate, type(self).__name__)
         if wav.shape[-1] < self.win_length:
             wav = torch.nn.functional.pad(wav, (0, self.win_length - wav.shape[-1]))
         feats = self.fbank(wav)

@@ -1,9 +1,11 @@
 """Long recordings: a 1-hour spectrogram (128 mel bins, 10 ms hop = 360 k frames) in the kernel and in
 a real JupyterLab + Chromium (Playwright, tests/e2e/harness.py).
 
-Kernel: chunked vs one-shot front end (time, peak memory, each in a fresh process), memory the viewer
-holds. Browser: first paint after the cell runs, frame time while panning, tile fetch time, and the
-browser's memory while panning across the whole hour at a 20 s zoom.
+Kernel: chunked vs one-shot front end (time, peak memory, each in a fresh process); what opening the
+hour with the demo model costs (``LongViewer(audio, model)``: chunked spectrogram + 900 window labels)
+and the memory that viewer holds, playback audio included. Browser: first paint after the cell that
+shows it runs, draw time and frame intervals while panning, tile fetch time, and the browser's memory
+while panning across the whole hour at a 20 s zoom.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ rng = np.random.default_rng(0)
 x = (0.003 * rng.standard_normal(3600 * sr)).astype(np.float32)
 for k in range(0, 3600, 7):  # a 20 ms click every 7 s
     x[k * sr + 1000: k * sr + 1320] += 0.5
-spec = av.MelSpectrogram(sample_rate=sr, n_fft=400, hop_length=160, n_mels=128)(av.load_audio(x, sr))
+audio = av.load_audio(x, sr)
 del x
+model = av.load_demo_model()
 """
 
 _FRONTEND_SCRIPT = """
@@ -58,22 +61,29 @@ print(json.dumps({{"seconds": elapsed, "extra_peak_mb": (peak[0] - before) / 2**
 """
 
 _MEMORY_SCRIPT = """
-import gc, json, sys, psutil
+import gc, json, sys, time, psutil
 sys.path.insert(0, {root!r})
 {setup}
-from audiovis.widgets.viewer import SpectrogramViewer
+model.analyze(audio.segment(0, 4))  # warm-up: lazy imports and allocator pools are not the viewer's
 gc.collect()
 proc = psutil.Process()
 before = proc.memory_info().rss
-viewer = SpectrogramViewer(spec)
+t = time.perf_counter()
+viewer = av.LongViewer(audio, model)  # audio given: playback reads it
+seconds = time.perf_counter() - t
+viewer.wait_for_labels()
+labels_seconds = time.perf_counter() - t
 state = viewer.get_state()
 del state
 for level in range(len(viewer._tile_server.levels)):
     for index in range(0, viewer._tile_server.num_tiles(level), 7):
         viewer._tile_server.handle({{"level": level, "index": index}})
+viewer.show_window(450)
+viewer.analysis.rollout()
 gc.collect()
 held = proc.memory_info().rss - before
-print(json.dumps({{"held_mb": held / 2**20, "spec_mb": spec.values.nbytes / 2**20}}))
+print(json.dumps({{"held_mb": held / 2**20, "spec_mb": viewer.spectrogram.values.nbytes / 2**20, "seconds": seconds,
+                  "labels_seconds": labels_seconds, "windows": len(viewer.windows)}}))
 """
 
 
@@ -101,9 +111,13 @@ def kernel_rows() -> list[dict]:
     rows.append(row("long", "1 h mel, chunked: peak memory beyond the result", chunked["extra_peak_mb"] - chunked["result_mb"],
                     "MiB", peer="one-shot", peer_value=oneshot["extra_peak_mb"] - oneshot["result_mb"]))
     mem = _subprocess_json(_MEMORY_SCRIPT.format(root=str(ROOT), setup=HOUR_SETUP))
-    ratio = (mem["held_mb"] + mem["spec_mb"]) / mem["spec_mb"]
-    rows.append(row("long", "kernel memory held by the viewer (incl. the spectrogram) / spectrogram size", ratio, "x",
-                    target="<= 2x", met=ratio <= 2.0))
+    rows.append(row("long", "LongViewer(1 h audio, demo model) ready to show (chunked spectrogram, tiles)",
+                    mem["seconds"], "s"))
+    rows.append(row("long", f"... and its {mem['windows']} window labels all in (background, batches of 16)",
+                    mem["labels_seconds"], "s"))
+    ratio = mem["held_mb"] / mem["spec_mb"]
+    rows.append(row("long", "kernel memory held by that LongViewer (its spectrogram, tiles, labels, one window's "
+                    "analysis; audio for playback) / spectrogram size", ratio, "x", target="<= 2x", met=ratio <= 2.0))
     return rows
 
 
@@ -120,8 +134,8 @@ def browser_rows() -> list[dict]:
         server = JupyterServer.start("lab", Path(tmp))
         frontend = Frontend(server, browser, label="bench_long")
         try:
-            nb = frontend.open_notebook(cells=[HOUR_SETUP, "from audiovis.widgets.viewer import SpectrogramViewer"])
-            nb.run_all(timeout=600)
+            nb = frontend.open_notebook(cells=[HOUR_SETUP, "viewer = av.LongViewer(audio, model, height=300)"])
+            nb.run_all(timeout=900)
             page = nb.page
             # First paint: browser clock from just before the cell is run to the viewer's first draw.
             page.evaluate("""() => {
@@ -132,11 +146,11 @@ def browser_rows() -> list[dict]:
                 }).observe(document.body, {subtree: true, childList: true, attributes: true});
             }""")
             t0 = page.evaluate("Date.now()")
-            nb.execute("viewer = SpectrogramViewer(spec, height=300); viewer", timeout=120)
+            nb.execute("viewer", timeout=120)
             page.wait_for_function("() => window.__firstPaint !== null", timeout=30000)
             first_paint = (page.evaluate("window.__firstPaint") - t0) / 1000
-            rows.append(row("long", "1 h recording: first paint after the cell runs", first_paint, "s",
-                            target="<= 1 s", met=first_paint <= 1.0))
+            rows.append(row("long", "1 h recording: first paint after the cell showing the LongViewer runs", first_paint,
+                            "s", target="<= 1 s", met=first_paint <= 1.0))
 
             widget = nb.output_locator(-1).locator(viewer)
             canvas = widget.locator('[data-testid="spectrogram-canvas"]')
@@ -152,6 +166,7 @@ def browser_rows() -> list[dict]:
                     }
                 }).observe(v, {attributes: true});
             }""")
+            nb.execute("viewer.wait_for_labels()", timeout=300)  # the pan measures the viewer, not the label thread
             nb.execute("viewer.time_range = (1800.0, 1820.48)")
             page.wait_for_function(f"() => Number(document.querySelector('{viewer}').dataset.tilesReceived ?? 0) >= 2",
                                    timeout=30000)
@@ -168,6 +183,11 @@ def browser_rows() -> list[dict]:
             nb.execute("viewer.time_range = (0.0, 20.48)")
             page.wait_for_timeout(500)
             heaps, caches = [], []
+            page.evaluate("""() => {  // frame intervals (display refresh: 16.7 ms) while the pan runs
+                window.__frames = []; window.__panning = true;
+                const tick = (t) => { window.__frames.push(t); if (window.__panning) requestAnimationFrame(tick); };
+                requestAnimationFrame(tick);
+            }""")
             steps = int(3600 / 20.48)
             y = box["y"] + box["height"] / 2
             for step in range(steps):
@@ -180,12 +200,20 @@ def browser_rows() -> list[dict]:
                     page.wait_for_timeout(300)
                     heaps.append(heap_mb())
                     caches.append(tile_mb())
+            page.evaluate("window.__panning = false")
+            stamps = page.evaluate("window.__frames")
+            intervals = [b - a for a, b in zip(stamps, stamps[1:])]
             draws = page.evaluate("window.__draws")
             fetches = [f for f in page.evaluate("window.__fetches") if f == f]
             p95 = statistics.quantiles(draws, n=20)[-1]
             rows.append(row("long", f"frame time while panning at 20 s zoom (p95 of {len(draws)} draws)", p95, "ms",
                             target="<= 16 ms", met=p95 <= 16.0))
             rows.append(row("long", "frame time while panning (median)", statistics.median(draws), "ms"))
+            dropped = sum(i > 25.0 for i in intervals) / len(intervals)
+            rows.append(row("long", f"frame interval while panning, p95 of {len(intervals)} (display refresh 16.7 ms)",
+                            statistics.quantiles(intervals, n=20)[-1], "ms"))
+            rows.append(row("long", "frames late while panning (interval > 25 ms, i.e. a refresh missed)", 100 * dropped,
+                            "%"))
             fetch_p95 = statistics.quantiles(fetches, n=20)[-1]
             rows.append(row("long", f"tile fetch, request to reply (p95 of {len(fetches)})", fetch_p95, "ms",
                             target="<= 150 ms", met=fetch_p95 <= 150.0))

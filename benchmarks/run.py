@@ -4,7 +4,7 @@
 
 Each ``benchmarks/bench_<area>.py`` exposes ``run() -> list[dict]``; figures are from one run on this
 machine, ratios against the named peer. Naming areas reruns only those; the other areas' rows are kept
-from benchmarks/results.json, the table's source.
+from benchmarks/results.json, the table's source, and the table says when and at which commit each area ran.
 """
 
 from __future__ import annotations
@@ -52,30 +52,52 @@ def fmt(value) -> str:
     return str(value)
 
 
+def commit() -> str:
+    """The checked-out commit (``+changes`` when the tree differs from it)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def _area(entry) -> dict:
+    """An area's stored entry; early results.json files held the bare list of rows."""
+    return entry if isinstance(entry, dict) else {"rows": entry, "date": "?", "commit": "?", "load": "?"}
+
+
 def main(areas: list[str]) -> int:
     names = areas or sorted(p.stem[len("bench_"):] for p in HERE.glob("bench_*.py"))
     store = HERE / "results.json"
-    kept = json.loads(store.read_text()) if areas and store.exists() else {}
+    kept = {k: _area(v) for k, v in json.loads(store.read_text()).items()} if areas and store.exists() else {}
     failures = []
     for name in names:
         print(f"== {name}", flush=True)
         try:
             module = importlib.import_module(f"benchmarks.bench_{name}")
+            load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
             got = module.run()
             print_rows(got)
-            kept[name] = got
+            kept[name] = {"rows": got, "date": datetime.datetime.now().isoformat(timespec="minutes"),
+                          "commit": commit(), "load": load}
         except Exception:  # a failing benchmark is reported, the others still run
             failures.append((name, traceback.format_exc()))
             print(failures[-1][1], file=sys.stderr)
     store.write_text(json.dumps(kept, indent=1, default=float) + "\n")
-    rows = [r for name in sorted(kept) for r in kept[name]]
+    rows = [r for name in sorted(kept) for r in kept[name]["rows"]]
     lines = [
         "# Benchmark results",
         "",
-        f"Run `{Path(sys.executable).name} -m benchmarks.run` on {datetime.date.today().isoformat()}.",
+        f"Written by `{Path(sys.executable).name} -m benchmarks.run` on {datetime.date.today().isoformat()}.",
         f"Machine: {machine()}.",
-        "Figures from one run; ratios against the named peer. Load average when this table was written: "
-        + ", ".join(f"{v:.1f}" for v in os.getloadavg()) + " (other jobs on the 2 cores slow both sides of a ratio).",
+        "Figures from one run; ratios against the named peer, both sides measured in that run. Each area ran",
+        "as below (load average at its start: other jobs on the 2 cores slow both sides of a ratio).",
+        "",
+        "| area | ran | commit | load average |",
+        "|---|---|---|---|",
+        *(f"| {name} | {kept[name]['date']} | {kept[name]['commit']} | {kept[name]['load']} |" for name in sorted(kept)),
         "",
         "| area | measure | value | unit | peer | peer value | ratio | target | met |",
         "|---|---|---|---|---|---|---|---|---|",

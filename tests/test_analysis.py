@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 
 import audiovis as av
+from audiovis.analysis import WindowedAnalyses
 
 SR = 16000
 
@@ -127,26 +128,109 @@ def test_inputs_path_array_and_spectrogram(model, result, tmp_path):
         model.analyze(av.KaldiFbank(num_mel_bins=40, target_frames=100)(audio))
 
 
-def test_long_audio_warns_and_windows_cover_the_clip(model):
+def long_fbank(model) -> av.KaldiFbank:
+    """The model's front end without its fixed length: a whole recording's frames."""
+    fe = model.frontend
+    return av.KaldiFbank(num_mel_bins=fe.num_mel_bins, target_frames=None, mean=fe.mean, std=fe.std)
+
+
+def test_long_audio_gives_one_analysis_per_window(model):
     audio = sound(2.5, seed=3)
-    with pytest.warns(UserWarning, match="analyze_windows"):
-        first = model.analyze(audio)
-    windows = model.analyze_windows(audio)
     span = model.window_seconds
     assert span == pytest.approx(1.0)
-    assert [w.offset for w in windows] == pytest.approx([0.0, 1.0, 2.0])
-    np.testing.assert_allclose(windows[0].logits, first.logits, atol=1e-6)
+    windows = model.analyze(audio)
+    assert isinstance(windows, list) and isinstance(windows, WindowedAnalyses)
+    assert [w.offset for w in windows] == pytest.approx([0.0, 1.0, 2.0]) and windows.offsets == [w.offset for w in windows]
     for w in windows:
+        # each window against the model run on that segment alone (which fits one window: one Analysis)
         alone = model.analyze(audio.segment(w.offset, w.offset + span + 0.015))
+        assert isinstance(alone, av.Analysis) and alone.offset == 0.0
         np.testing.assert_allclose(w.logits, alone.logits, atol=1e-5)
+        np.testing.assert_allclose(w.hidden_states, alone.hidden_states, atol=1e-5)
+        np.testing.assert_array_equal(w.spectrogram.numpy(), alone.spectrogram.numpy())
         assert w.spectrogram.times[0] == pytest.approx(w.offset + 0.0125)
-    overlapping = model.analyze_windows(audio, hop=0.5)
-    assert [w.offset for w in overlapping] == pytest.approx([0.0, 0.5, 1.0, 1.5])
+    assert windows[-1].spectrogram.valid_frames == 48  # 0.5 s left: (8000 - 400) // 160 + 1 frames, the rest padding
+    explicit = model.analyze_windows(audio)
+    assert [w.offset for w in explicit] == [w.offset for w in windows]
+    for a, b in zip(explicit, windows):
+        np.testing.assert_array_equal(a.logits, b.logits)
+    with pytest.raises(AttributeError, match=r"3 Analysis objects.*result\[0\]\.logits"):
+        windows.logits
+
+
+def test_many_windows_warn_about_the_memory_their_hidden_states_take(model, monkeypatch):
+    """Every window keeps its hidden states: (layers + 1) x tokens x dim floats; past the bound, a warning."""
+    per_window = (model.num_layers + 1) * (model.grid.num_patches + 2) * 32 * 4
+    monkeypatch.setattr(type(model), "HEAVY_ANALYSES_BYTES", 3 * per_window - 1)  # 3 windows is too many
+    audio = sound(2.5, seed=3)
+    with pytest.warns(UserWarning, match=r"analysing 3 windows .*LongViewer"):
+        assert len(model.analyze(audio)) == 3
+    with pytest.warns(UserWarning, match=r"analysing 3 windows"):
+        model.analyze_windows(audio)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        model.analyze(sound(1.0))  # exactly one window: no warning
-    with pytest.raises(ValueError, match="hop"):
-        model.analyze_windows(audio, hop=0)
+        model.analyze_windows(audio, windows=[0, 2])  # two are within the bound
+        model.analyze(sound(0.9))
+    assert sum(np.asarray(w.hidden_states, dtype=np.float32).nbytes for w in model.analyze_windows(audio, windows=[0])) == per_window
+
+
+def test_hop_sets_the_window_starts_and_is_validated(model):
+    audio = sound(2.5, seed=3)
+    span = model.window_seconds
+    overlapping = model.analyze(audio, hop=0.5)
+    assert [w.offset for w in overlapping] == pytest.approx([0.0, 0.5, 1.0, 1.5])  # the last reaches the end
+    for w in overlapping:
+        alone = model.analyze(audio.segment(w.offset, w.offset + span + 0.015))
+        np.testing.assert_allclose(w.logits, alone.logits, atol=1e-5)
+    assert [w.offset for w in model.analyze(audio, hop=1.5)] == pytest.approx([0.0, 1.5])
+    for bad in (0, -1.0, float("nan"), float("inf"), True, "0.5", [0.5]):
+        for call in (model.analyze, model.analyze_windows):
+            with pytest.raises(ValueError, match="hop"):
+                call(audio, hop=bad)
+        with pytest.raises(ValueError, match="hop"):
+            model.analyze(sound(0.5), hop=bad)  # checked even when one window suffices
+    with pytest.raises(ValueError, match="one frame"):
+        model.analyze(long_fbank(model)(audio), hop=0.004)
+
+
+def test_audio_that_fits_one_window_gives_one_analysis(model):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one = model.analyze(sound(1.0))  # exactly one window
+        also = model.analyze(sound(1.015))  # one window plus the last frame's overhang
+    assert isinstance(one, av.Analysis) and isinstance(also, av.Analysis)
+    assert isinstance(model.analyze(sound(1.016)), list)
+    assert len(model.analyze_windows(sound(0.9))) == 1  # the explicit form is always a list
+
+
+def test_long_spectrogram_is_windowed_like_its_audio(model):
+    """A whole-recording KaldiFbank spectrogram gives the audio's windows, the padded last one included."""
+    audio = sound(2.5, seed=3)
+    spec = long_fbank(model)(audio)
+    assert spec.num_frames == 248
+    for hop in (None, 0.5):
+        from_audio = model.analyze(audio, hop=hop)
+        from_spec = model.analyze(spec, hop=hop)
+        assert [w.offset for w in from_spec] == pytest.approx([w.offset for w in from_audio])
+        for a, b in zip(from_spec, from_audio):
+            np.testing.assert_allclose(a.spectrogram.numpy(), b.spectrogram.numpy(), atol=1e-6)
+            np.testing.assert_allclose(a.spectrogram.times, b.spectrogram.times, atol=1e-9)
+            assert a.spectrogram.valid_frames == b.spectrogram.valid_frames
+            np.testing.assert_allclose(a.logits, b.logits, atol=1e-5)
+    # a short one is padded as the front end pads (raw zeros, then normalised)
+    short = sound(0.5, seed=1)
+    np.testing.assert_allclose(model.analyze(long_fbank(model)(short)).logits, model.analyze(short).logits, atol=1e-5)
+
+
+def test_analyze_windows_picks_windows(model):
+    audio = sound(2.5, seed=3)
+    every = model.analyze_windows(audio, hop=0.5)
+    (third,) = model.analyze_windows(audio, hop=0.5, windows=[2])
+    assert third.offset == pytest.approx(1.0)
+    np.testing.assert_array_equal(third.logits, every[2].logits)
+    for bad in ([4], [-1], [True], [1.0]):
+        with pytest.raises(IndexError, match=r"outside 0\.\.3"):
+            model.analyze_windows(audio, hop=0.5, windows=bad)
 
 
 def test_windows_can_be_pruned_like_one_window(model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -199,3 +201,67 @@ def test_unsupported_source_types():
         av.load_audio([0.1, 0.2], 16000)
     with pytest.raises(AudioLoadError, match="dict"):
         av.load_audio({"a": 1}, 16000)
+
+
+def _source(kind, wav_file, tone):
+    if kind == "path":
+        return wav_file(tone, 16000)
+    if kind == "pathlib":
+        from pathlib import Path
+
+        return Path(wav_file(tone, 16000))
+    if kind == "numpy":
+        return tone
+    if kind == "tensor":
+        return torch.from_numpy(tone)
+    return av.Audio(torch.from_numpy(tone)[None], 16000, "tone.wav")
+
+
+SOURCE_KINDS = ["path", "pathlib", "numpy", "tensor", "Audio"]
+SOURCE_NAMES = {"path": "clip.wav", "pathlib": "clip.wav", "numpy": r"array of shape \(16000,\)",
+                "tensor": r"array of shape \(16000,\)", "Audio": r"Audio\(1 ch, 16000 Hz"}
+
+
+@pytest.mark.parametrize("kind", SOURCE_KINDS)
+@pytest.mark.parametrize("offset,duration,problem", [
+    (-1.0, None, "offset"), (float("nan"), None, "offset"), (float("inf"), None, "offset"), ("1.0", None, "offset"),
+    (0.0, 0.0, "duration"), (0.0, -0.5, "duration"), (0.0, float("nan"), "duration"), (0.0, float("inf"), "duration"),
+])
+def test_bad_offset_or_duration_rejected_for_every_source(kind, offset, duration, problem, wav_file, tone):
+    """Arrays and Audio used to read from 0 for offset=-1 where a path raised: now every source raises."""
+    source = _source(kind, wav_file, tone)
+    bad = re.escape(repr(offset if problem == "offset" else duration))
+    with pytest.raises(ValueError, match=rf"{SOURCE_NAMES[kind]}.*: {problem} must be .*, got {bad}$"):
+        av.load_audio(source, 16000 if kind in ("numpy", "tensor") else None, offset=offset, duration=duration)
+
+
+@pytest.mark.parametrize("kind", SOURCE_KINDS)
+def test_good_segment_is_the_same_for_every_source(kind, wav_file, tone):
+    source = _source(kind, wav_file, tone)
+    part = av.load_audio(source, 16000 if kind in ("numpy", "tensor") else None, offset=0.25, duration=0.5)
+    np.testing.assert_allclose(part.numpy()[0], tone[4000:12000], atol=1 / 32768)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "Audio"])
+def test_offset_past_the_end_of_an_array_names_it(kind, wav_file, tone):
+    with pytest.raises(AudioLoadError, match=rf"{SOURCE_NAMES[kind]}.*offset 5.0 s.*holds no samples"):
+        av.load_audio(_source(kind, wav_file, tone), 16000 if kind == "numpy" else None, offset=5.0)
+
+
+@pytest.mark.parametrize("rate", [0, -8000, 16000.5, float("nan"), "16k"])
+def test_bad_target_rate_for_a_file_names_the_file_before_reading(rate, wav_file, tone, monkeypatch):
+    path = wav_file(tone, 16000)
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("the file was opened before the rate was checked")
+
+    monkeypatch.setattr(sf, "SoundFile", no_read)
+    with pytest.raises(AudioLoadError, match=rf"clip\.wav.*sample_rate must be a positive"):
+        av.load_audio(path, sample_rate=rate)
+
+
+@pytest.mark.parametrize("rate", [0, -8000, 16000.5])
+def test_bad_target_rate_for_audio_names_it(rate, tone):
+    audio = av.Audio(torch.from_numpy(tone)[None], 16000, "tone.wav")
+    with pytest.raises(AudioLoadError, match=r"Audio\(.*tone\.wav.*sample_rate must be a positive"):
+        av.load_audio(audio, sample_rate=rate)

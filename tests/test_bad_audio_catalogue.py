@@ -69,20 +69,22 @@ def test_missing_path(tmp_path):
 
 
 def test_unreadable_permissions():
-    """Checked as an unprivileged user: root reads any file, so the test drops its effective uid."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to switch to an unprivileged effective uid")
-    folder = tempfile.mkdtemp(prefix="audiovis-perm-")
-    os.chmod(folder, 0o755)
+    """A file without read permission. Root reads any file, so as root the read runs with an unprivileged
+    effective uid; any other user simply cannot read a mode-000 file of its own."""
+    folder = tempfile.mkdtemp(prefix="audiovis-perm-")  # not under pytest's tmp dir: that is 0700 for root
+    os.chmod(folder, 0o755)  # searchable by the unprivileged uid too
     path = os.path.join(folder, "secret.wav")
     sf.write(path, make_tone(seconds=0.1), 16000)
     os.chmod(path, 0o000)
-    os.seteuid(65534)
+    as_root = os.geteuid() == 0
     try:
+        if as_root:
+            os.seteuid(65534)
         with pytest.raises(PermissionError, match=r"secret\.wav.*permission denied"):
             av.load_audio(path)
     finally:
-        os.seteuid(0)
+        if as_root:
+            os.seteuid(0)
         shutil.rmtree(folder)
 
 

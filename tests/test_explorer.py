@@ -358,6 +358,38 @@ def test_explore_takes_paths_arrays_and_analyses(model, clip, wav_file, analysis
         explore(clip, model, colour_map="gray")
 
 
+def test_explore_without_a_model_uses_the_demo_model():
+    from audiovis.datasets import SyntheticEvents
+    from audiovis.demo import EVAL_SEED, load_demo_model
+
+    demo = load_demo_model()
+    clip = SyntheticEvents(1, seed=EVAL_SEED, duration=demo.window_seconds, classes=list(demo.labels))[0]
+    ex = explore(clip.audio)
+    assert ex.analysis._model is demo
+    assert ex.analysis.labels == list(demo.labels) and ex.viewer.grid == demo.grid
+    shown = [row.children[0].value for row in ex._predictions.children[1:]]
+    assert shown == [name for name, _ in ex.analysis.top_labels(5)] and set(shown) <= set(demo.labels)
+    np.testing.assert_allclose(ex.analysis.logits, demo.analyze(clip.audio).logits, atol=1e-6)
+
+
+def test_explore_long_audio_shows_one_window(model, clip):
+    long = av.load_audio(np.tile(clip.numpy()[0], 3)[: int(4.5 * 16000)], 16000)  # 4.5 s, a 2 s model window
+    span = model.window_seconds
+    with pytest.warns(UserWarning, match=r"window 0 of 3.*window=i.*audio\.segment\(start, end\).*LongViewer"):
+        first = explore(long, model)
+    alone = model.analyze(long.segment(0, span + 0.015))
+    np.testing.assert_allclose(first.analysis.logits, alone.logits, atol=1e-5)
+    assert first.analysis.offset == 0.0 and first.viewer.spectrogram.num_frames == model.input_shape[1]
+    second = explore(long, model, window=1)
+    assert second.analysis.offset == pytest.approx(span)
+    np.testing.assert_allclose(second.analysis.logits, model.analyze(long.segment(span, 2 * span + 0.015)).logits, atol=1e-5)
+    assert second.analysis.spectrogram.times[0] == pytest.approx(span + 0.0125)  # the recording's clock
+    with pytest.raises(IndexError, match=r"window 3 outside 0\.\.2"):
+        explore(long, model, window=3)
+    with pytest.raises(TypeError, match="window"):
+        explore(first.analysis, window=0)
+
+
 def test_explorer_is_a_displayable_widget(ex):
     assert isinstance(ex, W.VBox)
     assert ex.viewer in ex.children

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -38,6 +40,85 @@ def test_window_labels_match_analyze_windows(setup):
         for label, p in ref.top_labels(3):
             assert got[label] == pytest.approx(p, abs=1e-4)
     assert lv._windows[2] == {"start": 2048, "end": 3072, "labels": [[l, p] for l, p in lv.windows[2].labels]}
+
+
+def test_batched_labels_equal_each_windows_own_analysis(setup):
+    """The labels come from batched logits-only passes; each equals model.analyze of that window alone."""
+    audio, model, lv = setup
+    for window in lv.windows:
+        alone = model.analyze(lv.window_spectrogram(lv.spectrogram, window.start))
+        assert isinstance(alone, av.Analysis)
+        expected = alone.top_labels(3)
+        assert [name for name, _ in window.labels] == [name for name, _ in expected]
+        np.testing.assert_allclose([p for _, p in window.labels], [p for _, p in expected], rtol=1e-5, atol=1e-6)
+    # batches that do not divide the windows (2 + 2 + 1), another top_k, a multi-label head: the same rule
+    sigmoid = av.ASTModel(model.config.replace(multi_label=True)).eval()
+    sigmoid.load_state_dict(model.state_dict())
+    calls = []
+    small = LongViewer(audio, sigmoid, top_k=5, batch_size=2, background=False, progress=lambda *a: calls.append(a))
+    assert [c for c in calls if c[0] == "windows"] == [("windows", 2, 5), ("windows", 4, 5), ("windows", 5, 5)]
+    for window in small.windows:
+        probs = sigmoid.analyze(small.window_spectrogram(small.spectrogram, window.start)).probabilities
+        order = np.argsort(-probs, kind="stable")
+        assert [name for name, _ in window.labels] == [sigmoid.labels[i] for i in order]
+        np.testing.assert_allclose([p for _, p in window.labels], probs[order], rtol=1e-5, atol=1e-6)
+    with pytest.raises(av.ConfigError, match="batch_size"):
+        LongViewer(audio.segment(0, 1), model, batch_size=0)
+
+
+def test_background_labels_fill_the_strip_and_equal_the_foreground_ones(setup):
+    """The default: the viewer exists before its labels; they arrive in the strip and equal a blocking run's."""
+    audio, model, lv = setup
+    gate = threading.Event()
+    original = model.forward_head
+
+    def held(tokens):  # the first batch waits until the test has looked at the empty strip
+        gate.wait(10)
+        return original(tokens)
+
+    pushed = []
+    model.forward_head = held
+    try:
+        bg = LongViewer(audio, model, top_k=3, batch_size=2)
+        bg.observe(lambda change: pushed.append(change["new"]), names="_windows")
+        assert not bg.labels_done
+        assert [w["labels"] for w in bg._windows] == [[]] * 5 and len(bg._windows) == 5
+        bg.show_window(3)  # geometry works before the labels are there
+        assert bg.window == 3 and bg._grid_offset == 3072
+        gate.set()
+        windows = bg.wait_for_labels(timeout=30)
+    finally:
+        model.forward_head = original
+    assert bg.labels_done and windows == bg.windows
+    assert [(w.start, w.end) for w in windows] == [(w.start, w.end) for w in lv.windows]
+    for got, expected in zip(windows, lv.windows):
+        assert [n for n, _ in got.labels] == [n for n, _ in expected.labels]
+        np.testing.assert_allclose([p for _, p in got.labels], [p for _, p in expected.labels], rtol=1e-5, atol=1e-6)
+    assert pushed and pushed[-1] == [{"start": w.start, "end": w.end, "labels": [[l, p] for l, p in w.labels]}
+                                     for w in windows]
+
+
+def test_background_failure_is_reported_and_the_viewer_keeps_working(setup, caplog):
+    audio, model, _ = setup
+    original = model.forward_head
+
+    def broken(tokens):
+        raise RuntimeError("out of memory (simulated)")
+
+    model.forward_head = broken
+    try:
+        bg = LongViewer(audio, model)
+        with pytest.raises(RuntimeError, match="window labels failed: out of memory"):
+            bg.wait_for_labels(timeout=30)
+        with pytest.raises(RuntimeError, match="out of memory"):
+            bg.windows
+        with pytest.raises(RuntimeError, match="out of memory"):  # the blocking form raises it at once
+            LongViewer(audio, model, background=False)
+    finally:
+        model.forward_head = original
+    assert "window labels failed after 0 of 5 windows" in caplog.text
+    bg.show_window(1)
+    assert bg.window == 1 and isinstance(bg.analysis, av.Analysis)
 
 
 def test_grid_appears_for_the_window_under_view(setup):

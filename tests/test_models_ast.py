@@ -1,4 +1,4 @@
-"""ASTModel against transformers' ASTForAudioClassification on random weights, loaded four ways."""
+"""ASTModel against transformers' ASTForAudioClassification on random weights, loaded every way."""
 
 from __future__ import annotations
 
@@ -99,6 +99,20 @@ def hf_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def hf_bin_dir(hf_dir, tmp_path_factory):
+    """The same model as a Hugging Face directory holding ``pytorch_model.bin`` instead of safetensors.
+
+    transformers 4's ``save_pretrained(path, safe_serialization=False)`` wrote exactly this: config.json and
+    ``torch.save`` of the state dict in the hub's key names (transformers 5 writes safetensors only).
+    """
+    path = tmp_path_factory.mktemp("hf_ast_bin")
+    for name in ("config.json", "preprocessor_config.json"):
+        shutil.copy(hf_dir / name, path / name)
+    torch.save(load_file(hf_dir / "model.safetensors"), path / "pytorch_model.bin")
+    return path
+
+
+@pytest.fixture(scope="module")
 def reference(hf_dir):
     """HF's outputs (eager attention) for the test waveform."""
     model = ASTForAudioClassification.from_pretrained(hf_dir, attn_implementation="eager").eval()
@@ -129,11 +143,14 @@ def _populate_hub_cache(cache, repo_id: str, files) -> None:
         shutil.copy(f, snapshot / f.name)
 
 
-@pytest.fixture(params=["hf_dir", "hub_id", "original_pth", "safetensors"])
-def loaded(request, hf_dir, tmp_path, monkeypatch):
+@pytest.fixture(params=["hf_dir", "hf_dir_pytorch_model_bin", "hub_id", "original_pth", "safetensors"])
+def loaded(request, hf_dir, hf_bin_dir, tmp_path, monkeypatch):
     kind = request.param
     if kind == "hf_dir":
         return av.ASTModel.from_pretrained(hf_dir)
+    if kind == "hf_dir_pytorch_model_bin":
+        assert sorted(p.name for p in hf_bin_dir.iterdir()) == ["config.json", "preprocessor_config.json", "pytorch_model.bin"]
+        return av.ASTModel.from_pretrained(hf_bin_dir)
     if kind == "hub_id":
         import huggingface_hub.constants
 
@@ -318,6 +335,47 @@ def test_original_checkpoint_config_is_inferred(tmp_path):
     assert (c.layer_norm_eps, c.classifier_layer_norm_eps) == (1e-6, 1e-5)
     assert model.fc_norm.eps == 1e-5 and model.blocks[0].norm1.eps == 1e-6
     assert model.labels[0] == "Speech" and model.multi_label
+
+
+def test_pytorch_model_bin_directory_is_what_transformers_reads(hf_bin_dir, reference):
+    """The .bin directory of the parity fixture is a real Hugging Face checkpoint: transformers loads it too."""
+    theirs = ASTForAudioClassification.from_pretrained(hf_bin_dir).eval()
+    with torch.no_grad():
+        logits = theirs(reference["input_values"]).logits[0]
+    torch.testing.assert_close(logits, reference["logits"], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "hidden, heads, max_length, classes, preset",
+    [(384, 6, 512, 50, "esc50"), (768, 12, 128, 35, "speechcommands")],
+)
+def test_original_checkpoint_config_for_other_widths_and_lengths(tmp_path, hidden, heads, max_length, classes, preset):
+    """ESC-50-like (384 wide, 12 x 50 grid, 50 classes) and Speech-Commands-like (768 wide, 12 x 12, 35 classes)
+    original checkpoints: heads from the DeiT table, max_length from the time grid, the dataset's fbank preset."""
+    torch.manual_seed(5)
+    settings = dict(hidden_size=hidden, num_hidden_layers=1, num_attention_heads=heads, intermediate_size=64,
+                    max_length=max_length, num_labels=classes, layer_norm_eps=1e-6)
+    hf = ASTForAudioClassification(HFConfig(**settings)).eval()
+    randomize(hf, seed=5)
+    hf.save_pretrained(tmp_path / "hf")
+    path = tmp_path / "original.pth"
+    torch.save(hf_to_original(load_file(tmp_path / "hf" / "model.safetensors")), path)
+    model = av.ASTModel.from_pretrained(path)
+    c = model.config
+    stats = av.KaldiFbank.preset(preset)
+    assert (c.hidden_size, c.num_attention_heads, c.max_length, c.num_mel_bins, c.num_labels) == (hidden, heads, max_length, 128, classes)
+    assert model.grid.grid_shape == (12, (max_length - 16) // 10 + 1)
+    assert (c.fbank_mean, c.fbank_std) == (stats.mean, stats.std) and not c.multi_label
+    assert (c.layer_norm_eps, c.classifier_layer_norm_eps) == (1e-6, 1e-5)
+    # The inferred head count is the one the weights were made with: same logits as transformers
+    # (which uses 1e-6 in the head's LayerNorm too, hence the tolerance); a wrong count is far off.
+    fe = ASTFeatureExtractor(num_mel_bins=128, max_length=max_length, mean=stats.mean, std=stats.std)
+    with torch.no_grad():
+        theirs = hf(**fe(waveform(), sampling_rate=SR, return_tensors="pt")).logits[0].numpy()
+    ours = model.analyze(av.load_audio(waveform(), SR)).logits
+    assert np.abs(ours - theirs).max() < 5e-4  # measured 4e-5 (384 wide), 6e-5 (768 wide)
+    wrong = av.ASTModel.from_pretrained(path, config={"num_attention_heads": heads // 3 if heads > 3 else 1})
+    assert np.abs(wrong.analyze(av.load_audio(waveform(), SR)).logits - theirs).max() > 1.0  # measured 6.6, 7.5
 
 
 def test_mismatched_checkpoints_list_the_keys(hf_dir, tmp_path):

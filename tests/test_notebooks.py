@@ -20,15 +20,16 @@ def test_there_are_tutorials():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, tmp_path):
+def test_notebook_runs(path, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), "stored with outputs"
     env_root = str(Path(__file__).parent.parent)
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [env_root, os.environ.get("PYTHONPATH")]))
-    os.environ["HF_HUB_OFFLINE"] = "1"
+    # for the kernel this test starts (it inherits the environment); monkeypatch restores both afterwards
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [env_root, os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     nb.cells.insert(0, nbformat.v4.new_code_cell("import sys; print(sys.prefix)"))
     client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # raises CellExecutionError, with the cell and traceback, on any error

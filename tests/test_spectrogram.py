@@ -18,18 +18,20 @@ def _ast_extractor(**kw):
     return ASTFeatureExtractor(**kw)  # constructed locally: no hub access
 
 
-def _sounds(speech_16k):
+def _sound(name, request):
+    """A test sound at 16 kHz; only "speech" needs espeak-ng (the speech_16k fixture)."""
+    if name == "speech":
+        return request.getfixturevalue("speech_16k")
     return {
-        "tone": make_tone(1000.0, 3.0),
-        "chirp": make_chirp(100.0, 7000.0, 4.0),
-        "speech": speech_16k,
-        "long": make_chirp(300.0, 3000.0, 12.0),  # longer than 1024 frames: cut
-    }
+        "tone": lambda: make_tone(1000.0, 3.0),
+        "chirp": lambda: make_chirp(100.0, 7000.0, 4.0),
+        "long": lambda: make_chirp(300.0, 3000.0, 12.0),  # longer than 1024 frames: cut
+    }[name]()
 
 
 @pytest.mark.parametrize("name", ["tone", "chirp", "speech", "long"])
-def test_kaldi_fbank_equals_ast_feature_extractor(name, speech_16k):
-    wav = _sounds(speech_16k)[name]
+def test_kaldi_fbank_equals_ast_feature_extractor(name, request):
+    wav = _sound(name, request)
     ref = _ast_extractor()(wav, sampling_rate=16000, return_tensors="np")["input_values"][0]  # [time, freq]
     spec = av.KaldiFbank()(av.load_audio(wav, 16000))
     assert spec.shape == (128, 1024) and ref.shape == (1024, 128)
@@ -81,10 +83,11 @@ def test_kaldi_short_clip_is_padded_with_padding_visible():
 
 
 @pytest.mark.parametrize("mel_scale,norm", [("htk", None), ("slaney", "slaney"), ("htk", "slaney")])
-def test_mel_spectrogram_equals_librosa(mel_scale, norm, speech_16k):
+@pytest.mark.parametrize("name", ["speech", "chirp", "tone"])
+def test_mel_spectrogram_equals_librosa(name, mel_scale, norm, request):
     import librosa
 
-    wav = speech_16k
+    wav = _sound(name, request)
     kw = dict(n_fft=1024, hop_length=256, n_mels=80, f_min=50.0, f_max=7600.0)
     spec = av.MelSpectrogram(sample_rate=16000, mel_scale=mel_scale, norm=norm, to_db=False, **kw)(av.load_audio(wav, 16000))
     ref = librosa.feature.melspectrogram(
@@ -170,7 +173,7 @@ def test_front_end_errors():
         av.KaldiFbank(std=0.0)
 
 
-@pytest.mark.parametrize("pad_mode", ["constant", "reflect"])
+@pytest.mark.parametrize("pad_mode", ["constant", "reflect", "replicate", "circular"])
 @pytest.mark.parametrize("power", [1.0, 2.0])
 @pytest.mark.parametrize("seconds", [0.02, 1.0, 7.3])  # shorter than a frame; under one block; several blocks
 def test_blockwise_front_ends_equal_torchaudio_transforms(pad_mode, power, seconds):
@@ -181,7 +184,7 @@ def test_blockwise_front_ends_equal_torchaudio_transforms(pad_mode, power, secon
     for n_fft, win_length, hop in ((400, 400, 160), (512, 320, 100), (1024, 1024, 256)):
         stft = av.STFTSpectrogram(n_fft=n_fft, win_length=win_length, hop_length=hop, power=power, to_db=False,
                                   pad_mode=pad_mode)
-        if pad_mode == "reflect" and wav.numel() <= n_fft // 2:  # torch.stft cannot either
+        if pad_mode in ("reflect", "circular") and wav.numel() <= n_fft // 2:  # torch.stft cannot either
             with pytest.raises(InvalidAudioError, match="too few"):
                 stft(wav, 16000)
             continue
@@ -207,3 +210,45 @@ def test_too_short_for_reflect_padding_names_the_problem():
         av.STFTSpectrogram(pad_mode="mirror")
     with pytest.raises(ConfigError, match="win_length"):
         av.MelSpectrogram(n_fft=256, win_length=512)
+
+
+@pytest.mark.parametrize("rate", [0, -1, 16000.5, float("nan")])
+@pytest.mark.parametrize("frontend", [av.STFTSpectrogram(), av.MelSpectrogram(), av.KaldiFbank()],
+                         ids=lambda f: type(f).__name__)
+def test_tensor_with_bad_sample_rate_is_rejected_by_name(frontend, rate):
+    """No NaN/negative times, no silent truncation of 16000.5, no error from inside torchaudio."""
+    name = type(frontend).__name__
+    with pytest.raises(InvalidAudioError, match=rf"{name}: waveform tensor of shape \(16000,\): sample_rate must be "
+                                                rf"a positive whole number of Hz, got {rate}") as err:
+        frontend(torch.zeros(16000), rate)
+    assert isinstance(err.value, ValueError) and isinstance(err.value, av.AudiovisError)
+
+
+def test_filterbank_with_empty_filters_equals_librosa():
+    """More mels than a short FFT has bins: filters without any bin give rows of zeros, as in librosa."""
+    import librosa
+
+    wav = make_chirp(100.0, 7000.0, 1.0)
+    with pytest.warns(UserWarning, match="all zero"):  # torchaudio's own warning about empty filters
+        got = av.MelSpectrogram(n_fft=64, hop_length=32, n_mels=128, to_db=False)(av.load_audio(wav, 16000)).numpy()
+    with pytest.warns(UserWarning, match="Empty filters"):
+        ref = librosa.feature.melspectrogram(y=wav, sr=16000, n_fft=64, hop_length=32, n_mels=128, htk=True,
+                                             norm=None, pad_mode="constant")
+    empty = ref.max(axis=1) == 0
+    assert empty.any() and not empty.all()  # the case is real: some filters are empty
+    assert np.all(got[empty] == 0)
+    rel = np.abs(got - ref) / (np.abs(ref) + 1e-6 * ref.max())
+    assert rel.max() <= 1e-4
+
+
+@pytest.mark.parametrize("frontend", [av.STFTSpectrogram(power=1.0, to_db=False), av.MelSpectrogram(to_db=False)],
+                         ids=lambda f: type(f).__name__)
+def test_front_ends_are_differentiable(frontend):
+    """With autograd on and a waveform that requires grad, the values are the same and carry a gradient."""
+    wav = torch.from_numpy(make_chirp(200.0, 4000.0, 1.0)).requires_grad_(True)
+    values = frontend(wav, 16000).values
+    values.sum().backward()
+    assert wav.grad is not None and bool(torch.isfinite(wav.grad).all()) and float(wav.grad.abs().sum()) > 0
+    with torch.no_grad():
+        plain = frontend(wav.detach(), 16000).values
+    torch.testing.assert_close(values.detach(), plain, rtol=1e-4, atol=1e-6 * float(plain.max()))

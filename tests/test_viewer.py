@@ -294,3 +294,46 @@ def test_to_png_draws_the_current_view(viewer, tmp_path):
     assert zoomed != data
     with pytest.raises(ValueError, match="width"):
         viewer.to_png(width=3)
+
+
+def test_to_png_greys_out_masked_patches(viewer):
+    """Pruned patches (``masked_patches``) are drawn greyed: their stride cell blends 75 % towards grey."""
+    from PIL import Image
+
+    def plot() -> np.ndarray:
+        image = np.asarray(Image.open(io.BytesIO(viewer.to_png(width=1024))).convert("RGB")).astype(float)
+        return image[4 : 4 + viewer.height, 64 : 64 + 1024]
+
+    viewer.show_grid = False
+    before = plot()
+    patch = 4 * 101 + 20  # row 4, col 20: stride cell frames [200, 210), bins [40, 50) - inside the chirp's 3 s
+    viewer.masked_patches = [patch]
+    after = plot()
+    scale_y = viewer.height / 128
+    x0, x1 = 200, 210  # 1 px per frame
+    y0, y1 = round(viewer.height - 50 * scale_y), round(viewer.height - 40 * scale_y)
+    inside = (slice(y0 + 1, y1 - 1), slice(x0 + 1, x1 - 1))
+    cell_before, cell_after = before[inside], after[inside]
+    assert cell_before.size > 100
+
+    # every pixel of the cell is the spectrogram colour blended 75 % towards grey (110, 110, 110)
+    np.testing.assert_allclose(cell_after, 0.25 * cell_before + 0.75 * 110, atol=2.0)
+    saturation = lambda px: px.max(axis=-1) - px.min(axis=-1)  # noqa: E731
+    assert saturation(cell_before).mean() > 40, "the test patch should sit on coloured spectrogram pixels"
+    assert saturation(cell_after).max() <= 0.3 * saturation(cell_before).max() + 1
+    # and nothing else changes
+    changed = np.any(after != before, axis=2)
+    near = np.zeros_like(changed)
+    near[y0 - 1 : y1 + 1, x0 - 1 : x1 + 1] = True
+    assert changed[inside].all() and not changed[~near].any()
+
+
+def test_a_time_range_from_the_browser_is_not_sent_back(viewer):
+    """During a drag the browser sends a window per pointer move: the kernel must only echo it (which the
+    front end ignores while newer values are pending), never send it back as an update, which would
+    revert the view to an older window mid-drag."""
+    sent = []
+    viewer._send = lambda msg, buffers=None: sent.append(msg)
+    viewer.set_state({"time_range": [0.5, 1.5]})
+    assert viewer.time_range == (0.5, 1.5)
+    assert "update" not in [m["method"] for m in sent if "time_range" in m.get("state", {})]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Iterator, Sequence, Union
@@ -25,14 +24,14 @@ from torch import nn
 from ..audio import Audio, load_audio
 from ..errors import ConfigError
 from ..patches import PatchGrid
-from ..spectrogram import Spectrogram
+from ..spectrogram import KaldiFbank, Spectrogram
 
 AudioInput = Union[Audio, Spectrogram, str, os.PathLike, np.ndarray, torch.Tensor]
 
 if TYPE_CHECKING:
     from timm.models.vision_transformer import VisionTransformer
 
-    from ..analysis import Analysis
+    from ..analysis import Analysis, WindowedAnalyses
 
 
 def check_attention_block(block: nn.Module, index: int) -> None:
@@ -87,8 +86,11 @@ def inference(module: nn.Module, *, grad: bool = False) -> Iterator[None]:
         module.train(was_training)
 
 
-def fit_frames(spec: Spectrogram, frames: int) -> Spectrogram:
-    """``spec`` cut or padded at the end to ``frames`` frames (pad: 0, or the minimum for dB images)."""
+def fit_frames(spec: Spectrogram, frames: int, fill: float | None = None) -> Spectrogram:
+    """``spec`` cut or padded at the end to ``frames`` frames.
+
+    Padding is ``fill`` when given, else 0, or the minimum for dB images.
+    """
     have = spec.num_frames
     if have == frames:
         return spec
@@ -97,10 +99,20 @@ def fit_frames(spec: Spectrogram, frames: int) -> Spectrogram:
     if have > frames:
         values = spec.values[:, :frames]
     else:
-        fill = float(spec.values.min()) if spec.units == "dB" and have else 0.0
+        if fill is None:
+            fill = float(spec.values.min()) if spec.units == "dB" and have else 0.0
         pad = spec.values.new_full((spec.num_bins, frames - have), fill)
         values = torch.cat([spec.values, pad], dim=1)
     return replace(spec, values=values.contiguous(), times=times, valid_frames=min(spec.valid_frames, frames))
+
+
+def check_hop(hop: float | None) -> float | None:
+    """``hop`` (seconds between window starts) as a float, or None for the default (one window)."""
+    if hop is None:
+        return None
+    if isinstance(hop, bool) or not isinstance(hop, (int, float, np.integer, np.floating)) or not math.isfinite(hop) or hop <= 0:
+        raise ValueError(f"hop must be a positive number of seconds, got {hop!r}")
+    return float(hop)
 
 
 class SpectrogramModelMixin:
@@ -224,51 +236,32 @@ class SpectrogramModelMixin:
     # -- analysis -------------------------------------------------------------------------------
 
     def spectrogram(self, audio: AudioInput, *, sample_rate: int | None = None) -> Spectrogram:
-        """The model-input Spectrogram of ``audio``: the front end's, cut or padded to the input frames."""
-        return fit_frames(self._spectrogram(self._load(audio, sample_rate)), self.input_shape[1])
+        """The model-input Spectrogram of ``audio``'s first window: the front end's, cut or padded to the input frames."""
+        return self.fit_window(self._spectrogram(self._load(audio, sample_rate)))
+
+    def fit_window(self, spec: Spectrogram) -> Spectrogram:
+        """``spec`` cut or padded at the end to one model input (``input_shape[1]`` frames).
+
+        Padding is what the front end pads with: a KaldiFbank pads its raw features with zeros before
+        normalising (value ``(0 - mean) / (2 std)``); other front ends get 0, or the minimum for dB images.
+        """
+        return fit_frames(spec, self.input_shape[1], fill=self._pad_value())
+
+    def window_spectrogram(self, spec: Spectrogram, start: int) -> Spectrogram:
+        """Frames ``[start, start + input_shape[1])`` of a long ``spec``: one model input, its times kept.
+
+        A last, short window is padded by :meth:`fit_window`. For a KaldiFbank model and ``spec`` made by
+        its front end without ``target_frames``, this equals the front end's output on that window's audio
+        (Kaldi frames are local), padding included.
+        """
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start < max(1, spec.num_frames):
+            raise ValueError(f"window start must be a frame in 0..{spec.num_frames - 1}, got {start!r}")
+        stop = min(spec.num_frames, int(start) + self.input_shape[1])
+        cut = replace(spec, values=spec.values[:, start:stop].contiguous(), times=spec.times[start:stop],
+                      valid_frames=max(0, min(spec.valid_frames, stop) - int(start)))
+        return self.fit_window(cut)
 
     def analyze(
-        self,
-        audio: AudioInput,
-        *,
-        attention: bool = False,
-        sample_rate: int | None = None,
-        keep_ratio: float = 1.0,
-        keep_by: str = "energy",
-        prune_layer: int | None = None,
-        fuse_dropped: bool = True,
-    ) -> "Analysis":
-        """Run the model on one window of ``audio`` and keep what is needed to explain the result.
-
-        ``audio`` is an Audio, a path, an array (with ``sample_rate``) or a ready Spectrogram. Audio
-        longer than the model window is analysed from its start, with a warning; :meth:`analyze_windows`
-        covers every window. ``attention=True`` computes all attention maps during the pass (explicit
-        softmax); otherwise they are computed from the cached hidden states when first asked for.
-        ``keep_ratio < 1`` prunes tokens (``keep_by="energy"|"attention"``, from block ``prune_layer``;
-        ``fuse_dropped``: the dropped patches run on as one fused token; see :mod:`audiovis.models.pruning`;
-        attention maps are then always computed in the pass); ``keep_ratio=1.0`` is exactly the unpruned analysis.
-        """
-        from .pruning import analyze_pruned, num_kept, resolve_prune_layer
-
-        kept = num_kept(self.grid.num_patches, keep_ratio)
-        resolve_prune_layer(keep_by, prune_layer, self.num_layers)
-        source = self._load(audio, sample_rate)
-        spec = self._spectrogram(source)
-        frames = self.input_shape[1]
-        too_long = spec.num_frames > frames if isinstance(source, Spectrogram) else source.duration > self._span_seconds
-        if too_long:
-            warnings.warn(
-                f"{getattr(source, 'source', None) or 'the input'} is longer than the model window "
-                f"({self.window_seconds:.2f} s, {frames} frames); analysing the first window only. "
-                "Use analyze_windows() for every window.",
-                stacklevel=2,
-            )
-        if kept < self.grid.num_patches:
-            return analyze_pruned(self, fit_frames(spec, frames), keep_ratio=keep_ratio, keep_by=keep_by,
-                                  prune_layer=prune_layer, fuse_dropped=fuse_dropped)
-        return self._analyze_spectrogram(fit_frames(spec, frames), attention=attention, offset=0.0)
-
-    def analyze_windows(
         self,
         audio: AudioInput,
         *,
@@ -279,39 +272,158 @@ class SpectrogramModelMixin:
         keep_by: str = "energy",
         prune_layer: int | None = None,
         fuse_dropped: bool = True,
-    ) -> list["Analysis"]:
-        """One Analysis per model window over the whole clip, windows starting every ``hop`` seconds.
+    ) -> "Analysis | WindowedAnalyses":
+        """Run the model on ``audio`` and keep what is needed to explain the result.
 
-        ``hop`` defaults to :attr:`window_seconds` (windows tile the clip without overlap); the last
-        window is padded. Each Analysis has ``offset`` (its start, s) and a spectrogram whose times
-        are absolute (seconds from the start of the clip). The pruning arguments are :meth:`analyze`'s,
-        applied to every window.
+        ``audio`` is an Audio, a path, an array (with ``sample_rate``) or a ready Spectrogram. Audio that
+        fits one model window (at most ``window_seconds`` plus the last frame's overhang; a Spectrogram of
+        at most ``input_shape[1]`` frames) gives one :class:`~audiovis.Analysis`. Longer input gives a
+        list of them (:class:`~audiovis.analysis.WindowedAnalyses`), one per window, windows starting every
+        ``hop`` seconds (default: :attr:`window_seconds`, no overlap) until one reaches the end; see
+        :meth:`analyze_windows`, which always returns the list. ``attention=True`` computes all attention
+        maps during the pass (explicit softmax); otherwise they are computed from the cached hidden
+        states when first asked for. ``keep_ratio < 1`` prunes tokens (``keep_by="energy"|"attention"``,
+        from block ``prune_layer``; ``fuse_dropped``: the dropped patches run on as one fused token; see
+        :mod:`audiovis.models.pruning`; attention maps are then always computed in the pass);
+        ``keep_ratio=1.0`` is exactly the unpruned analysis.
         """
-        from .pruning import analyze_pruned, num_kept, resolve_prune_layer
-
-        pruned = num_kept(self.grid.num_patches, keep_ratio) < self.grid.num_patches
-        resolve_prune_layer(keep_by, prune_layer, self.num_layers)
+        hop = check_hop(hop)
+        self._check_pruning(keep_ratio, keep_by, prune_layer)
         source = self._load(audio, sample_rate)
+        starts = self._window_starts(source, hop)
+        options = dict(attention=attention, keep_ratio=keep_ratio, keep_by=keep_by, prune_layer=prune_layer,
+                       fuse_dropped=fuse_dropped)
+        if len(starts) == 1:
+            return self._analyze_window(source, starts[0], **options)
+        from ..analysis import WindowedAnalyses
+
+        self._warn_if_heavy(len(starts))
+        return WindowedAnalyses(self._analyze_window(source, start, **options) for start in starts)
+
+    #: Windowed analyses whose hidden states would take more than this many bytes get a warning.
+    HEAVY_ANALYSES_BYTES = 2 * 2**30
+
+    def _warn_if_heavy(self, windows: int) -> None:
+        """Warn before keeping every window's hidden states when that would take a lot of memory."""
+        pe = self.backbone
+        tokens = self.grid.num_patches + int(getattr(pe, "num_prefix_tokens", 1))
+        need = windows * (self.num_layers + 1) * tokens * int(pe.embed_dim) * 4
+        if need > self.HEAVY_ANALYSES_BYTES:
+            import warnings
+
+            warnings.warn(
+                f"analysing {windows} windows keeps every window's hidden states, about {need / 2**30:.1f} GiB; "
+                "for labels over a long recording use LongViewer(audio, model) or "
+                "audiovis.widgets.longview.window_labels, or pick windows with analyze_windows(..., windows=[...])",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def analyze_windows(
+        self,
+        audio: AudioInput,
+        *,
+        hop: float | None = None,
+        windows: Sequence[int] | None = None,
+        attention: bool = False,
+        sample_rate: int | None = None,
+        keep_ratio: float = 1.0,
+        keep_by: str = "energy",
+        prune_layer: int | None = None,
+        fuse_dropped: bool = True,
+    ) -> "WindowedAnalyses":
+        """One Analysis per model window over the whole clip, windows starting every ``hop`` seconds: always a list.
+
+        ``hop`` defaults to :attr:`window_seconds` (windows tile the clip without overlap); windows are
+        added until one reaches the end of the clip, and the last one is padded. ``windows`` picks some
+        of them by index (default: all). Each Analysis has ``offset`` (its start, s) and a spectrogram whose
+        times are absolute (seconds from the start of the clip).
+
+        A Spectrogram is windowed the same way: windows of ``input_shape[1]`` frames every ``hop`` seconds
+        rounded to whole frames (:meth:`window_spectrogram`); ``offset`` counts from its first frame and the
+        times stay the spectrogram's. For KaldiFbank models, a spectrogram made by the front end without
+        ``target_frames`` gives the windows of its audio; for dB front ends the floor is the whole
+        spectrogram's rather than each window's. The pruning arguments are :meth:`analyze`'s, applied to
+        every window.
+        """
+        hop = check_hop(hop)
+        self._check_pruning(keep_ratio, keep_by, prune_layer)
+        source = self._load(audio, sample_rate)
+        starts = self._window_starts(source, hop)
+        if windows is not None:
+            picked = []
+            for index in windows:
+                if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(starts):
+                    raise IndexError(f"window {index!r} outside 0..{len(starts) - 1}")
+                picked.append(starts[int(index)])
+            starts = picked
+        self._warn_if_heavy(len(starts))
+        from ..analysis import WindowedAnalyses
+
+        options = dict(attention=attention, keep_ratio=keep_ratio, keep_by=keep_by, prune_layer=prune_layer,
+                       fuse_dropped=fuse_dropped)
+        return WindowedAnalyses(self._analyze_window(source, start, **options) for start in starts)
+
+    def _check_pruning(self, keep_ratio: float, keep_by: str, prune_layer: int | None) -> None:
+        from .pruning import num_kept, resolve_prune_layer
+
+        num_kept(self.grid.num_patches, keep_ratio)
+        resolve_prune_layer(keep_by, prune_layer, self.num_layers)
+
+    def _window_starts(self, source: Audio | Spectrogram, hop: float | None) -> list:
+        """Where the windows of ``source`` start: seconds for an Audio, frames for a Spectrogram.
+
+        A window is added while the previous one ends before the input does, so input that fits one
+        window has exactly one start.
+        """
         if isinstance(source, Spectrogram):
-            raise TypeError("analyze_windows takes audio, not a Spectrogram; pass the Audio it was made from")
-        window = self.window_seconds
-        hop = window if hop is None else hop
-        if isinstance(hop, bool) or not isinstance(hop, (int, float)) or not math.isfinite(hop) or hop <= 0:
-            raise ValueError(f"hop must be a positive number of seconds, got {hop!r}")
-        starts = [0.0]
-        while starts[-1] + self._span_seconds < source.duration:
-            starts.append(starts[-1] + float(hop))
-        results = []
-        for start in starts:
-            segment = source.segment(start, start + self._span_seconds)
-            spec = fit_frames(self._spectrogram(segment), self.input_shape[1])
-            spec = replace(spec, times=spec.times + start)
-            if pruned:
-                results.append(analyze_pruned(self, spec, keep_ratio=keep_ratio, keep_by=keep_by,
-                                              prune_layer=prune_layer, fuse_dropped=fuse_dropped, offset=start))
-            else:
-                results.append(self._analyze_spectrogram(spec, attention=attention, offset=start))
-        return results
+            frames = self.input_shape[1]
+            self._spectrogram(source)  # checks the frequency bins
+            step = frames if hop is None else int(round(hop / source.hop_seconds))
+            if step < 1:
+                raise ValueError(f"hop must be at least one frame ({source.hop_seconds} s) for a Spectrogram, got {hop!r}")
+            return list(range(0, max(1, source.num_frames - frames + step), step))
+        step = self.window_seconds if hop is None else hop
+        span, duration = self._span_seconds, source.duration
+        count = 1 if duration <= span else 1 + math.ceil((duration - span) / step)
+        while count > 1 and (count - 2) * step + span >= duration:  # float rounding at the boundary
+            count -= 1
+        while (count - 1) * step + span < duration:
+            count += 1
+        return [k * step for k in range(count)]
+
+    def _analyze_window(self, source: Audio | Spectrogram, start: float | int, **options) -> "Analysis":
+        """The Analysis of the window of ``source`` starting at ``start`` (s for Audio, frames for a Spectrogram)."""
+        if isinstance(source, Spectrogram):
+            spec = self.window_spectrogram(self._spectrogram(source), int(start))
+            offset = int(start) * source.hop_seconds
+        else:
+            segment = source if start == 0 and source.duration <= self._span_seconds else source.segment(start, start + self._span_seconds)
+            spec = self.fit_window(self._spectrogram(segment))
+            offset = float(start)
+            if offset:
+                spec = replace(spec, times=spec.times + offset)
+        return self._analyze_input(spec, offset=offset, **options)
+
+    def _analyze_input(
+        self, spec: Spectrogram, *, offset: float, attention: bool, keep_ratio: float, keep_by: str,
+        prune_layer: int | None, fuse_dropped: bool,
+    ) -> "Analysis":
+        from .pruning import analyze_pruned, num_kept
+
+        if num_kept(self.grid.num_patches, keep_ratio) < self.grid.num_patches:
+            return analyze_pruned(self, spec, keep_ratio=keep_ratio, keep_by=keep_by, prune_layer=prune_layer,
+                                  fuse_dropped=fuse_dropped, offset=offset)
+        return self._analyze_spectrogram(spec, attention=attention, offset=offset)
+
+    def _pad_value(self) -> float | None:
+        """What the front end pads a short input with, when it says (KaldiFbank), else None."""
+        fe = self.frontend
+        if isinstance(fe, KaldiFbank):
+            if not fe.normalize:
+                return 0.0
+            return float((torch.zeros((), dtype=torch.float32) - fe.mean) / (fe.std * 2))
+        return None
 
     @property
     def _span_seconds(self) -> float:

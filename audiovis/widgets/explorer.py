@@ -443,21 +443,48 @@ def explore(
     """Analyse ``audio`` with ``model`` (default: the shipped demo model) once and open an :class:`Explorer`.
 
     ``audio`` is a path, an Audio, an array (pass ``sample_rate=``), a Spectrogram, or a ready Analysis
-    (then ``model`` is not used). Options: ``sample_rate`` and the Explorer's keyword arguments
+    (then ``model`` is not used). Options: ``sample_rate``, ``window`` and the Explorer's keyword arguments
     (``overlay``, ``layer``, ``head``, ``class_index``, ``colormap``, ``heatmap_colormap``, ``opacity``,
-    ``color_by``, ``top_k``, ``height``, ``plot_size``). Audio longer than the model window is shown
-    from its first window (``model.analyze`` warns); pass ``audio.segment(start, end)`` for another one.
+    ``color_by``, ``top_k``, ``height``, ``plot_size``).
+
+    An Explorer shows one model window. Audio longer than that is cut into windows as ``model.analyze``
+    cuts it (every ``model.window_seconds``, no overlap; a Spectrogram likewise, in frames) and
+    ``window=i`` picks window ``i`` (its times stay those of the recording). Without ``window`` the
+    first one is shown with a ``UserWarning`` naming the alternatives: ``window=i``,
+    ``audio.segment(start, end)`` for any other span, or ``LongViewer(audio, model)`` for the whole recording.
     """
     sample_rate = options.pop("sample_rate", None)
+    window = options.pop("window", None)
     unknown = sorted(set(options) - set(_EXPLORER_OPTIONS))
     if unknown:
-        raise TypeError(f"explore() got unknown option(s) {unknown}; options are sample_rate, {', '.join(_EXPLORER_OPTIONS)}")
+        raise TypeError(
+            f"explore() got unknown option(s) {unknown}; options are sample_rate, window, {', '.join(_EXPLORER_OPTIONS)}"
+        )
     if isinstance(audio, Analysis):
+        if window is not None:
+            raise TypeError("explore(): window= picks a window of audio; an Analysis already is one window")
         return Explorer(audio, **options)
     if model is None:
         from ..demo import load_demo_model
 
         model = load_demo_model()
     source = audio if isinstance(audio, (Audio, Spectrogram)) else load_audio(audio, sample_rate)
-    analysis = model.analyze(source)
+    starts = model._window_starts(source, None)
+    if window is None and len(starts) == 1:
+        analysis = model.analyze(source)
+    else:
+        if window is None:
+            import warnings
+
+            window = 0
+            length = f"{source.duration:.2f} s" + ("" if isinstance(source, Audio) else f" ({source.num_frames} frames)")
+            warnings.warn(
+                f"{getattr(source, 'source', None) or 'the audio'} is {length} long, longer than the model window "
+                f"({model.window_seconds:.2f} s): exploring window 0 of {len(starts)} "
+                f"(0-{model.window_seconds:.2f} s). Pass window=i for another window, audio.segment(start, end) "
+                "for any span, or use LongViewer(audio, model) for the whole recording.",
+                UserWarning,
+                stacklevel=2,
+            )
+        (analysis,) = model.analyze_windows(source, windows=[window])
     return Explorer(analysis, audio=source if isinstance(source, Audio) else None, **options)

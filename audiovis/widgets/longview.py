@@ -4,25 +4,37 @@ The recording's spectrogram is computed in chunks (audiovis.longform) and shown 
 (audiovis.widgets.tiles). The model runs on consecutive windows cut from that spectrogram; a strip under
 the spectrogram names each window's top label. Zoomed to about one window, the model's patch grid of
 the window under view appears: hover, selection and heatmaps then refer to that window's patches.
+
+The labels come from batched, logits-only passes (:func:`window_labels`); the full Analysis (hidden
+states, attention) is computed only for the window under view, when asked for.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Callable
+from dataclasses import dataclass
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 import traitlets
 
+from ..analysis import probabilities_of, top_labels_of
 from ..audio import Audio
 from ..errors import ConfigError
 from ..longform import LongSource, chunked_spectrogram
+from ..models.base import inference
 from ..spectrogram import KaldiFbank, Spectrogram
 from .viewer import SpectrogramViewer
 
 #: The grid shows when the visible span is at most this many windows long.
 GRID_ZOOM_WINDOWS = 1.5
+#: While labels are computed in the background, the strip is updated at most this often (s).
+LABEL_PUSH_SECONDS = 0.5
+
+log = logging.getLogger("audiovis")
 
 
 @dataclass(frozen=True)
@@ -44,14 +56,65 @@ def long_frontend(frontend: Any) -> Any:
     return frontend
 
 
+def window_labels(
+    model: Any,
+    spec: Spectrogram,
+    starts: Sequence[int],
+    *,
+    top_k: int = 3,
+    batch_size: int = 16,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[list[tuple[str, float]]]:
+    """The ``top_k`` labels of the model window starting at each frame of ``starts`` in ``spec``.
+
+    Windows are cut with ``model.window_spectrogram`` and run ``batch_size`` at a time through
+    ``forward_features`` + ``forward_head`` under ``torch.inference_mode``: logits only, no hidden states.
+    The labels are those of ``model.analyze(model.window_spectrogram(spec, start)).top_labels(top_k)``
+    (probabilities equal up to float rounding of the batched pass). ``progress(done, total)`` after each batch.
+    """
+    labels: list[list[tuple[str, float]]] = []
+    for batch in iter_window_labels(model, spec, starts, top_k=top_k, batch_size=batch_size):
+        labels.extend(batch)
+        if progress is not None:
+            progress(len(labels), len(starts))
+    return labels
+
+
+def iter_window_labels(
+    model: Any, spec: Spectrogram, starts: Sequence[int], *, top_k: int = 3, batch_size: int = 16,
+) -> Iterator[list[list[tuple[str, float]]]]:
+    """:func:`window_labels` a batch at a time: an iterator over the labels of ``starts[i : i + batch_size]``,
+    in order. The arguments are checked at the call, before any batch runs."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+
+    def batches() -> Iterator[list[list[tuple[str, float]]]]:
+        for first in range(0, len(starts), int(batch_size)):
+            batch = starts[first : first + int(batch_size)]
+            with inference(model), torch.inference_mode():
+                x = torch.stack([model.window_spectrogram(spec, int(s)).values for s in batch]).to(model.device)
+                probs = probabilities_of(model.forward_head(model.forward_features(x)), model.multi_label).numpy()
+            yield [top_labels_of(p, model.labels, top_k) for p in probs]
+
+    return batches()
+
+
 class LongViewer(SpectrogramViewer):
     """A long recording in a SpectrogramViewer, analysed window by window by ``model``.
 
     ``LongViewer(source, model)`` reads ``source`` (a path or an Audio) in chunks, runs the model on
     windows of ``model.input_shape[1]`` frames every ``hop`` seconds (default: one window, no overlap)
-    and keeps each window's ``top_k`` labels. ``window`` is the index of the window under view (or
+    and keeps each window's ``top_k`` labels (batched logits-only passes of ``batch_size`` windows, see
+    :func:`window_labels`). ``window`` is the index of the window under view (or
     None when zoomed out); ``analysis`` is that window's :class:`~audiovis.Analysis`, computed when
     first asked for; ``show_window(i)`` zooms to window ``i``.
+
+    With ``background=True`` (the default) the viewer is ready as soon as the spectrogram is: the labels
+    are computed in a background thread and fill the strip as they come (an hour is hundreds of
+    windows). ``labels_done`` tells whether they are all there, ``wait_for_labels()`` waits for them, and
+    ``windows`` waits too, so code that reads it always sees every window's labels.
     """
 
     _windows = traitlets.List().tag(sync=True)
@@ -66,6 +129,8 @@ class LongViewer(SpectrogramViewer):
         hop: float | None = None,
         top_k: int = 3,
         chunk_seconds: float = 60.0,
+        batch_size: int = 16,
+        background: bool = True,
         progress: Callable[[str, int, int], None] | None = None,
         **viewer_kwargs: Any,
     ) -> None:
@@ -83,38 +148,90 @@ class LongViewer(SpectrogramViewer):
         self._model_grid = model.grid
         self._current: tuple[int, Any] | None = None
         starts = list(range(0, max(1, spec.num_frames - frames + hop_frames), hop_frames))
-        self.windows: list[Window] = []
-        for i, start in enumerate(starts):
-            result = model.analyze(self.window_spectrogram(spec, start))
-            end = start + frames
-            self.windows.append(Window(i, start, end, float(spec.frame_to_time(start)),
-                                       float(spec.frame_to_time(end)), list(result.top_labels(top_k))))
-            if progress is not None:
-                progress("windows", i + 1, len(starts))
+        labels = iter_window_labels(model, spec, starts, top_k=top_k, batch_size=batch_size)  # checks arguments now
+        self._spans = [(start, start + frames) for start in starts]
+        self._window_list: list[Window] = [
+            Window(i, a, b, float(spec.frame_to_time(a)), float(spec.frame_to_time(b)), []) for i, (a, b) in enumerate(self._spans)
+        ]
+        self._labels_done = threading.Event()
+        self._labels_error: BaseException | None = None
+        self._closing = False
         if isinstance(source, Audio):  # a file's samples are not held in memory: no playback for paths
             viewer_kwargs.setdefault("audio", source)
         self._long_spec = spec
         super().__init__(spec, **viewer_kwargs)
-        self._windows = [{"start": w.start, "end": w.end, "labels": [[l, float(s)] for l, s in w.labels]}
-                         for w in self.windows]
+        self._push_windows()
         self.observe(self._follow_view, names="time_range")
+        report = None if progress is None else (lambda done, total: progress("windows", done, total))
+        if background:
+            threading.Thread(target=self._fill_labels, args=(labels, report), name="audiovis-window-labels",
+                             daemon=True).start()
+        else:
+            self._fill_labels(labels, report)
+            if self._labels_error is not None:
+                raise self._labels_error
+
+    # ---- window labels ----
+
+    def _fill_labels(self, batches: Iterator[list[list[tuple[str, float]]]], progress: Callable[[int, int], None] | None) -> None:
+        """Compute every window's labels a batch at a time; the strip is updated every LABEL_PUSH_SECONDS."""
+        done, pushed = 0, time.monotonic()
+        try:
+            for batch in batches:
+                if self._closing:
+                    return
+                for top in batch:
+                    w = self._window_list[done]
+                    self._window_list[done] = Window(w.index, w.start, w.end, w.start_seconds, w.end_seconds, top)
+                    done += 1
+                if progress is not None:
+                    progress(done, len(self._window_list))
+                if time.monotonic() - pushed >= LABEL_PUSH_SECONDS:
+                    self._push_windows()
+                    pushed = time.monotonic()
+            self._push_windows()
+        except BaseException as exc:  # reported by windows / wait_for_labels; the viewer itself keeps working
+            self._labels_error = exc
+            log.warning("LongViewer: computing the window labels failed after %d of %d windows: %s",
+                        done, len(self._window_list), exc)
+        finally:
+            self._labels_done.set()
+
+    def _push_windows(self) -> None:
+        if not self._closing:
+            self._windows = [{"start": w.start, "end": w.end, "labels": [[l, float(p)] for l, p in w.labels]}
+                             for w in self._window_list]
+
+    @property
+    def labels_done(self) -> bool:
+        """Whether every window's labels have been computed (or their computation failed)."""
+        return self._labels_done.is_set()
+
+    def wait_for_labels(self, timeout: float | None = None) -> list[Window]:
+        """Wait until every window has its labels (at most ``timeout`` s) and return :attr:`windows`."""
+        if not self._labels_done.wait(timeout):
+            raise TimeoutError(f"LongViewer: window labels not ready after {timeout} s")
+        if self._labels_error is not None:
+            raise RuntimeError(f"LongViewer: computing the window labels failed: {self._labels_error}") from self._labels_error
+        return list(self._window_list)
+
+    @property
+    def windows(self) -> list[Window]:
+        """Every analysis window with its top labels (waits for labels still being computed)."""
+        return self.wait_for_labels()
+
+    def close(self) -> None:
+        """Close the widget; a background label computation stops after its current batch."""
+        self._closing = True
+        super().close()
 
     def window_spectrogram(self, spec: Spectrogram, start: int) -> Spectrogram:
-        """Frames ``[start, start + window)`` of ``spec``: one model input.
+        """Frames ``[start, start + window)`` of ``spec``: one model input (``model.window_spectrogram``).
 
-        A last, short window is padded as the model's own front end pads: KaldiFbank pads its raw
-        features with zeros before normalising; other front ends are padded by ``model.analyze``.
+        A last, short window is padded as the model's own front end pads (KaldiFbank pads its raw
+        features with zeros before normalising).
         """
-        frames = self._window_frames
-        stop = min(spec.num_frames, start + frames)
-        values, times = spec.values[:, start:stop], spec.times[start:stop]
-        fe = self._model.frontend
-        if stop - start < frames and isinstance(fe, KaldiFbank):
-            fill = -fe.mean / (2 * fe.std) if fe.normalize else 0.0
-            values = torch.cat([values, values.new_full((spec.num_bins, frames - (stop - start)), fill)], dim=1)
-            times = spec.times[start] + np.arange(frames) * spec.hop_seconds
-        return replace(spec, values=values.contiguous(), times=times,
-                       valid_frames=max(0, min(spec.valid_frames, stop) - start))
+        return self._model.window_spectrogram(spec, start)
 
     @property
     def analysis(self) -> Any:
@@ -122,25 +239,25 @@ class LongViewer(SpectrogramViewer):
         if self.window is None:
             return None
         if self._current is None or self._current[0] != self.window:
-            w = self.windows[self.window]
-            self._current = (self.window, self._model.analyze(self.window_spectrogram(self._long_spec, w.start)))
+            start = self._spans[self.window][0]
+            self._current = (self.window, self._model.analyze(self.window_spectrogram(self._long_spec, start)))
         return self._current[1]
 
     def show_window(self, index: int) -> None:
         """Zoom to window ``index``; its grid appears."""
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.windows):
-            raise IndexError(f"window {index!r} outside 0..{len(self.windows) - 1}")
-        w = self.windows[int(index)]
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(self._spans):
+            raise IndexError(f"window {index!r} outside 0..{len(self._spans) - 1}")
+        w = self._window_list[int(index)]
         self.time_range = (w.start_seconds, w.end_seconds)
 
     def window_under(self, t0: float, t1: float) -> int | None:
         """The window whose centre is nearest the centre of ``[t0, t1]`` s, if that span is about one window."""
         spec = self._long_spec
         span = (t1 - t0) / spec.hop_seconds
-        if not self.windows or span > GRID_ZOOM_WINDOWS * self._window_frames:
+        if not self._spans or span > GRID_ZOOM_WINDOWS * self._window_frames:
             return None
         centre = float(spec.time_to_frame((t0 + t1) / 2))
-        return min(range(len(self.windows)), key=lambda i: abs((self.windows[i].start + self.windows[i].end) / 2 - centre))
+        return min(range(len(self._spans)), key=lambda i: abs(sum(self._spans[i]) / 2 - centre))
 
     def _follow_view(self, change: dict) -> None:
         index = self.window_under(*change["new"])
@@ -153,5 +270,5 @@ class LongViewer(SpectrogramViewer):
             self.embeddings = None
             self._patch_grid = None if index is None else self._model_grid
             self._grid = None if index is None else self._model_grid.to_dict()
-            self._grid_offset = 0 if index is None else self.windows[index].start
+            self._grid_offset = 0 if index is None else self._spans[index][0]
             self.set_trait("window", index)

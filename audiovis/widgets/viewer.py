@@ -147,7 +147,8 @@ class SpectrogramViewer(anywidget.AnyWidget):
             raise ConfigError(f"SpectrogramViewer: precision must be 'uint8' or 'float32', got {precision!r}")
         self._spec = spectrogram
         self._patch_grid = grid
-        self._pcm = None if audio is None else audio.to_mono().waveform[0].detach().cpu().numpy().astype(np.float32)
+        # a view of the Audio's samples (no copy for mono float32): playback adds nothing to the kernel's memory
+        self._pcm = None if audio is None else np.asarray(audio.to_mono().waveform[0].detach().cpu().numpy(), dtype=np.float32)
         self._audio_rate = None if audio is None else audio.sample_rate
         # Long spectrograms: a max-pooled overview first, full-resolution tiles on request (tiles.py).
         self._tile_server = tile_server_for(spectrogram.numpy(), precision)
@@ -376,7 +377,10 @@ class SpectrogramViewer(anywidget.AnyWidget):
                 raise TypeError(f"expected [start, end] seconds, got {type(value).__name__}")
             t0, t1 = (_seconds(v) for v in value)
             lo, hi = self.full_time_range
-            return (max(lo, min(t0, hi)), max(lo, min(t1, hi)))
+            # a list, as the browser sent it: ipywidgets compares the new value's JSON with the value it locked
+            # (this one), and a tuple never equals a list, so a tuple sent the range back as an update that
+            # reverted the next pan steps of a drag
+            return [max(lo, min(t0, hi)), max(lo, min(t1, hi))]
         if key == "playhead":
             return min(max(0.0, _seconds(value)), self._duration())
         return value
@@ -419,7 +423,7 @@ class SpectrogramViewer(anywidget.AnyWidget):
     def _audio_chunk(self, chunk: Any) -> tuple[dict, list]:
         if self._pcm is None:
             raise ValueError("this viewer has no audio")
-        info = self._audio_info_dict()
+        info = self._audio_info  # computed once: the peak scan over an hour of samples is not per chunk
         if isinstance(chunk, bool) or not isinstance(chunk, int) or not 0 <= chunk < info["chunks"]:
             raise ValueError(f"audio chunk must be an integer in 0..{info['chunks'] - 1}, got {chunk!r}")
         part = self._pcm[chunk * AUDIO_CHUNK_SAMPLES : (chunk + 1) * AUDIO_CHUNK_SAMPLES]

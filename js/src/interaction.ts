@@ -3,8 +3,11 @@
 export interface Intents {
   hover(x: number, y: number): void;
   leave(): void;
-  /** A click without dragging; `toggle` when shift, ctrl or cmd was held. */
-  click(x: number, y: number, toggle: boolean): void;
+  /**
+   * A click without dragging; `toggle` when shift, ctrl or cmd was held. `count` is the browser's click
+   * count (MouseEvent.detail): 1 starts a new run of clicks (a double-click's first click has 1, its second 2).
+   */
+  click(x: number, y: number, toggle: boolean, count: number): void;
   /** Shift-drag in progress (rectangle in canvas pixels) or finished (`done`). */
   rectangle(x0: number, y0: number, x1: number, y1: number, done: boolean): void;
   /** Zoom time by `factor` (< 1 zooms in) about canvas x. */
@@ -33,6 +36,8 @@ export function attachInteractions(canvas: HTMLCanvasElement, root: HTMLElement,
   const controller = new AbortController();
   const opts = { signal: controller.signal };
   let press: { id: number; x0: number; y0: number; lastX: number; rect: boolean; moved: boolean } | null = null;
+  /** The last press ended without moving: the click event that follows it selects. */
+  let clickPending = false;
 
   const local = (e: MouseEvent): [number, number] => {
     const r = canvas.getBoundingClientRect();
@@ -45,6 +50,7 @@ export function attachInteractions(canvas: HTMLCanvasElement, root: HTMLElement,
       if (e.button !== 0) return;
       const [x, y] = local(e);
       press = { id: e.pointerId, x0: x, y0: y, lastX: x, rect: e.shiftKey, moved: false };
+      clickPending = false;
       canvas.setPointerCapture?.(e.pointerId);
       root.focus({ preventScroll: true });
       e.preventDefault();
@@ -80,10 +86,21 @@ export function attachInteractions(canvas: HTMLCanvasElement, root: HTMLElement,
       if (p.rect && p.moved) intents.rectangle(p.x0, p.y0, p.x0, p.y0, true);
       return;
     }
-    if (!p.moved) intents.click(x, y, e.shiftKey || e.ctrlKey || e.metaKey);
+    // A click is reported from the click event that follows (it carries the browser's click count).
+    if (!p.moved) clickPending = true;
     else if (p.rect) intents.rectangle(p.x0, p.y0, x, y, true);
     intents.hover(x, y);
   };
+  canvas.addEventListener(
+    "click",
+    (e) => {
+      if (!clickPending) return;
+      clickPending = false;
+      const [x, y] = local(e);
+      intents.click(x, y, e.shiftKey || e.ctrlKey || e.metaKey, e.detail);
+    },
+    opts,
+  );
   canvas.addEventListener("pointerup", (e) => finish(e, false), opts);
   canvas.addEventListener("pointercancel", (e) => finish(e, true), opts);
   canvas.addEventListener("pointerleave", () => {

@@ -8,11 +8,20 @@ export interface PcmSource {
 export interface PlayerEvents {
   /** Called every animation frame while playing, with the position in seconds. */
   onFrame(seconds: number): void;
-  /** Called once when playback stops (end reached or paused), with the final position. */
+  /**
+   * Called once when a playback stops (end reached, paused, or nothing to play), with the final position.
+   * A start cancelled while the audio is still loading reports where it would have started.
+   */
   onStop(seconds: number): void;
 }
 
-/** Owns one AudioContext (created on the first play, closed by destroy) and the rAF loop. */
+/**
+ * Owns one AudioContext (created on the first play, closed by destroy) and the rAF loop.
+ *
+ * The first play waits for the audio to load. Meanwhile the player is already `active`, so a second press
+ * stops instead of starting again; every `play` and `stop` bumps a generation counter, and a start whose
+ * generation is no longer current gives up when its audio arrives (no second, unstoppable source node).
+ */
 export class Player {
   private ctx: AudioContext | null = null;
   private buffer: AudioBuffer | null = null;
@@ -23,14 +32,24 @@ export class Player {
   private end = 0;
   private destroyed = false;
   private loading: Promise<AudioBuffer> | null = null;
+  /** Bumped by every play and stop: a start still waiting for the audio gives up when it changed. */
+  private generation = 0;
+  /** Start position (s) of a play still waiting for the context or the audio; null when none is. */
+  private pendingStart: number | null = null;
 
   constructor(
     private readonly source: PcmSource,
     private readonly events: PlayerEvents,
   ) {}
 
+  /** A source node is playing. */
   get playing(): boolean {
     return this.node !== null;
+  }
+
+  /** Playing, or starting (waiting for the audio): what the play/pause button shows. */
+  get active(): boolean {
+    return this.node !== null || this.pendingStart !== null;
   }
 
   /** Current position (s) while playing, else null. */
@@ -43,6 +62,8 @@ export class Player {
     if (this.buffer) return this.buffer;
     if (!this.loading) {
       this.loading = this.source.load().then(({ samples, sampleRate }) => {
+        // destroyed while loading: make no new AudioContext that nothing would close
+        if (this.destroyed) throw new Error("audiovis: the player was destroyed");
         const ctx = this.context();
         const buf = ctx.createBuffer(1, Math.max(1, samples.length), sampleRate);
         buf.copyToChannel(samples as Float32Array<ArrayBuffer>, 0);
@@ -61,16 +82,37 @@ export class Player {
     return this.ctx;
   }
 
-  /** Play from `start` seconds to `end` (or the clip's end). */
+  /**
+   * Play from `start` seconds to `end` (or the clip's end). Resolves once playback started, or when this
+   * start was superseded by a later play or stop; rejects when the audio cannot be loaded.
+   */
   async play(start: number, end?: number): Promise<void> {
     this.stop(false);
-    const ctx = this.context();
-    if (ctx.state === "suspended") await ctx.resume();
-    const buf = await this.ensureBuffer();
     if (this.destroyed) return;
-    const from = Math.min(Math.max(0, start), buf.duration);
-    const to = Math.min(buf.duration, end ?? buf.duration);
-    if (to - from <= 0) return;
+    const generation = ++this.generation;
+    this.pendingStart = Math.max(0, start);
+    try {
+      const ctx = this.context();
+      if (ctx.state === "suspended") await ctx.resume();
+      if (generation !== this.generation) return;
+      const buf = await this.ensureBuffer();
+      if (generation !== this.generation) return;
+      this.pendingStart = null;
+      const from = Math.min(Math.max(0, start), buf.duration);
+      const to = Math.min(buf.duration, end ?? buf.duration);
+      if (to - from <= 0) {
+        this.events.onStop(from); // nothing to play (e.g. a span past the audio's end): stopped at once
+        return;
+      }
+      this.startNode(ctx, buf, from, to);
+    } catch (err) {
+      if (generation !== this.generation) return; // superseded: the current start reports its own failure
+      this.pendingStart = null;
+      throw err;
+    }
+  }
+
+  private startNode(ctx: AudioContext, buf: AudioBuffer, from: number, to: number): void {
     const node = ctx.createBufferSource();
     node.buffer = buf;
     node.connect(ctx.destination);
@@ -91,9 +133,12 @@ export class Player {
     this.raf = requestAnimationFrame(tick);
   }
 
-  /** Stop playing; `notify` reports the final position through onStop. */
+  /** Stop playing, or cancel a start still waiting for the audio; `notify` reports the final position through onStop. */
   stop(notify = true): void {
-    const p = this.position();
+    this.generation++;
+    const pending = this.pendingStart;
+    this.pendingStart = null;
+    const p = this.position() ?? pending;
     cancelAnimationFrame(this.raf);
     this.raf = 0;
     const node = this.node;

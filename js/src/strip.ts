@@ -75,7 +75,9 @@ export function drawWindowStrip(
       ctx.lineWidth = 2;
       ctx.strokeRect(x0 + 1, 2, Math.max(1, x1 - x0 - 3), height - 4);
     }
-    const text = fitLabel(w.labels[0], x1 - x0 - 8, (s) => ctx.measureText(s).width);
+    // a window whose labels are still being computed shows an ellipsis
+    const text = w.labels.length ? fitLabel(w.labels[0], x1 - x0 - 8, (s) => ctx.measureText(s).width)
+      : x1 - x0 > 16 ? "…" : "";
     if (text) {
       ctx.fillStyle = color;
       ctx.fillText(text, x0 + 4, height / 2);

@@ -39,8 +39,6 @@ const STRIP_HEIGHT = 20;
 const COLORBAR_WIDTH = 132;
 /** Smallest visible window, in frames. */
 const MIN_SPAN_FRAMES = 8;
-/** Clicks closer together than this may belong to one double-click (longer than any OS double-click setting). */
-const DOUBLE_CLICK_MS = 1000;
 
 const UNIT_LABELS: Record<string, string> = {
   dB: "dB",
@@ -115,8 +113,11 @@ class SpectrogramView {
   private embeddings: PatchEmbeddings | null = null;
   private similarity: { index: number; values: Float32Array } | null = null;
   private selected = new Set<number>();
-  /** The selection before the latest run of clicks, put back if they turn out to be a double-click. */
-  private beforeClicks: { at: number; selection: Set<number> } | null = null;
+  /**
+   * The selection before the current run of clicks (taken at each click with count 1), put back if the
+   * run becomes a double-click. Dropped by drags, whose clicks start no run.
+   */
+  private beforeClicks: Set<number> | null = null;
   private masked = new Set<number>();
   private rubberBand: [number, number, number, number] | null = null;
   private localPlayhead: number | null = null;
@@ -158,6 +159,8 @@ class SpectrogramView {
 
   private buildDom(host: HTMLElement): void {
     this.root.tabIndex = 0;
+    // Test and benchmark hook: the last similarity map computed in the browser ({index, values} or null).
+    Object.defineProperty(this.root, "audiovisSimilarity", { get: () => this.similarity, configurable: true });
     const toolbar = el("div", "av-toolbar");
     this.playButton.type = "button";
     this.playSelectionButton.type = "button";
@@ -417,20 +420,18 @@ class SpectrogramView {
         this.updateTooltip();
         this.requestDraw();
       },
-      click: (x: number, y: number, toggle: boolean) => {
+      click: (x: number, y: number, toggle: boolean, count: number) => {
+        if (count <= 1 || !this.beforeClicks) this.beforeClicks = new Set(this.selected);
         if (!this.grid) return;
         const patch = patchAtPixel(this.grid, this.gridView(), x, y);
         if (patch === null) return;
-        const now = performance.now();
-        if (!this.beforeClicks || now - this.beforeClicks.at > DOUBLE_CLICK_MS) {
-          this.beforeClicks = { at: now, selection: new Set(this.selected) };
-        }
         const next = new Set(toggle ? this.selected : []);
         if (toggle && next.has(patch)) next.delete(patch);
         else next.add(patch);
         this.publishSelection(next);
       },
       rectangle: (x0: number, y0: number, x1: number, y1: number, done: boolean) => {
+        this.beforeClicks = null;
         this.rubberBand = done ? null : [x0, y0, x1, y1];
         if (done && this.grid && (x0 !== x1 || y0 !== y1)) {
           this.publishSelection(new Set(patchesInPixelRect(this.grid, this.gridView(), x0, y0, x1, y1)));
@@ -443,14 +444,14 @@ class SpectrogramView {
         this.setWindow(a, b, true);
       },
       pan: (dx: number) => {
+        this.beforeClicks = null;
         const frames = (-dx / (this.cssWidth || 1)) * (this.f1 - this.f0);
         const [a, b] = panBy(this.f0, this.f1, frames, this.limits());
         this.setWindow(a, b, true);
       },
       reset: () => this.setWindow(0, this.meta.n_frames, true),
       doubleClick: () => {
-        const before = this.beforeClicks;
-        if (before && performance.now() - before.at <= DOUBLE_CLICK_MS) this.publishSelection(before.selection);
+        if (this.beforeClicks) this.publishSelection(this.beforeClicks);
         this.beforeClicks = null;
         this.setWindow(0, this.meta.n_frames, true);
       },
@@ -593,7 +594,8 @@ class SpectrogramView {
 
   private togglePlay(): void {
     if (!this.model.get("_audio_info")) return;
-    if (this.player.playing) {
+    if (this.player.active) {
+      // playing, or still waiting for the audio: either way this press pauses (a pending start is cancelled)
       this.player.stop(true);
       return;
     }
@@ -614,16 +616,24 @@ class SpectrogramView {
     return [Math.max(0, frameToTime(this.axes, a + this.gridOffset)), frameToTime(this.axes, b + this.gridOffset)];
   }
 
-  private playSelection(): void {
+  /** The selection's time span when some of it lies within the audio, else null (nothing to play). */
+  private playableSelectionSpan(): [number, number] | null {
     const span = this.selectionSpan();
-    if (span && this.model.get("_audio_info")) this.startPlayback(span[0], span[1]);
+    if (!span || !this.model.get("_audio_info")) return null;
+    return span[0] < this.duration() && span[1] > span[0] ? span : null;
+  }
+
+  private playSelection(): void {
+    const span = this.playableSelectionSpan();
+    if (span) this.startPlayback(span[0], span[1]);
   }
 
   private startPlayback(start: number, end?: number): void {
     this.localPlayhead = start;
-    this.playButton.dataset.state = "playing";
+    const started = this.player.play(start, end);
     this.updateButtons();
-    this.player.play(start, end).catch((err: unknown) => {
+    this.requestDraw(); // the playhead shows at the start while the audio loads
+    started.catch((err: unknown) => {
       console.warn("audiovis: playback failed:", err);
       this.readout.textContent = `playback failed: ${err instanceof Error ? err.message : String(err)}`;
       this.localPlayhead = null;
@@ -635,13 +645,13 @@ class SpectrogramView {
     const time = Math.min(Math.max(0, t), this.duration());
     this.lastSentPlayhead = time;
     this.writer.set("playhead", time);
-    if (this.player.playing) this.startPlayback(time);
+    if (this.player.active) this.startPlayback(time);
     this.requestDraw();
   }
 
   private onPlayFrame(t: number): void {
     this.localPlayhead = t;
-    if (Math.abs(t - this.lastSentPlayhead) >= 0.1) {
+    if (!(Math.abs(t - this.lastSentPlayhead) < 0.1)) { // NaN (nothing sent yet) sends too
       this.lastSentPlayhead = t;
       this.writer.set("playhead", t);
     }
@@ -663,7 +673,7 @@ class SpectrogramView {
 
   private onModelPlayhead(): void {
     const t = this.model.get("playhead");
-    if (this.player.playing && Number.isFinite(t) && Math.abs(t - this.lastSentPlayhead) > 1e-6) {
+    if (this.player.active && Number.isFinite(t) && Math.abs(t - this.lastSentPlayhead) > 1e-6) {
       this.startPlayback(t);
     }
     this.requestDraw();
@@ -671,12 +681,18 @@ class SpectrogramView {
 
   private updateButtons(): void {
     const hasAudio = !!this.model.get("_audio_info");
-    const playing = this.player?.playing || this.localPlayhead !== null;
+    const playing = !!this.player?.active; // also while the audio is still loading
     this.playButton.textContent = playing ? "⏸ Pause" : "▶ Play";
     this.playButton.dataset.state = playing ? "playing" : "paused";
     this.playButton.disabled = !hasAudio;
     this.playButton.title = hasAudio ? "Play / pause (space)" : "No audio was given to this viewer";
-    this.playSelectionButton.disabled = !hasAudio || !this.selected.size;
+    const playable = hasAudio && this.playableSelectionSpan() !== null;
+    this.playSelectionButton.disabled = !playable;
+    this.playSelectionButton.title = !hasAudio
+      ? "No audio was given to this viewer"
+      : playable || !this.selected.size
+        ? "Play the time span of the selected patches"
+        : "The selected patches lie beyond the end of the audio";
   }
 
   // ---- drawing ----

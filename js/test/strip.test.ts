@@ -1,7 +1,7 @@
 /** The LongViewer's window strip helpers: parsing untrusted window lists, lookup, label fitting. */
 
 import { describe, expect, it } from "vitest";
-import { fitLabel, parseWindows, windowAt } from "../src/strip";
+import { drawWindowStrip, fitLabel, parseWindows, windowAt } from "../src/strip";
 
 describe("window strip", () => {
   it("keeps only well-formed windows and labels", () => {
@@ -38,5 +38,20 @@ describe("window strip", () => {
     expect(fitLabel(["speech", 0.934], 30, measure)).toBe("spee…");
     expect(fitLabel(["speech", 0.934], 7, measure)).toBe("");
     expect(fitLabel(undefined, 100, measure)).toBe("");
+  });
+
+  it("draws each window's top label, and an ellipsis while a window's labels are pending", () => {
+    const texts: string[] = [];
+    const ctx = {
+      clearRect() {}, fillRect() {}, strokeRect() {},
+      measureText: (s: string) => ({ width: s.length * 6 }),
+      fillText: (s: string) => texts.push(s),
+    } as unknown as CanvasRenderingContext2D;
+    const windows = parseWindows([
+      { start: 0, end: 100, labels: [["tone", 0.5]] },
+      { start: 100, end: 200, labels: [] },
+    ]);
+    drawWindowStrip(ctx, windows, { f0: 0, f1: 200, width: 400, height: 20, nBins: 128 }, 20, -1, "#000");
+    expect(texts).toEqual(["tone 0.50", "…"]);
   });
 });

@@ -130,22 +130,45 @@ def test_box_selection_in_the_plot_selects_patches_in_the_viewer(nb):
     nb.screenshot("explorer_box_selection")
 
 
+# The last similarity map the viewer computed in the browser (the root's test hook), as plain numbers.
+JS_BROWSER_SIMILARITY = """
+(el) => { const s = el.audiovisSimilarity; return s ? {index: s.index, values: Array.from(s.values)} : null; }
+"""
+
+
 def test_hover_similarity_is_drawn_in_the_browser(nb):
-    nb.run_cell("ex.overlay = 'similarity'\nex.select([4 * 39 + 20])")
-    canvas = nb.output_locator(1).locator(CANVAS)
+    selected = 4 * 39 + 20
+    nb.run_cell(f"ex.overlay = 'similarity'\nex.select([{selected}])")
+    widget = nb.output_locator(1).locator(VIEWER)
+    canvas = widget.locator(CANVAS)
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
-    # hover patch (row 8, col 30): stride cell frames [300, 310), bins [80, 90)
-    nb.page.mouse.move(box["x"] + 305 / 400 * box["width"], box["y"] + box["height"] * (1 - 85 / 128))
-    tooltip = nb.output_locator(1).locator('[data-testid="audiovis-tooltip"]')
-    tooltip.wait_for(state="visible", timeout=5000)
-    text = tooltip.inner_text()
-    match = re.search(r"cosine similarity to patch 342: ([-0-9.e]+)", text)
-    assert match, text
-    assert float(match.group(1)) == pytest.approx(1.0, abs=1e-3)  # the hovered patch against itself
-    # the hovered patch never went to the kernel as a request: the heatmap there is still the selection's
-    out = nb.run_cell("print(float(ex.heatmap[342]) == float(ex.analysis.similarity([176])[342]))")
-    assert out.strip() == "True"
+    tooltip = widget.locator('[data-testid="audiovis-tooltip"]')
+    root = widget.element_handle()
+    layer = int(nb.run_cell("print(ex.layer)"))
+    for row, col in [(8, 30), (2, 5), (11, 38)]:
+        patch = row * 39 + col
+        # the centre of the patch's stride cell: frames [10 col, 10 col + 10), bins [10 row, 10 row + 10) of 400 x 128
+        nb.page.mouse.move(box["x"] + (10 * col + 5) / 400 * box["width"], box["y"] + box["height"] * (1 - (10 * row + 5) / 128))
+        nb.page.wait_for_function("([el, p]) => el.audiovisSimilarity && el.audiovisSimilarity.index === p", arg=[root, patch])
+        tooltip.wait_for(state="visible", timeout=5000)
+        match = re.search(rf"cosine similarity to patch {patch}: ([-0-9.e]+)", tooltip.inner_text())
+        assert match, tooltip.inner_text()
+        assert float(match.group(1)) == pytest.approx(1.0, abs=1e-3)  # the hovered patch against itself
+        # every other patch's value, computed in JS from the float16 embeddings, against the kernel's float64 map
+        browser = nb.evaluate(JS_BROWSER_SIMILARITY, root)
+        expected = np.array(json.loads(nb.run_cell(
+            f"import json; print(json.dumps(ex.analysis.similarity([{patch}], {layer}).tolist()))"
+        )))
+        values = np.array(browser["values"])
+        assert values.shape == expected.shape == (12 * 39,)
+        assert np.ptp(expected) > 0.2, "a map that tells patches apart"
+        np.testing.assert_allclose(values, expected, atol=2e-3)  # float16 inputs: errors ~2e-4
+    # the hover never went to the kernel: its heatmap is still the similarity to the selected patch
+    kernel = np.array(json.loads(nb.run_cell("print(json.dumps(np.asarray(ex.viewer.heatmap).tolist()))")))
+    selection_map = np.array(json.loads(nb.run_cell(f"print(json.dumps(ex.analysis.similarity([{selected}], {layer}).tolist()))")))
+    np.testing.assert_allclose(kernel, selection_map, atol=1e-6)
+    assert np.abs(kernel - values).max() > 0.1  # and the browser drew something else: its own map
     nb.screenshot("explorer_hover_similarity")
 
 
