@@ -58,6 +58,14 @@ def attention_probabilities(block: nn.Module, hidden: torch.Tensor) -> torch.Ten
     return torch.softmax((q * block.attn.scale) @ k.transpose(-2, -1), dim=-1)
 
 
+def _softmax_last(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis; in place when no gradient flows, so an attention map of 1214^2 per head is
+    written once (a second buffer costs as much again in fresh memory): the same values as ``torch.softmax``."""
+    if logits.requires_grad:
+        return torch.softmax(logits, dim=-1)
+    return torch.ops.aten._softmax.out(logits, -1, False, out=logits)
+
+
 def block_with_attention(block: nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One timm ``Block`` in eval mode with explicit softmax attention: ``(output, probabilities)``.
 
@@ -66,7 +74,9 @@ def block_with_attention(block: nn.Module, x: torch.Tensor, bias: torch.Tensor |
     attn = block.attn
     q, k, v = _qkv(attn, block.norm1(x))
     logits = (q * attn.scale) @ k.transpose(-2, -1)
-    probs = torch.softmax(logits if bias is None else logits + bias[:, None, None, :], dim=-1)
+    if bias is not None:
+        logits = logits.add_(bias[:, None, None, :]) if not logits.requires_grad else logits + bias[:, None, None, :]
+    probs = _softmax_last(logits)
     out = (probs @ v).transpose(1, 2).reshape(x.shape[0], x.shape[1], attn.attn_dim)
     out = attn.proj(attn.norm(out))
     x = x + block.ls1(out)
