@@ -58,7 +58,7 @@ class Analysis:
         *,
         model: "SpectrogramModelMixin",
         spectrogram: Spectrogram,
-        hidden_states: torch.Tensor,
+        hidden_states: torch.Tensor | Sequence[torch.Tensor],
         logits: torch.Tensor,
         attentions: Sequence[torch.Tensor] | None = None,
         offset: float = 0.0,
@@ -73,7 +73,9 @@ class Analysis:
         self.multi_label: bool = bool(model.multi_label)
         self.offset = float(offset)
         self.num_prefix_tokens: int = int(model.backbone.num_prefix_tokens)
-        self._hidden = hidden_states.detach().float().cpu()
+        # one [tokens, dim] tensor per layer: the forward pass's own outputs, never copied into one block
+        self._hidden: list[torch.Tensor] = [h.detach().float().cpu().reshape(h.shape[-2], h.shape[-1]) for h in hidden_states]
+        self._stacked: torch.Tensor | None = None
         self._logits = logits.detach().float().cpu()
         self._attn: dict[int, torch.Tensor] = {}
         if attentions is not None:
@@ -88,14 +90,14 @@ class Analysis:
         self.fused_dropped: bool = bool(fused_dropped) and prune_layer is not None
         self._kept = _readonly(np.arange(self.grid.num_patches) if kept_patches is None else np.asarray(kept_patches, dtype=np.int64).copy())
         expected = self.num_prefix_tokens + self.grid.num_patches
-        if self._hidden.shape[1] != expected:
-            raise ValueError(f"hidden states hold {self._hidden.shape[1]} tokens, the grid needs {expected}")
+        if self.num_tokens != expected:
+            raise ValueError(f"hidden states hold {self.num_tokens} tokens, the grid needs {expected}")
 
     # -- sizes -----------------------------------------------------------------------------------
 
     @property
     def num_layers(self) -> int:
-        return int(self._hidden.shape[0]) - 1
+        return len(self._hidden) - 1
 
     @property
     def num_heads(self) -> int:
@@ -107,11 +109,11 @@ class Analysis:
 
     @property
     def num_tokens(self) -> int:
-        return int(self._hidden.shape[1])
+        return int(self._hidden[0].shape[0])
 
     @property
     def dim(self) -> int:
-        return int(self._hidden.shape[2])
+        return int(self._hidden[0].shape[1])
 
     @property
     def kept_patches(self) -> np.ndarray:
@@ -152,7 +154,9 @@ class Analysis:
     @property
     def hidden_states(self) -> np.ndarray:
         """``[num_layers + 1, tokens, dim]``: the embeddings, then every block's output (Hugging Face order)."""
-        return _readonly(self._hidden.numpy())
+        if self._stacked is None:
+            self._stacked = torch.stack(self._hidden)
+        return _readonly(self._stacked.numpy())
 
     def tokens(self, layer: int = -1, *, norm: bool | None = None) -> np.ndarray:
         """All tokens ``[tokens, dim]`` (prefix first) of ``layer``; see the module notes for ``norm``."""

@@ -2,12 +2,12 @@
 
 Rows: the model forward alone (same input features), the whole analysis (front end + forward) against
 transformers' feature extractor + model, and ``analyze(attention=True)`` against the plain ``analyze``.
-Runs alternate between the two sides; each figure is the median of the runs.
+Runs alternate between the two sides; each figure is the best of the runs (as in ``timeit``: on a shared
+2-core machine other jobs only ever add time, and the best run is the one they disturbed least).
 """
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from typing import Callable
@@ -15,18 +15,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-RUNS = 5
+from .common import alternating
+
+RUNS = 7
 
 
-def _median_times(first: Callable[[], object], second: Callable[[], object], runs: int = RUNS) -> tuple[float, float]:
-    first(), second()  # warm-up
-    a, b = [], []
-    for _ in range(runs):
-        for fn, out in ((first, a), (second, b)):
-            start = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - start)
-    return statistics.median(a), statistics.median(b)
+def _best_times(first: Callable[[], object], second: Callable[[], object], runs: int = RUNS) -> tuple[float, float]:
+    return alternating(first, second, rounds=runs)
 
 
 def _row(benchmark: str, measure: str, ours: float, peer: str, theirs: float, target: float) -> dict:
@@ -73,11 +68,11 @@ def run() -> list[dict]:
             theirs(**extractor(wav, sampling_rate=16000, return_tensors="pt"))
 
     rows = []
-    a, b = _median_times(ours_forward, theirs_forward)
+    a, b = _best_times(ours_forward, theirs_forward)
     rows.append(_row("AST-base, 10 s clip", "forward (same features)", a, "transformers ASTForAudioClassification (sdpa)", b, 1.0))
-    a, b = _median_times(lambda: ours.analyze(audio), theirs_pipeline)
+    a, b = _best_times(lambda: ours.analyze(audio), theirs_pipeline)
     rows.append(_row("AST-base, 10 s clip", "analyze vs feature extractor + forward", a, "transformers ASTFeatureExtractor + ASTForAudioClassification (sdpa)", b, 1.0))
-    a, b = _median_times(lambda: ours.analyze(audio, attention=True), lambda: ours.analyze(audio))
+    a, b = _best_times(lambda: ours.analyze(audio, attention=True), lambda: ours.analyze(audio))
     rows.append(_row("AST-base, 10 s clip", "analyze(attention=True) vs analyze()", a, "audiovis analyze() without attention", b, 1.3))
     return rows
 

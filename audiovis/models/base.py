@@ -472,7 +472,7 @@ class SpectrogramModelMixin:
         return Analysis(
             model=self,
             spectrogram=spec,
-            hidden_states=torch.cat(hidden, dim=0),
+            hidden_states=[h[0] for h in hidden],
             logits=logits[0],
             attentions=None if attns is None else [a[0] for a in attns],
             offset=offset,
