@@ -108,6 +108,11 @@ def _mono_waveform(
     """A checked mono waveform ``[samples]`` at ``target_rate`` (or its own rate)."""
     if isinstance(audio, Audio):
         wav, rate, source = audio.waveform, audio.sample_rate, audio.source
+        if sample_rate is not None and sample_rate != rate:
+            raise InvalidAudioError(
+                f"{owner}: {source or 'the Audio'} is at {rate} Hz but sample_rate={sample_rate!r} was given; an Audio "
+                "carries its own rate (resample it with audio.resample(rate) if that is what you meant)"
+            )
     elif isinstance(audio, torch.Tensor):
         what = f"{owner}: waveform tensor of shape {tuple(audio.shape)}"
         if sample_rate is None:

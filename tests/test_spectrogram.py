@@ -252,3 +252,12 @@ def test_front_ends_are_differentiable(frontend):
     with torch.no_grad():
         plain = frontend(wav.detach(), 16000).values
     torch.testing.assert_close(values.detach(), plain, rtol=1e-4, atol=1e-6 * float(plain.max()))
+
+
+@pytest.mark.parametrize("frontend", [av.STFTSpectrogram(n_fft=256), av.MelSpectrogram(n_mels=32), av.KaldiFbank()],
+                         ids=["stft", "mel", "kaldi"])
+def test_an_audio_with_a_different_sample_rate_argument_is_refused(frontend):
+    audio = av.load_audio(np.zeros(16000, dtype=np.float32), 16000)
+    with pytest.raises(av.InvalidAudioError, match=r"at 16000 Hz but sample_rate=8000 was given"):
+        frontend(audio, 8000)
+    assert frontend(audio, 16000).sample_rate == frontend(audio).sample_rate  # the same rate is fine
