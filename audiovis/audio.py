@@ -19,17 +19,18 @@ AudioSource = Union[str, os.PathLike, np.ndarray, torch.Tensor, "Audio"]
 _MAX_CHANNELS = 64
 
 
+def _is_number(value: Any) -> bool:
+    """A real number (Python or numpy), not a bool."""
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+
+
 def _check_rate(sample_rate: Any, what: str, error: type[Exception] = AudioLoadError) -> int:
     """``sample_rate`` as an int, or ``error`` naming ``what`` unless it is a positive whole number of Hz."""
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating)):
+    if not _is_number(sample_rate):
         raise error(f"{what}: sample_rate must be a positive number, got {sample_rate!r}")
     if not np.isfinite(sample_rate) or sample_rate <= 0 or int(sample_rate) != sample_rate:
         raise error(f"{what}: sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
     return int(sample_rate)
-
-
-def _is_number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
 
 
 def _check_segment(offset: Any, duration: Any, what: str) -> tuple[float, float | None]:

@@ -83,6 +83,8 @@ def test_background_labels_fill_the_strip_and_equal_the_foreground_ones(setup):
         bg.observe(lambda change: pushed.append(change["new"]), names="_windows")
         assert not bg.labels_done
         assert [w["labels"] for w in bg._windows] == [[]] * 5 and len(bg._windows) == 5
+        with pytest.raises(TimeoutError, match=r"0 of 5 window labels ready after 0.05 s; .*background"):
+            bg.wait_for_labels(timeout=0.05)
         bg.show_window(3)  # geometry works before the labels are there
         assert bg.window == 3 and bg._grid_offset == 3072
         gate.set()

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..audio import Audio, load_audio
+from ..audio import Audio, _is_number, load_audio
 from ..errors import ConfigError
 from ..patches import PatchGrid
 from ..spectrogram import KaldiFbank, Spectrogram
@@ -120,7 +120,7 @@ def check_hop(hop: float | None) -> float | None:
     """``hop`` (seconds between window starts) as a float, or None for the default (one window)."""
     if hop is None:
         return None
-    if isinstance(hop, bool) or not isinstance(hop, (int, float, np.integer, np.floating)) or not math.isfinite(hop) or hop <= 0:
+    if not _is_number(hop) or not math.isfinite(hop) or hop <= 0:
         raise ValueError(f"hop must be a positive number of seconds, got {hop!r}")
     return float(hop)
 
@@ -315,9 +315,9 @@ class SpectrogramModelMixin:
 
     def _warn_if_heavy(self, windows: int) -> None:
         """Warn before keeping every window's hidden states when that would take a lot of memory."""
-        pe = self.backbone
-        tokens = self.grid.num_patches + int(getattr(pe, "num_prefix_tokens", 1))
-        need = windows * (self.num_layers + 1) * tokens * int(pe.embed_dim) * 4
+        vit = self.backbone
+        tokens = self.grid.num_patches + int(vit.num_prefix_tokens)
+        need = windows * (self.num_layers + 1) * tokens * int(vit.embed_dim) * 4
         if need > self.HEAVY_ANALYSES_BYTES:
             import warnings
 

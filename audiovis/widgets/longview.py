@@ -210,7 +210,11 @@ class LongViewer(SpectrogramViewer):
     def wait_for_labels(self, timeout: float | None = None) -> list[Window]:
         """Wait until every window has its labels (at most ``timeout`` s) and return :attr:`windows`."""
         if not self._labels_done.wait(timeout):
-            raise TimeoutError(f"LongViewer: window labels not ready after {timeout} s")
+            done = sum(bool(w.labels) for w in self._window_list)
+            raise TimeoutError(
+                f"LongViewer: {done} of {len(self._window_list)} window labels ready after {timeout} s; they are still "
+                "being computed in the background (lv.labels_done tells when they are all in; the viewer works meanwhile)"
+            )
         if self._labels_error is not None:
             raise RuntimeError(f"LongViewer: computing the window labels failed: {self._labels_error}") from self._labels_error
         return list(self._window_list)
