@@ -402,17 +402,32 @@ class SpectrogramModelMixin:
             count += 1
         return [k * step for k in range(count)]
 
+    def windows(
+        self, audio: AudioInput, *, hop: float | None = None, sample_rate: int | None = None
+    ) -> list[tuple[float, Spectrogram]]:
+        """``(offset in s, model input)`` of every window :meth:`analyze_windows` would run, without running the model.
+
+        For batch pipelines (the embedding store) that run many clips' windows through the model together:
+        the windows, their inputs and offsets are exactly :meth:`analyze`'s (the one window rule).
+        """
+        hop = check_hop(hop)
+        source = self._load(audio, sample_rate)
+        return [self._window_input(source, start) for start in self._window_starts(source, hop)]
+
+    def _window_input(self, source: Audio | Spectrogram, start: float | int) -> tuple[float, Spectrogram]:
+        """``(offset, model input)`` of the window of ``source`` at ``start`` (s for Audio, frames for a Spectrogram)."""
+        if isinstance(source, Spectrogram):
+            return int(start) * source.hop_seconds, self.window_spectrogram(self._spectrogram(source), int(start))
+        segment = source if start == 0 and source.duration <= self._span_seconds else source.segment(start, start + self._span_seconds)
+        spec = self.fit_window(self._spectrogram(segment))
+        offset = float(start)
+        if offset:
+            spec = replace(spec, times=spec.times + offset)
+        return offset, spec
+
     def _analyze_window(self, source: Audio | Spectrogram, start: float | int, **options) -> "Analysis":
         """The Analysis of the window of ``source`` starting at ``start`` (s for Audio, frames for a Spectrogram)."""
-        if isinstance(source, Spectrogram):
-            spec = self.window_spectrogram(self._spectrogram(source), int(start))
-            offset = int(start) * source.hop_seconds
-        else:
-            segment = source if start == 0 and source.duration <= self._span_seconds else source.segment(start, start + self._span_seconds)
-            spec = self.fit_window(self._spectrogram(segment))
-            offset = float(start)
-            if offset:
-                spec = replace(spec, times=spec.times + offset)
+        offset, spec = self._window_input(source, start)
         return self._analyze_input(spec, offset=offset, **options)
 
     def _analyze_input(
