@@ -184,3 +184,43 @@ def test_to_png_draws_the_window_grid_at_its_offset(setup):
     assert abs(left - x0) <= 1 and abs(right + 1 - x1) <= 1, (left, right, x0, x1)
     assert abs(top - y0) <= 1 and abs(bottom + 1 - y1) <= 1, (top, bottom, y0, y1)
     lv.clear_selection()
+
+
+_EXIT_SCRIPT = """
+import sys
+import numpy as np
+import soundfile as sf
+import audiovis as av
+
+path, mode = sys.argv[1], sys.argv[2]
+sr = 16000
+sf.write(path, (0.05 * np.random.default_rng(0).standard_normal(120 * sr)).astype(np.float32), sr)
+lv = av.LongViewer(path, av.load_demo_model(), batch_size=4)  # 30 windows: labels still running at exit
+print("labels_done_at_exit", lv.labels_done, flush=True)
+if mode == "close":
+    lv.close()
+    print("closed; thread alive:", lv._labels_thread.is_alive(), flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["close", "no-close"])
+def test_script_exits_cleanly_while_labels_are_computed(tmp_path, mode):
+    """A script that ends (with or without close()) while the label thread is inside torch exits with 0.
+
+    Before the fix the interpreter tore down with the thread mid-batch: "terminate called without an
+    active exception", exit 134 (Aborted), on every run of this script.
+    """
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "long_viewer_exit.py"
+    script.write_text(_EXIT_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "long.flac"), mode], capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert "labels_done_at_exit False" in run.stdout, run.stdout + run.stderr  # the thread was still busy
+    assert "terminate called" not in run.stderr, run.stderr
+    assert run.returncode == 0, run.stderr
+    if mode == "close":
+        assert "closed; thread alive: False" in run.stdout  # close() waited for the thread

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import logging
 import threading
 import time
+import weakref
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -101,6 +102,13 @@ def iter_window_labels(
     return batches()
 
 
+def _stop_thread(stop: threading.Event, thread: threading.Thread | None) -> None:
+    """Ask a label thread to stop and wait for it (it ends after the batch it is computing)."""
+    stop.set()
+    if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+        thread.join()
+
+
 class LongViewer(SpectrogramViewer):
     """A long recording in a SpectrogramViewer, analysed window by window by ``model``.
 
@@ -155,7 +163,8 @@ class LongViewer(SpectrogramViewer):
         ]
         self._labels_done = threading.Event()
         self._labels_error: BaseException | None = None
-        self._closing = False
+        self._stop = threading.Event()  # set by close() and at interpreter exit: the thread ends after its batch
+        self._labels_thread: threading.Thread | None = None
         if isinstance(source, Audio):  # a file's samples are not held in memory: no playback for paths
             viewer_kwargs.setdefault("audio", source)
         self._long_spec = spec
@@ -164,8 +173,14 @@ class LongViewer(SpectrogramViewer):
         self.observe(self._follow_view, names="time_range")
         report = None if progress is None else (lambda done, total: progress("windows", done, total))
         if background:
-            threading.Thread(target=self._fill_labels, args=(labels, report), name="audiovis-window-labels",
-                             daemon=True).start()
+            thread = threading.Thread(target=self._fill_labels, args=(labels, report), name="audiovis-window-labels",
+                                      daemon=True)
+            self._labels_thread = thread
+            # A thread still inside torch when the interpreter tears down aborts the process ("terminate
+            # called without an active exception"): at exit (or when this viewer is collected) it is stopped
+            # and joined. The finalizer holds the flag and the thread, never the viewer.
+            self._finalizer = weakref.finalize(self, _stop_thread, self._stop, thread)
+            thread.start()
         else:
             self._fill_labels(labels, report)
             if self._labels_error is not None:
@@ -178,7 +193,7 @@ class LongViewer(SpectrogramViewer):
         done, pushed = 0, time.monotonic()
         try:
             for batch in batches:
-                if self._closing:
+                if self._stop.is_set():
                     return
                 for top in batch:
                     w = self._window_list[done]
@@ -198,7 +213,7 @@ class LongViewer(SpectrogramViewer):
             self._labels_done.set()
 
     def _push_windows(self) -> None:
-        if not self._closing:
+        if not self._stop.is_set():
             self._windows = [{"start": w.start, "end": w.end, "labels": [[l, float(p)] for l, p in w.labels]}
                              for w in self._window_list]
 
@@ -217,6 +232,11 @@ class LongViewer(SpectrogramViewer):
             )
         if self._labels_error is not None:
             raise RuntimeError(f"LongViewer: computing the window labels failed: {self._labels_error}") from self._labels_error
+        if self._stop.is_set() and not all(w.labels for w in self._window_list):
+            done = sum(bool(w.labels) for w in self._window_list)
+            raise RuntimeError(
+                f"LongViewer: closed after {done} of {len(self._window_list)} window labels; the rest were not computed"
+            )
         return list(self._window_list)
 
     @property
@@ -225,8 +245,9 @@ class LongViewer(SpectrogramViewer):
         return self.wait_for_labels()
 
     def close(self) -> None:
-        """Close the widget; a background label computation stops after its current batch."""
-        self._closing = True
+        """Close the widget; a background label computation stops after its current batch, waited for here."""
+        if hasattr(self, "_stop"):  # ipywidgets also calls close() on a viewer whose __init__ failed
+            _stop_thread(self._stop, self._labels_thread)
         super().close()
 
     def window_spectrogram(self, spec: Spectrogram, start: int) -> Spectrogram:
