@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "ViTModel": "models.vit",
     "Analysis": "analysis",
     "WindowedAnalyses": "analysis",
+    "Faithfulness": "explain.faithfulness",
     "load_demo_model": "demo",
     "SpectrogramViewer": "widgets.viewer",
     "LongViewer": "widgets.longview",
@@ -66,6 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .audio import Audio, load_audio
     from .demo import load_demo_model
     from .embeddings import extract_embeddings
+    from .explain.faithfulness import Faithfulness
     from .errors import AudioLoadError, AudiovisError, CheckpointError, ConfigError, InvalidAudioError
     from .models.ast import ASTConfig, ASTModel
     from .models.vit import ViTModel

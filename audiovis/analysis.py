@@ -17,18 +17,32 @@ the pass. The Analysis keeps a reference to its model for these lazy computation
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 
-from .models.base import attention_probabilities, check_attention_block, check_patches, inference
+from .models.base import attention_probabilities, check_attention_block, check_patches, inference, mean_attention
 from .models.pruning import pruned_logits
+from .models.reduction import ReducedStates, reduced_logits
 from .patches import PatchGrid
 from .spectrogram import Spectrogram
 
 if TYPE_CHECKING:
+    from .explain.faithfulness import Faithfulness
     from .models.base import SpectrogramModelMixin
+
+
+#: Seconds a computation runs before its progress bar appears (quick ones show none).
+PROGRESS_DELAY = 1.0
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    """A tqdm bar over ``total`` steps that appears only after :data:`PROGRESS_DELAY` seconds."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, delay=PROGRESS_DELAY, leave=False)
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -50,8 +64,18 @@ def top_labels_of(probs: np.ndarray, labels: Sequence[str], k: int) -> list[tupl
     return [(labels[i], float(probs[i])) for i in order]
 
 
+UNTRAINED_HEAD_NOTE = (
+    "untrained head: this model's classification head has random weights, so its labels and scores mean "
+    "nothing (train or load a head, then set model.head_trained = True)"
+)
+
+
+class UntrainedHeadWarning(UserWarning):
+    """Labels were read from a model whose classification head was never trained."""
+
+
 class Analysis:
-    """The result of ``model.analyze(audio)`` for one window (``offset`` seconds into the clip)."""
+    """The result of ``model.analyze(audio)`` for one window, starting ``offset`` s into the recording (its clock: ``Audio.start``)."""
 
     def __init__(
         self,
@@ -71,10 +95,16 @@ class Analysis:
         self.grid: PatchGrid = model.grid
         self.labels: list[str] = list(model.labels)
         self.multi_label: bool = bool(model.multi_label)
+        #: False when the model's classification head was never trained (random weights): its labels mean nothing
+        self.head_trained: bool = bool(getattr(model, "head_trained", True))
         self.offset = float(offset)
         self.num_prefix_tokens: int = int(model.backbone.num_prefix_tokens)
         # one [tokens, dim] tensor per layer: the forward pass's own outputs, never copied into one block
-        self._hidden: list[torch.Tensor] = [h.detach().float().cpu().reshape(h.shape[-2], h.shape[-1]) for h in hidden_states]
+        # a reduced pass (pruning, merging) keeps its compact states and gives full layouts on access
+        self._hidden: Sequence[torch.Tensor] = (
+            hidden_states if isinstance(hidden_states, ReducedStates)
+            else [h.detach().float().cpu().reshape(h.shape[-2], h.shape[-1]) for h in hidden_states]
+        )
         self._stacked: torch.Tensor | None = None
         self._logits = logits.detach().float().cpu()
         self._attn: dict[int, torch.Tensor] = {}
@@ -120,6 +150,15 @@ class Analysis:
         """Token indices of the patches the model kept (``analyze(keep_ratio=...)``); every patch when unpruned."""
         return self._kept
 
+    def merge_groups(self, layer: int = -1) -> np.ndarray:
+        """Group ids ``[num_patches]`` after block ``layer``: patches merged into one token share an id
+        (``analyze(merge_ratio=...)``; a pruned pass's fused token is one group too), ids numbered in the
+        order of each group's first patch; -1 for a patch pruned without fusing. Unreduced: every patch its own."""
+        idx = self._layer(layer)
+        if isinstance(self._hidden, ReducedStates):
+            return _readonly(self._hidden.groups(idx + 1))
+        return _readonly(np.arange(self.num_patches, dtype=np.int64))
+
     @property
     def pruned_patches(self) -> np.ndarray:
         """Token indices of the patches pruning dropped (empty when unpruned): e.g. the viewer's ``masked_patches``."""
@@ -138,8 +177,15 @@ class Analysis:
         return probabilities_of(self._logits, self.multi_label).numpy()
 
     def top_labels(self, k: int = 5) -> list[tuple[str, float]]:
-        """The ``k`` most probable classes as ``(label, probability)``, most probable first."""
-        return top_labels_of(self.probabilities, self.labels, k)
+        """The ``k`` most probable classes as ``(label, probability)``, most probable first.
+
+        Warns (``UntrainedHeadWarning``) when the model's head was never trained (``head_trained``): its
+        scores are those of random weights, however confident they look.
+        """
+        top = top_labels_of(self.probabilities, self.labels, k)
+        if not self.head_trained:
+            warnings.warn(UNTRAINED_HEAD_NOTE, UntrainedHeadWarning, stacklevel=2)
+        return top
 
     # -- embeddings ------------------------------------------------------------------------------
 
@@ -155,7 +201,7 @@ class Analysis:
     def hidden_states(self) -> np.ndarray:
         """``[num_layers + 1, tokens, dim]``: the embeddings, then every block's output (Hugging Face order)."""
         if self._stacked is None:
-            self._stacked = torch.stack(self._hidden)
+            self._stacked = torch.stack(list(self._hidden))
         return _readonly(self._stacked.numpy())
 
     def tokens(self, layer: int = -1, *, norm: bool | None = None) -> np.ndarray:
@@ -205,7 +251,10 @@ class Analysis:
         check_attention_block(block, idx)
         with inference(self._model):
             device = self._model.device
-            probs = attention_probabilities(block, self._hidden[idx][None].to(device))[0].float().cpu()
+            if isinstance(self._hidden, ReducedStates):
+                probs = self._hidden.attention(idx)
+            else:
+                probs = attention_probabilities(block, self._hidden[idx][None].to(device))[0].float().cpu()
         if cache:
             self._attn[idx] = probs
         return probs
@@ -231,25 +280,42 @@ class Analysis:
         rows = rows.mean(axis=tuple(range(rows.ndim - 1)))
         return rows[self.num_prefix_tokens:].astype(np.float32)
 
-    def rollout(self) -> np.ndarray:
+    def _mean_attention(self, idx: int) -> torch.Tensor:
+        """Head-mean attention ``[tokens, tokens]`` float32 of layer ``idx``: from the cache when the maps of
+        every head are there, else computed one head at a time and not kept (rollout needs each layer once)."""
+        if idx in self._attn:
+            return self._attn[idx].mean(dim=0)
+        if isinstance(self._hidden, ReducedStates):
+            return self._attention_tensor(idx, cache=False).mean(dim=0)
+        block = self._model.backbone.blocks[idx]
+        check_attention_block(block, idx)
+        with inference(self._model):
+            return mean_attention(block, self._hidden[idx][None].to(self._model.device))[0].float().cpu()
+
+    def rollout(self, *, progress: bool = True) -> np.ndarray:
         """Attention rollout (Abnar & Zuidema 2020) per patch ``[num_patches]``.
 
         Each layer's head-averaged attention plus the identity (the residual path), rows renormalised,
         multiplied from the first to the last layer; the prefix tokens' rows are averaged (all rows for
-        a model without prefix tokens).
+        a model without prefix tokens). Only those averaged rows are needed, so the product is taken from
+        the last layer down as a row vector times one layer's matrix at a time (``r @ A_L @ ... @ A_1``):
+        one head-mean map per layer, never the ``tokens^3`` product of full maps. Computed once, then cached.
+
+        Args:
+            progress: show a progress bar when the computation lasts over a second.
         """
         if self._rollout is None:
-            tokens = self.num_tokens
-            eye = torch.eye(tokens, dtype=torch.float64)
-            joint = eye
-            for idx in range(self.num_layers):
-                mean = self._attention_tensor(idx, cache=False).double().mean(dim=0)
-                step = 0.5 * mean + 0.5 * eye
-                step = step / step.sum(dim=-1, keepdim=True)
-                joint = step @ joint
-            prefix = self.num_prefix_tokens
-            rows = joint[:prefix] if prefix else joint
-            self._rollout = _readonly(rows.mean(dim=0)[prefix:].float().numpy())
+            tokens, prefix = self.num_tokens, self.num_prefix_tokens
+            rows = torch.zeros(tokens, dtype=torch.float64)
+            rows[: prefix or tokens] = 1.0 / (prefix or tokens)
+            with _progress(self.num_layers, "rollout", progress) as bar:
+                for idx in reversed(range(self.num_layers)):
+                    mean = self._mean_attention(idx)
+                    # row vector times (0.5 * mean + 0.5 * I) / rowsum, without building that matrix
+                    weights = rows / (0.5 * mean.sum(dim=-1, dtype=torch.float64) + 0.5)
+                    rows = 0.5 * (weights.float() @ mean).double() + 0.5 * weights
+                    bar.update()
+            self._rollout = _readonly(rows[prefix:].float().numpy())
         return self._rollout
 
     # -- gradients -------------------------------------------------------------------------------
@@ -266,31 +332,150 @@ class Analysis:
             raise IndexError(f"class index {label!r} outside 0..{len(self.labels) - 1}")
         return int(label)
 
-    def saliency(self, class_index: int | str | None = None) -> np.ndarray:
+    def saliency(self, class_index: int | str | None = None, *, progress: bool = True) -> np.ndarray:
         """Gradient x input per patch ``[num_patches]`` for one class (index, name, or None = top class).
 
         The input is each patch's embedding (the patch projection's output, before position
         embeddings); the score is the dot product of that embedding with the class logit's gradient.
+        Cached per class; :meth:`saliencies` computes several classes in one pass.
         """
         c = self.class_index(class_index)
         if c not in self._saliency:
-            model = self._model
-            with inference(model, grad=True):
-                x = self.spectrogram.values[None].to(model.device)
-                patches = model.embed_patches(x).detach().requires_grad_(True)
-                if self.prune_layer is None:
-                    tokens = model.run_blocks(model.add_positions(patches))
-                    logit = model.forward_head(model.backbone.norm(tokens))[0, c]
-                else:
-                    kept = torch.from_numpy(self._kept.copy())[None].to(model.device)
-                    logit = pruned_logits(model, patches, kept, self.prune_layer, fuse=self.fused_dropped)[0, c]
-                (grad,) = torch.autograd.grad(logit, patches)
-            self._saliency[c] = _readonly((grad * patches.detach()).sum(dim=-1)[0].float().cpu().numpy())
+            self._compute_saliencies([c], progress)
         return self._saliency[c]
+
+    def saliencies(self, classes: Sequence[int | str], *, progress: bool = True) -> np.ndarray:
+        """:meth:`saliency` of several classes ``[len(classes), num_patches]``, in the order given.
+
+        The classes not cached yet share one forward pass and one batched backward pass (a class costs
+        about a backward pass instead of a forward and a backward); every result is cached per class.
+
+        Args:
+            classes: class indices or names.
+            progress: show a progress bar when the computation lasts over a second.
+        """
+        if isinstance(classes, (str, int, np.integer)):
+            raise TypeError(f"saliencies: classes must be a list of class indices or names, got {classes!r}; "
+                            "use saliency() for one class")
+        wanted = [self.class_index(c) for c in classes]
+        missing = [c for c in dict.fromkeys(wanted) if c not in self._saliency]
+        if missing:
+            self._compute_saliencies(missing, progress)
+        if not wanted:
+            return np.empty((0, self.num_patches), dtype=np.float32)
+        return np.stack([self._saliency[c] for c in wanted])
+
+    def _saliency_logits(self, x: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        """Logits ``[1, classes]`` from patch embeddings, through the same pass (full, pruned, reduced) as the analysis."""
+        model = self._model
+        if isinstance(self._hidden, ReducedStates):
+            return reduced_logits(model, x, patches, self._hidden)
+        if self.prune_layer is None:
+            return model.forward_head(model.backbone.norm(model.run_blocks(model.add_positions(patches))))
+        kept = torch.from_numpy(self._kept.copy())[None].to(model.device)
+        return pruned_logits(model, patches, kept, self.prune_layer, fuse=self.fused_dropped)
+
+    def _compute_saliencies(self, classes: list[int], progress: bool) -> None:
+        model = self._model
+        label = f"saliency ({len(classes)} class{'es' if len(classes) > 1 else ''})"
+        with _progress(2, label, progress) as bar, inference(model, grad=True):
+            x = self.spectrogram.values[None].to(model.device)
+            patches = model.embed_patches(x).detach().requires_grad_(True)
+            logits = self._saliency_logits(x, patches)[0, classes]
+            bar.update()
+            if len(classes) == 1:
+                (grad,) = torch.autograd.grad(logits[0], patches)
+            else:  # one backward for all classes: a batch of one-hot output gradients
+                one_hot = torch.eye(len(classes), dtype=logits.dtype, device=logits.device)
+                (grad,) = torch.autograd.grad(logits, patches, grad_outputs=one_hot, is_grads_batched=True)
+            bar.update()
+        maps = (grad.reshape(len(classes), *patches.shape[1:]) * patches.detach()[0]).sum(dim=-1).float().cpu().numpy()
+        for c, values in zip(classes, maps):
+            self._saliency[c] = _readonly(values.copy())
+
+    # -- explanations (maths in audiovis/explain/) -----------------------------------------------
+
+    #: Per-patch maps ``faithfulness`` and ``explanation_audio`` accept by name.
+    EXPLANATION_METHODS = ("attention", "rollout", "saliency", "relevance", "integrated_gradients")
+
+    def _explain_cache(self) -> dict:
+        return self.__dict__.setdefault("_explanations", {})
+
+    def _forward_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, classes]`` of model inputs ``[B, F, T]``, pruned like this analysis when it was."""
+        model = self._model
+        with inference(model):
+            x = x.to(model.device)
+            if isinstance(self._hidden, ReducedStates):
+                return reduced_logits(model, x, model.embed_patches(x), self._hidden).float().cpu()
+            if self.prune_layer is None:
+                return model(x).float().cpu()
+            kept = torch.from_numpy(self._kept.copy())[None].expand(x.shape[0], -1).to(model.device)
+            return pruned_logits(model, model.embed_patches(x), kept, self.prune_layer, fuse=self.fused_dropped).float().cpu()
+
+    def patch_map(self, method: str | np.ndarray | Sequence[float], class_index: int | str | None = None) -> np.ndarray:
+        """A per-patch map ``[num_patches]`` by name (:attr:`EXPLANATION_METHODS`) or the user's own array.
+
+        "attention" is the last layer's prefix-token attention to each patch (mean of heads), the
+        explorer's CLS overlay; the class-specific maps use ``class_index`` (None = top class).
+        """
+        from .explain.faithfulness import check_map
+
+        if not isinstance(method, str):
+            return check_map(method, self.num_patches).astype(np.float32)
+        if method not in self.EXPLANATION_METHODS:
+            raise ValueError(f"unknown explanation method {method!r}; choose from {list(self.EXPLANATION_METHODS)} "
+                             f"or pass an array of {self.num_patches} values")
+        if method == "attention":
+            prefix = self.num_prefix_tokens
+            rows = self.attention(-1)[:, :prefix] if prefix else self.attention(-1)
+            return rows.mean(axis=(0, 1))[prefix:].astype(np.float32)
+        if method == "rollout":
+            return self.rollout()
+        return getattr(self, method)(class_index)
+
+    def faithfulness(
+        self,
+        method: str | np.ndarray | Sequence[float],
+        *,
+        class_index: int | str | None = None,
+        steps: int = 20,
+        baseline: str | float = "mean",
+        seed: int = 0,
+    ) -> "Faithfulness":
+        """Deletion / insertion curves and areas of a per-patch map for one class, next to random orders.
+
+        Patches are removed (restored) highest first, ``steps`` steps from none to all; a removed patch's
+        whole footprint on the model input becomes ``baseline`` ("mean" of the input, "zero", or a
+        number). See :mod:`audiovis.explain.faithfulness` for how overlapping footprints are resolved.
+        About ``2 * steps`` forward passes in batches; the random curves are kept for later calls.
+
+        Args:
+            method: a name of :attr:`EXPLANATION_METHODS` or an array ``[num_patches]``.
+            class_index: the class followed (index, name, None = top class).
+            steps: steps from no patch to all patches.
+            baseline: what a removed footprint becomes.
+            seed: seed of the random orders.
+
+        Returns:
+            An :class:`~audiovis.explain.faithfulness.Faithfulness`.
+        """
+        from .explain.faithfulness import faithfulness
+
+        c = self.class_index(class_index)
+        scores = self.patch_map(method, c)
+        return faithfulness(
+            self._forward_logits, self.spectrogram.values, self.grid, scores, class_index=c,
+            multi_label=self.multi_label, steps=steps, baseline=baseline, seed=seed,
+            method=method if isinstance(method, str) else "custom", label=self.labels[c],
+            random_cache=self._explain_cache().setdefault("random_curves", {}),
+        )
 
     def __repr__(self) -> str:
         rows, cols = self.grid.grid_shape
-        top = ", ".join(f"{name} {p:.2f}" for name, p in self.top_labels(3))
+        top = ", ".join(f"{name} {p:.2f}" for name, p in top_labels_of(self.probabilities, self.labels, 3))
+        if not self.head_trained:
+            top += " (untrained head)"
         return (
             f"Analysis({rows} x {cols} patches, {self.num_layers} layers, offset {self.offset:.2f} s; top: {top})"
         )

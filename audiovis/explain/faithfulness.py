@@ -1,0 +1,288 @@
+"""Deletion and insertion curves of a per-patch map (Petsiuk et al. 2018, "RISE"), on the model input.
+
+Patches are ranked by the map (highest first) and removed (deletion) or restored (insertion) in that
+order, ``steps`` steps from none to all, while the target class probability is recorded. Removing a
+patch sets its whole footprint (e.g. 16 x 16 bins x frames) on the model input to a baseline value.
+
+Overlapping patches (stride < patch size) share pixels. A shared pixel belongs to whichever of its
+patches comes first in the order: deletion removes it with the first of them, insertion restores it
+with the first of them. So both curves read the same map "pixel rank = earliest rank of a covering
+patch"; after step ``k`` exactly the union of the first ``n_k`` footprints is removed (deletion) or
+present (insertion). Pixels no patch covers (e.g. the last bins and frames of AST's input) keep their
+value throughout: the model's patch embedding never reads them.
+
+A faithful map gives a deletion curve that falls fast (small area) and an insertion curve that rises
+fast (large area), compared with random orders of the same patches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..patches import PatchGrid
+
+#: Logits ``[B, classes]`` of a batch of model inputs ``[B, freq bins, frames]``.
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+#: Named baselines: what a removed patch's footprint becomes.
+BASELINES = ("mean", "zero")
+#: Random orders averaged for the random curves.
+NUM_RANDOM_ORDERS = 3
+#: Masked inputs per forward pass.
+BATCH_SIZE = 16
+
+
+@dataclass(frozen=True, repr=False)
+class Faithfulness:
+    """Deletion/insertion curves of one per-patch map for one class, next to random orders.
+
+    ``fractions`` ``[steps + 1]`` is the share of patches removed (deletion) or restored (insertion)
+    at each step; the curves are the class probability there. Areas are trapezoids over ``fractions``
+    (so in [0, 1]). ``random_*`` curves are the mean over ``num_random`` seeded random orders.
+    """
+
+    method: str
+    class_index: int
+    label: str
+    baseline: float
+    fractions: np.ndarray
+    deletion: np.ndarray
+    insertion: np.ndarray
+    random_deletion: np.ndarray
+    random_insertion: np.ndarray
+    num_random: int
+    seed: int
+    order: np.ndarray = field(repr=False)
+
+    @property
+    def deletion_auc(self) -> float:
+        """Area under the deletion curve: lower is more faithful."""
+        return auc(self.fractions, self.deletion)
+
+    @property
+    def insertion_auc(self) -> float:
+        """Area under the insertion curve: higher is more faithful."""
+        return auc(self.fractions, self.insertion)
+
+    @property
+    def random_deletion_auc(self) -> float:
+        return auc(self.fractions, self.random_deletion)
+
+    @property
+    def random_insertion_auc(self) -> float:
+        return auc(self.fractions, self.random_insertion)
+
+    def to_dict(self) -> dict:
+        """Plain-JSON summary: the four areas and the curves as lists."""
+        return {
+            "method": self.method, "class_index": self.class_index, "label": self.label, "baseline": self.baseline,
+            "deletion_auc": self.deletion_auc, "insertion_auc": self.insertion_auc,
+            "random_deletion_auc": self.random_deletion_auc, "random_insertion_auc": self.random_insertion_auc,
+            "fractions": self.fractions.tolist(), "deletion": self.deletion.tolist(),
+            "insertion": self.insertion.tolist(), "random_deletion": self.random_deletion.tolist(),
+            "random_insertion": self.random_insertion.tolist(),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"Faithfulness({self.method!r}, class {self.label!r}: deletion AUC {self.deletion_auc:.3f} "
+            f"(random {self.random_deletion_auc:.3f}), insertion AUC {self.insertion_auc:.3f} "
+            f"(random {self.random_insertion_auc:.3f}), {len(self.fractions) - 1} steps)"
+        )
+
+
+def auc(fractions: np.ndarray, curve: np.ndarray) -> float:
+    """Trapezoidal area under ``curve`` over ``fractions``."""
+    y, x = np.asarray(curve, dtype=np.float64), np.asarray(fractions, dtype=np.float64)
+    return float(np.sum(0.5 * (y[1:] + y[:-1]) * np.diff(x)))
+
+
+def check_steps(steps: int) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    return int(steps)
+
+
+def baseline_value(x: torch.Tensor, baseline: str | float) -> float:
+    """The value a removed footprint takes: ``"mean"`` of the input, ``"zero"`` (0 of the normalised
+    input), or a finite number."""
+    if isinstance(baseline, str):
+        if baseline == "mean":
+            return float(x.double().mean())
+        if baseline == "zero":
+            return 0.0
+        raise ValueError(f"baseline must be one of {list(BASELINES)} or a number, got {baseline!r}")
+    if isinstance(baseline, bool) or not isinstance(baseline, (int, float, np.integer, np.floating)) or not np.isfinite(baseline):
+        raise ValueError(f"baseline must be one of {list(BASELINES)} or a finite number, got {baseline!r}")
+    return float(baseline)
+
+
+def check_map(scores, num_patches: int, what: str = "map") -> np.ndarray:
+    """A per-patch map as float64 ``[num_patches]``, finite; else a ValueError that says what is wrong."""
+    arr = np.asarray(scores)
+    if arr.dtype.kind not in "fiub":
+        raise ValueError(f"{what} must be numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64).reshape(-1) if arr.ndim <= 1 else arr.astype(np.float64)
+    if arr.ndim != 1 or arr.shape[0] != num_patches:
+        raise ValueError(f"{what} must hold one value per patch ({num_patches}), got shape {np.shape(scores)}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what} holds a non-finite value at patch {int(np.flatnonzero(~np.isfinite(arr))[0])}")
+    return arr
+
+
+def patch_order(scores: np.ndarray) -> np.ndarray:
+    """Patch indices from the highest score to the lowest (ties: lower index first)."""
+    return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+
+
+def step_counts(num_patches: int, steps: int) -> np.ndarray:
+    """Patches removed or restored after each of ``steps + 1`` steps: ``round(k * N / steps)``."""
+    return np.rint(np.arange(steps + 1) * num_patches / steps).astype(np.int64)
+
+
+def pixel_ranks(order: np.ndarray, grid: PatchGrid) -> np.ndarray:
+    """``[freq bins, frames]``: the earliest position in ``order`` of a patch covering each pixel
+    (``num_patches`` where no patch covers it)."""
+    n = grid.num_patches
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.asarray(order)] = np.arange(n)
+    (pf, pt), (sf, st) = grid.patch_size, grid.stride
+    rows, cols = grid.grid_shape
+    per_patch = rank.reshape(rows, cols)
+    out = np.full(grid.input_shape, n, dtype=np.int64)
+    # one pass per offset inside the footprint instead of one per patch
+    for df in range(pf):
+        for dt in range(pt):
+            view = out[df: df + (rows - 1) * sf + 1: sf, dt: dt + (cols - 1) * st + 1: st]
+            np.minimum(view, per_patch, out=view)
+    return out
+
+
+def class_probability(logits: torch.Tensor, class_index: int, multi_label: bool) -> torch.Tensor:
+    """The class probability ``[B]``: sigmoid for multi-label models, softmax otherwise."""
+    logits = logits.detach().float()
+    if multi_label:
+        return torch.sigmoid(logits[:, class_index])
+    return torch.softmax(logits, dim=-1)[:, class_index]
+
+
+def curves(
+    forward: Forward,
+    x: torch.Tensor,
+    grid: PatchGrid,
+    orders: Sequence[np.ndarray],
+    counts: np.ndarray,
+    *,
+    baseline: float,
+    class_index: int,
+    multi_label: bool,
+    batch_size: int = BATCH_SIZE,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(deletion, insertion)`` probability curves ``[len(counts)]`` for each order.
+
+    The inputs every curve shares are run once: no patch removed (= all restored) and all removed
+    (= none restored). The rest run in batches of ``batch_size``.
+    """
+    n = grid.num_patches
+    x = x.detach().float().cpu()
+    inner = np.unique([c for c in counts if 0 < c < n]).astype(np.int64)
+    covered = torch.from_numpy(pixel_ranks(np.arange(n), grid) < n)
+    # the inputs every curve shares run once: the original and everything removed
+    inputs = [x[None], torch.where(covered, torch.full_like(x, baseline), x)[None]]
+    if len(inner):
+        for order in orders:
+            ranks = torch.from_numpy(pixel_ranks(order, grid))
+            inputs += [masked_inputs(x, ranks, inner, baseline, mode, n) for mode in ("deletion", "insertion")]
+    batch = torch.cat(inputs)
+    probs = torch.cat([class_probability(forward(chunk), class_index, multi_label).cpu()
+                       for chunk in batch.split(batch_size)]).numpy().astype(np.float64)
+    full, empty = probs[0], probs[1]
+    middle = probs[2:].reshape(len(orders), 2, len(inner))
+    where = np.minimum(np.searchsorted(inner, counts), max(len(inner) - 1, 0))
+    out = []
+    for deletion_inner, insertion_inner in middle:
+        deletion = np.where(counts <= 0, full, np.where(counts >= n, empty, deletion_inner[where] if len(inner) else empty))
+        insertion = np.where(counts <= 0, empty, np.where(counts >= n, full, insertion_inner[where] if len(inner) else full))
+        out.append((deletion.astype(np.float64), insertion.astype(np.float64)))
+    return out
+
+
+def masked_inputs(x: torch.Tensor, ranks: torch.Tensor, counts: np.ndarray, baseline: float, mode: str, n: int) -> torch.Tensor:
+    """``[len(counts), F, T]``: ``x`` with the pixels of the first ``count`` patches of the order (``ranks``
+    from :func:`pixel_ranks`) replaced by ``baseline`` (``mode="deletion"``), or only those pixels kept
+    (``"insertion"``); ``n`` is the patch count, the rank of pixels no patch covers (always kept)."""
+    first = ranks[None] < torch.from_numpy(np.asarray(counts, dtype=np.int64))[:, None, None]
+    keep = ~first if mode == "deletion" else first | (ranks[None] >= n)
+    return torch.where(keep, x[None], torch.full_like(x, baseline)[None])
+
+
+def random_orders(num_patches: int, seed: int, count: int = NUM_RANDOM_ORDERS) -> list[np.ndarray]:
+    """``count`` random permutations of the patches from ``seed`` (reproducible)."""
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(num_patches) for _ in range(count)]
+
+
+def faithfulness(
+    forward: Forward,
+    x: torch.Tensor,
+    grid: PatchGrid,
+    scores,
+    *,
+    class_index: int,
+    multi_label: bool,
+    steps: int = 20,
+    baseline: str | float = "mean",
+    seed: int = 0,
+    method: str = "map",
+    label: str = "",
+    num_random: int = NUM_RANDOM_ORDERS,
+    random_cache: dict | None = None,
+) -> Faithfulness:
+    """Deletion and insertion curves of ``scores`` ``[num_patches]`` and of random orders, for one class.
+
+    Args:
+        forward: logits ``[B, classes]`` of model inputs ``[B, F, T]`` (no gradient needed).
+        x: the model input ``[F, T]``.
+        grid: the model's patches on ``x``.
+        scores: the per-patch map; patches are removed highest first.
+        class_index: the class whose probability is followed.
+        multi_label: sigmoid (True) or softmax probabilities.
+        steps: steps from no patch to all patches.
+        baseline: ``"mean"`` (the input's mean value), ``"zero"``, or a number.
+        seed: seed of the random orders.
+        random_cache: a dict keeping the random curves between calls on the same input (they do not
+            depend on the map).
+
+    Returns:
+        A :class:`Faithfulness`.
+    """
+    steps = check_steps(steps)
+    if tuple(x.shape) != tuple(grid.input_shape):
+        raise ValueError(f"model input of shape {tuple(x.shape)} does not match the grid's {grid.input_shape}")
+    scores = check_map(scores, grid.num_patches)
+    value = baseline_value(x, baseline)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    counts = step_counts(grid.num_patches, steps)
+    order = patch_order(scores)
+    key = (int(class_index), steps, value, int(seed), int(num_random))
+    cached = None if random_cache is None else random_cache.get(key)
+    orders = [order] if cached is not None else [order, *random_orders(grid.num_patches, int(seed), num_random)]
+    with torch.no_grad():
+        result = curves(forward, x, grid, orders, counts, baseline=value, class_index=int(class_index),
+                        multi_label=multi_label)
+    deletion, insertion = result[0]
+    if cached is None:
+        cached = (np.mean([r[0] for r in result[1:]], axis=0), np.mean([r[1] for r in result[1:]], axis=0))
+        if random_cache is not None:
+            random_cache[key] = cached
+    fractions = counts / grid.num_patches
+    return Faithfulness(
+        method=method, class_index=int(class_index), label=label, baseline=value, fractions=fractions,
+        deletion=deletion, insertion=insertion, random_deletion=cached[0], random_insertion=cached[1],
+        num_random=int(num_random), seed=int(seed), order=order,
+    )
