@@ -30,6 +30,7 @@ from .patches import PatchGrid
 from .spectrogram import Spectrogram
 
 if TYPE_CHECKING:
+    from .audio import Audio
     from .explain.faithfulness import Faithfulness
     from .models.base import SpectrogramModelMixin
 
@@ -470,6 +471,43 @@ class Analysis:
             method=method if isinstance(method, str) else "custom", label=self.labels[c],
             random_cache=self._explain_cache().setdefault("random_curves", {}),
         )
+
+    #: The window's own sound (set by ``model.analyze`` for audio input; None for a Spectrogram input).
+    audio: "Audio | None" = None
+
+    def patch_audio(self, patches: Sequence[int] | np.ndarray | int) -> "Audio":
+        """The window's audio reduced to the time-frequency region of ``patches`` (token indices).
+
+        The window's waveform at the model's rate goes through an STFT, a soft mask covering the
+        patches' frames and their bins' Hz edges (mel bands included), and an inverse STFT: an
+        :class:`~audiovis.Audio` of the window's length and the model's rate. See
+        :mod:`audiovis.explain.patch_audio`.
+        """
+        from .explain.patch_audio import window_patch_audio
+
+        idx = check_patches(patches, self.num_patches)
+        if self.audio is None:
+            raise ValueError(
+                "this analysis was made from a Spectrogram, so it has no sound: analyse the audio itself "
+                "(model.analyze(audio)) to listen to patches"
+            )
+        return window_patch_audio(self.audio, self.grid, self.spectrogram, idx, window_start=self.offset)
+
+    def top_patches(self, method: str | np.ndarray | Sequence[float], top: float = 0.1, *,
+                    class_index: int | str | None = None) -> np.ndarray:
+        """Token indices of the highest ``top`` fraction (at least one) of a per-patch map, highest first."""
+        from .explain.faithfulness import patch_order
+
+        if isinstance(top, bool) or not isinstance(top, (int, float, np.integer, np.floating)) or not 0 < top <= 1:
+            raise ValueError(f"top must be a fraction in (0, 1], got {top!r}")
+        scores = self.patch_map(method, class_index)
+        count = max(1, int(round(float(top) * self.num_patches)))
+        return patch_order(scores)[:count]
+
+    def explanation_audio(self, method: str | np.ndarray | Sequence[float], top: float = 0.1, *,
+                          class_index: int | str | None = None) -> "Audio":
+        """:meth:`patch_audio` of the top ``top`` fraction of a per-patch map (see :meth:`faithfulness`'s ``method``)."""
+        return self.patch_audio(self.top_patches(method, top, class_index=class_index))
 
     def __repr__(self) -> str:
         rows, cols = self.grid.grid_shape

@@ -418,7 +418,7 @@ class SpectrogramModelMixin:
         """``(offset, model input)`` of the window of ``source`` at ``start`` (s for Audio, frames for a Spectrogram)."""
         if isinstance(source, Spectrogram):
             return int(start) * source.hop_seconds, self.window_spectrogram(self._spectrogram(source), int(start))
-        segment = source if start == 0 and source.duration <= self._span_seconds else source.segment(start, start + self._span_seconds)
+        segment = self._window_audio(source, start)
         spec = self.fit_window(self._spectrogram(segment))
         offset = float(start)
         if offset:
@@ -428,7 +428,16 @@ class SpectrogramModelMixin:
     def _analyze_window(self, source: Audio | Spectrogram, start: float | int, **options) -> "Analysis":
         """The Analysis of the window of ``source`` starting at ``start`` (s for Audio, frames for a Spectrogram)."""
         offset, spec = self._window_input(source, start)
-        return self._analyze_input(spec, offset=offset, **options)
+        result = self._analyze_input(spec, offset=offset, **options)
+        if isinstance(source, Audio):
+            result.audio = self._window_audio(source, start)  # what Analysis.patch_audio masks
+        return result
+
+    def _window_audio(self, source: Audio, start: float) -> Audio:
+        """The samples the window at ``start`` (s) reads from ``source``."""
+        if start == 0 and source.duration <= self._span_seconds:
+            return source
+        return source.segment(start, start + self._span_seconds)
 
     def _analyze_input(
         self, spec: Spectrogram, *, offset: float, attention: bool, keep_ratio: float, keep_by: str,
