@@ -437,3 +437,50 @@ def test_analyze_rejects_bad_pruning_arguments(model, clip):
         model.analyze(clip, keep_ratio=0)
     with pytest.raises(ValueError, match="keep_by"):
         model.analyze(clip, keep_ratio=1.0, keep_by="loud")
+
+
+# -- laziness: the pruned pass keeps compact states; attention and full layouts only when asked ---------------
+
+
+def test_pruned_analyze_computes_no_attention_until_asked(model, clip, monkeypatch):
+    from audiovis.models import base
+    from audiovis.models.reduction import ReducedStates
+
+    asked: list[int] = []
+    real = ReducedStates.attention
+    monkeypatch.setattr(ReducedStates, "attention", lambda self, block: asked.append(block) or real(self, block))
+
+    def no_explicit_attention(*args, **kwargs):
+        raise AssertionError("the pruned pass formed a full attention map")
+
+    monkeypatch.setattr(base, "block_with_attention", no_explicit_attention)
+    k = num_kept(model.grid.num_patches, 0.4)
+    for keep_by in ("energy", "attention"):
+        res = model.analyze(clip, keep_ratio=0.4, keep_by=keep_by)
+        assert asked == [] and res._attn == {}
+        states = res._hidden
+        assert isinstance(states, ReducedStates)
+        assert states.states[-1].shape == (2 + k + 1, model.config.hidden_size), "the last layer is kept compact"
+    monkeypatch.undo()
+    monkeypatch.setattr(ReducedStates, "attention", lambda self, block: asked.append(block) or real(self, block))
+    lazy = model.analyze(clip, keep_ratio=0.4)
+    lazy.attention(1)
+    assert asked == [1]
+    eager = model.analyze(clip, keep_ratio=0.4, attention=True)
+    for layer in range(model.num_layers):
+        np.testing.assert_array_equal(eager.attention(layer), lazy.attention(layer))
+    np.testing.assert_array_equal(eager.rollout(), lazy.rollout())
+
+
+def test_reduction_description_is_checked(model, clip):
+    from audiovis.models.reduction import Reduction
+
+    assert Reduction.from_options(keep_ratio=0.5) == Reduction("prune", 0.5, "energy", None, True)
+    assert Reduction.from_options(merge_ratio=0.25) == Reduction("merge", 0.25, "keys", None, True)
+    assert Reduction.from_options(keep_ratio=0.5, keep_by="attention").resolve(model).layer == 2
+    with pytest.raises(ValueError, match="not both"):
+        model.analyze(clip, keep_ratio=0.5, merge_ratio=0.5)
+    with pytest.raises(ValueError, match="fuse_dropped must be True or False"):
+        model.analyze(clip, keep_ratio=0.5, fuse_dropped="yes")
+    with pytest.raises(ValueError, match=r"prune_layer must be in \[0, 3\]"):
+        model.analyze(clip, keep_ratio=0.5, prune_layer=7)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from timm.models.vision_transformer import VisionTransformer
 
     from ..analysis import Analysis, WindowedAnalyses
+    from .reduction import Reduction
 
 
 def check_attention_block(block: nn.Module, index: int) -> None:
@@ -282,6 +283,7 @@ class SpectrogramModelMixin:
         keep_by: str = "energy",
         prune_layer: int | None = None,
         fuse_dropped: bool = True,
+        merge_ratio: float = 0.0,
     ) -> "Analysis | WindowedAnalyses":
         """Run the model on ``audio`` and keep what is needed to explain the result.
 
@@ -294,15 +296,16 @@ class SpectrogramModelMixin:
         maps during the pass (explicit softmax); otherwise they are computed from the cached hidden
         states when first asked for. ``keep_ratio < 1`` prunes tokens (``keep_by="energy"|"attention"``,
         from block ``prune_layer``; ``fuse_dropped``: the dropped patches run on as one fused token; see
-        :mod:`audiovis.models.pruning`; attention maps are then always computed in the pass);
-        ``keep_ratio=1.0`` is exactly the unpruned analysis.
+        :mod:`audiovis.models.pruning`); ``merge_ratio > 0`` merges that share of the patch tokens away
+        (:mod:`audiovis.models.merging`). Both keep the pass's compact states and rebuild full layouts and
+        attention only when asked (:mod:`audiovis.models.reduction`); ``keep_ratio=1.0`` and
+        ``merge_ratio=0`` are exactly the plain analysis.
         """
         hop = check_hop(hop)
-        self._check_pruning(keep_ratio, keep_by, prune_layer)
+        reduction = self._reduction(keep_ratio, keep_by, prune_layer, fuse_dropped, merge_ratio)
         source = self._load(audio, sample_rate)
         starts = self._window_starts(source, hop)
-        options = dict(attention=attention, keep_ratio=keep_ratio, keep_by=keep_by, prune_layer=prune_layer,
-                       fuse_dropped=fuse_dropped)
+        options = dict(attention=attention, reduction=reduction)
         if len(starts) == 1:
             return self._analyze_window(source, starts[0], **options)
         from ..analysis import WindowedAnalyses
@@ -341,6 +344,7 @@ class SpectrogramModelMixin:
         keep_by: str = "energy",
         prune_layer: int | None = None,
         fuse_dropped: bool = True,
+        merge_ratio: float = 0.0,
     ) -> "WindowedAnalyses":
         """One Analysis per model window over the whole clip, windows starting every ``hop`` seconds: always a list.
 
@@ -357,7 +361,7 @@ class SpectrogramModelMixin:
         every window.
         """
         hop = check_hop(hop)
-        self._check_pruning(keep_ratio, keep_by, prune_layer)
+        reduction = self._reduction(keep_ratio, keep_by, prune_layer, fuse_dropped, merge_ratio)
         source = self._load(audio, sample_rate)
         starts = self._window_starts(source, hop)
         if windows is not None:
@@ -370,15 +374,18 @@ class SpectrogramModelMixin:
         self._warn_if_heavy(len(starts))
         from ..analysis import WindowedAnalyses
 
-        options = dict(attention=attention, keep_ratio=keep_ratio, keep_by=keep_by, prune_layer=prune_layer,
-                       fuse_dropped=fuse_dropped)
+        options = dict(attention=attention, reduction=reduction)
         return WindowedAnalyses(self._analyze_window(source, start, **options) for start in starts)
 
-    def _check_pruning(self, keep_ratio: float, keep_by: str, prune_layer: int | None) -> None:
-        from .pruning import num_kept, resolve_prune_layer
+    def _reduction(self, keep_ratio: float, keep_by: str, prune_layer: int | None, fuse_dropped: bool,
+                   merge_ratio: float) -> "Reduction | None":
+        """The checked :class:`~audiovis.models.reduction.Reduction` of ``analyze``'s keywords; None for the plain pass."""
+        from .reduction import Reduction
 
-        num_kept(self.grid.num_patches, keep_ratio)
-        resolve_prune_layer(keep_by, prune_layer, self.num_layers)
+        reduction = Reduction.from_options(keep_ratio=keep_ratio, keep_by=keep_by, prune_layer=prune_layer,
+                                           fuse_dropped=fuse_dropped, merge_ratio=merge_ratio)
+        reduction = reduction.resolve(self)
+        return None if reduction.is_identity(self.grid.num_patches) else reduction
 
     def _window_starts(self, source: Audio | Spectrogram, hop: float | None) -> list:
         """Where the windows of ``source`` start: seconds for an Audio, frames for a Spectrogram.
@@ -439,16 +446,8 @@ class SpectrogramModelMixin:
             return source
         return source.segment(start, start + self._span_seconds)
 
-    def _analyze_input(
-        self, spec: Spectrogram, *, offset: float, attention: bool, keep_ratio: float, keep_by: str,
-        prune_layer: int | None, fuse_dropped: bool,
-    ) -> "Analysis":
-        from .pruning import analyze_pruned, num_kept
-
-        if num_kept(self.grid.num_patches, keep_ratio) < self.grid.num_patches:
-            return analyze_pruned(self, spec, keep_ratio=keep_ratio, keep_by=keep_by, prune_layer=prune_layer,
-                                  fuse_dropped=fuse_dropped, offset=offset)
-        return self._analyze_spectrogram(spec, attention=attention, offset=offset)
+    def _analyze_input(self, spec: Spectrogram, *, offset: float, attention: bool, reduction: "Reduction | None") -> "Analysis":
+        return self._analyze_spectrogram(spec, attention=attention, offset=offset, reduction=reduction)
 
     def _pad_value(self) -> float | None:
         """What the front end pads a short input with, when it says (KaldiFbank), else None."""
@@ -482,10 +481,28 @@ class SpectrogramModelMixin:
             )
         return spec
 
-    def _analyze_spectrogram(self, spec: Spectrogram, *, attention: bool, offset: float) -> "Analysis":
+    def _analyze_spectrogram(self, spec: Spectrogram, *, attention: bool, offset: float,
+                             reduction: "Reduction | None" = None) -> "Analysis":
         from ..analysis import Analysis
 
         x = spec.values.to(self.device)
+        if reduction is not None:  # compact states only; full layouts and attention when asked (models/reduction.py)
+            from .reduction import reduced_pass
+
+            with inference(self):
+                done = reduced_pass(self, x[None], reduction)
+            states = done.states
+            return Analysis(
+                model=self,
+                spectrogram=spec,
+                hidden_states=states,
+                logits=done.logits,
+                attentions=[states.attention(i) for i in range(self.num_layers)] if attention else None,
+                offset=offset,
+                kept_patches=done.kept,
+                prune_layer=done.prune_layer,
+                fused_dropped=done.fused,
+            )
         hidden: list[torch.Tensor] = []
         attns: list[torch.Tensor] | None = [] if attention else None
         with inference(self):

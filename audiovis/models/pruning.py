@@ -40,8 +40,6 @@ from ..errors import ConfigError
 from ..patches import PatchGrid
 
 if TYPE_CHECKING:
-    from ..analysis import Analysis
-    from ..spectrogram import Spectrogram
     from .ast import ASTModel
     from .base import SpectrogramModelMixin
 
@@ -257,96 +255,14 @@ def pruned_logits(
     return pruned_head(model, finish_pruned(model, tokens, kept, prune_layer, fuse=fuse), kept, fuse)
 
 
-def _source_rows(kept: torch.Tensor, num_patches: int, num_prefix_tokens: int, fused: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """For one clip: the compact row of every full-layout token (a dropped patch -> the fused token, or
-    -1 without one), and the dropped patches' full-layout rows."""
+def source_rows(kept: torch.Tensor, num_patches: int, num_prefix_tokens: int, fused: bool) -> torch.Tensor:
+    """For one clip's kept patches ``[k]``: the compact row of every full-layout token ``[P + N]`` (a
+    dropped patch -> the fused token's row ``P + k``, or -1 without one)."""
     p, k = num_prefix_tokens, kept.numel()
     source = torch.full((p + num_patches,), p + k if fused else -1, dtype=torch.long)
     source[:p] = torch.arange(p)
-    source[kept + p] = torch.arange(p, p + k)
-    dropped = torch.nonzero(source[p:] == (p + k if fused else -1)).flatten() + p
-    return source, dropped
-
-
-def _full_size(states: list[torch.Tensor], kept: torch.Tensor, prune_layer: int, num_prefix_tokens: int, fused: bool) -> torch.Tensor:
-    """Hidden states of one clip ``[layers + 1, P + N, D]``: after ``prune_layer`` the kept tokens go back
-    to their places; a dropped patch holds the fused token's state, or without one the state it was dropped with."""
-    num_patches = states[0].shape[1] - num_prefix_tokens
-    source, _ = _source_rows(kept, num_patches, num_prefix_tokens, fused)
-    out = []
-    for i, state in enumerate(states):
-        if i <= prune_layer:
-            out.append(state[0])
-        elif fused:
-            out.append(state[0][source])
-        else:
-            full = states[prune_layer][0].clone()
-            keep = source >= 0
-            full[keep] = state[0][source[keep]]
-            out.append(full)
-    return torch.stack(out)
-
-
-def _full_attention(
-    attentions: list[torch.Tensor], kept: torch.Tensor, prune_layer: int, num_prefix_tokens: int, num_patches: int, fused: bool
-) -> torch.Tensor:
-    """Attention of one clip ``[layers, heads, P + N, P + N]``. After pruning, a fused token's row is every
-    dropped patch's row and its column is shared equally among them (the ``m`` copies it stands for);
-    without one, dropped patches' rows and columns are 0."""
-    source, dropped = _source_rows(kept, num_patches, num_prefix_tokens, fused)
-    valid = (source >= 0).float()
-    index = source.clamp(min=0)
-    out = []
-    for i, probs in enumerate(attentions):
-        if i < prune_layer:
-            out.append(probs[0])
-            continue
-        full = probs[0][:, index][:, :, index]  # [heads, P + N, P + N], each entry from its source pair
-        if fused:
-            full[:, :, dropped] /= dropped.numel()
-        out.append(full * valid[None, :, None] * valid[None, None, :])
-    return torch.stack(out)
-
-
-def analyze_pruned(
-    model: "SpectrogramModelMixin",
-    spectrogram: "Spectrogram",
-    *,
-    keep_ratio: float,
-    keep_by: KeepBy = "energy",
-    prune_layer: int | None = None,
-    fuse_dropped: bool = True,
-    offset: float = 0.0,
-) -> "Analysis":
-    """An :class:`~audiovis.Analysis` of a pruned pass on one model-input spectrogram.
-
-    Attention maps are computed during the pass. Hidden states and attention keep the full token layout
-    (see ``_full_size`` / ``_full_attention``); ``Analysis.kept_patches`` lists the patches that stayed.
-    """
-    from ..analysis import Analysis
-    from .base import inference
-
-    x = spectrogram.values[None].to(model.device)
-    hidden: list[torch.Tensor] = []
-    attns: list[torch.Tensor] = []
-    with inference(model):
-        out = forward_pruned(model, x, keep_ratio=keep_ratio, keep_by=keep_by, prune_layer=prune_layer,
-                             fuse_dropped=fuse_dropped, hidden_states=hidden, attentions=attns)
-    p, n = model.num_prefix_tokens, model.grid.num_patches
-    kept = out.kept[0].cpu()
-    hidden = [h.cpu() for h in hidden]
-    attns = [a.cpu() for a in attns]
-    return Analysis(
-        model=model,
-        spectrogram=spectrogram,
-        hidden_states=_full_size(hidden, kept, out.prune_layer, p, out.fused),
-        logits=out.logits[0],
-        attentions=_full_attention(attns, kept, out.prune_layer, p, n, out.fused),
-        offset=offset,
-        kept_patches=kept.numpy(),
-        prune_layer=out.prune_layer,
-        fused_dropped=out.fused,
-    )
+    source[kept.cpu() + p] = torch.arange(p, p + k)
+    return source
 
 
 class PrunedModel(nn.Module):
