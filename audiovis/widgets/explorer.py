@@ -419,6 +419,40 @@ def load_bokehjs() -> None:
     It runs on every display of an Explorer, so a reloaded page or a new view gets it too.
     """
     from bokeh.io import output_notebook
+    def save_html(
+        self,
+        path: str | os.PathLike,
+        *,
+        title: str | None = None,
+        layers: Any = "auto",
+        classes: Any = None,
+        audio_format: str = "auto",
+    ) -> Any:
+        """Write this explorer as one self-contained HTML page that works with no kernel and no network.
+
+        The page has the viewer (zoom, pan, tooltip, selection, hover similarity, playback), the top
+        labels, the embedding plot with its selection linked to the viewer's, and menus switching among
+        overlays precomputed now: rollout, CLS attention of every layer (mean of heads), saliency of
+        ``classes`` (default: the top 3 and the current class; each costs a backward pass now and
+        ~2.5 KB per 468 patches in the page) and similarity to the selection or the hovered patch for
+        ``layers`` (embeddings as float16: patches x dim x 2 bytes per layer; ``"auto"`` keeps all layers
+        while they fit 1.2 MB, else the current one). Attention from the selection and single heads stay
+        in Python (they would need every patch pair's attention).
+
+        Args:
+            path: the ``.html`` file to write; its folder must exist.
+            title: the page's title.
+            layers: ``"auto"``, ``"all"``, ``"current"`` or layer indices whose embeddings are saved.
+            classes: class indices or names whose saliency is saved.
+            audio_format: ``"auto"`` (FLAC up to 60 s, else Ogg/Opus), ``"opus"``, ``"flac"`` or ``"wav"``.
+
+        Returns:
+            A ``PageReport`` (path, size, bytes per part, what the page holds and leaves out).
+        """
+        from .static_page import save_explorer_page
+
+        return save_explorer_page(self, path, title=title, layers=layers, classes=classes, audio_format=audio_format)
+
     from bokeh.resources import Resources
 
     output_notebook(resources=Resources(mode="inline", components=["bokeh"]), hide_banner=True)

@@ -242,6 +242,39 @@ class SpectrogramViewer(anywidget.AnyWidget):
         return _patch_list(proposal["value"], self._patch_grid, proposal["trait"].name)
 
     @traitlets.validate("hovered_patch")
+    def save_html(
+        self,
+        path: str | Path,
+        *,
+        title: str | None = None,
+        frames: Literal["all", "view"] | None = None,
+        audio_format: Literal["auto", "opus", "flac", "wav"] = "auto",
+    ) -> Any:
+        """Write this viewer as one self-contained HTML page that works with no kernel and no network.
+
+        The page keeps what the browser does alone: zoom, pan, axes, colour bar, tooltip, grid, selection
+        drawing, hover similarity (with embeddings set) and playback (whole clip and selection). It opens at
+        the current view, selection and heatmap. Long spectrograms: ``frames="all"`` (the default here)
+        saves every frame at full resolution, ``"view"`` only the current view's (the overview elsewhere).
+        Audio is FLAC up to 60 s, else Ogg/Opus (``audio_format`` picks; WAV when no encoder works).
+
+        Args:
+            path: the ``.html`` file to write; its folder must exist.
+            title: the page's title.
+            frames: which full-resolution frames of a long spectrogram to keep.
+            audio_format: ``"auto"``, ``"opus"``, ``"flac"`` or ``"wav"``.
+
+        Returns:
+            A ``PageReport`` (path, size, bytes per part, what was left out).
+        """
+        from .static_page import save_viewer_page
+
+        return save_viewer_page(self, path, title=title, frames=frames or self._default_saved_frames,
+                                audio_format=audio_format)
+
+    #: Which full-resolution frames save_html keeps by default ("all"; LongViewer: "view").
+    _default_saved_frames = "all"
+
     def _check_hovered(self, proposal: dict) -> int | None:
         value = proposal["value"]
         if value is None:
