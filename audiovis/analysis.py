@@ -402,10 +402,11 @@ class Analysis:
     def _explain_cache(self) -> dict:
         return self.__dict__.setdefault("_explanations", {})
 
-    def _forward_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, classes]`` of model inputs ``[B, F, T]``, pruned like this analysis when it was."""
+    def _forward_logits(self, x: torch.Tensor, grad: bool = False) -> torch.Tensor:
+        """Logits ``[B, classes]`` of model inputs ``[B, F, T]``, pruned like this analysis when it was
+        (differentiable in ``x`` when ``grad``)."""
         model = self._model
-        with inference(model):
+        with inference(model, grad=grad):
             x = x.to(model.device)
             if isinstance(self._hidden, ReducedStates):
                 return reduced_logits(model, x, model.embed_patches(x), self._hidden).float().cpu()
@@ -413,6 +414,50 @@ class Analysis:
                 return model(x).float().cpu()
             kept = torch.from_numpy(self._kept.copy())[None].expand(x.shape[0], -1).to(model.device)
             return pruned_logits(model, model.embed_patches(x), kept, self.prune_layer, fuse=self.fused_dropped).float().cpu()
+
+    def relevance(self, class_index: int | str | None = None) -> np.ndarray:
+        """Gradient-weighted attention relevance per patch ``[num_patches]`` for one class (Chefer, Gur & Wolf,
+        CVPR 2021): each block's attention times its gradient (positive part, mean of heads) propagated
+        through the blocks with the residual identity; the prefix tokens' rows (see
+        :mod:`audiovis.explain.relevance`). One forward and one backward pass; cached per class.
+        """
+        from .explain.relevance import attention_relevance
+
+        c = self.class_index(class_index)
+        cache = self._explain_cache().setdefault("relevance", {})
+        if c not in cache:
+            if self.prune_layer is not None or type(self._hidden).__name__ == "ReducedStates":
+                raise ValueError("relevance follows the full model's attention: analyse without keep_ratio/merge_ratio")
+            cache[c] = _readonly(attention_relevance(self._model, self.spectrogram.values, c))
+        return cache[c]
+
+    def integrated_gradients(self, class_index: int | str | None = None, steps: int = 32,
+                             baseline: str | float | np.ndarray = "mean") -> np.ndarray:
+        """Integrated gradients of one class's logit on the input spectrogram, summed over each patch's
+        footprint ``[num_patches]`` (see :mod:`audiovis.explain.integrated_gradients`).
+
+        Args:
+            class_index: the class (index, name, None = top class).
+            steps: points of the midpoint Riemann sum (``steps`` forward and backward passes, batched).
+            baseline: "mean" (the input's mean everywhere), "zero", a number, or an array like the input.
+
+        Returns:
+            ``[num_patches]`` float32, cached per class, steps and named baseline.
+        """
+        from .explain import integrated_gradients as ig
+
+        c = self.class_index(class_index)
+        x = self.spectrogram.values
+        ref = ig.baseline_input(x, baseline)
+        key = (c, steps, baseline) if isinstance(baseline, (str, int, float)) else None
+        cache = self._explain_cache().setdefault("integrated_gradients", {})
+        if key is None or key not in cache:
+            pixels = ig.integrated_gradients(lambda points: self._forward_logits(points, grad=True)[:, c], x, ref, steps)
+            value = _readonly(ig.patch_sums(pixels, self.grid))
+            if key is None:
+                return value
+            cache[key] = value
+        return cache[key]
 
     def patch_map(self, method: str | np.ndarray | Sequence[float], class_index: int | str | None = None) -> np.ndarray:
         """A per-patch map ``[num_patches]`` by name (:attr:`EXPLANATION_METHODS`) or the user's own array.
