@@ -37,12 +37,16 @@ _EXPORTS: dict[str, str] = {
     "Explorer": "widgets.explorer",
     "explore": "widgets.explorer",
     "extract_embeddings": "embeddings",
+    "embed_dataset": "store",
+    "open_store": "store",
+    "EmbeddingStore": "store",
+    "StoreError": "store",
     "LinearProbe": "probe",
     "probe_layers": "probe",
     "compute_tradeoff": "tradeoff",
 }
 
-_SUBMODULES = {"datasets", "models", "widgets", "demo", "analysis", "patches", "spectrogram", "audio"}
+_SUBMODULES = {"datasets", "models", "widgets", "demo", "analysis", "patches", "spectrogram", "audio", "store"}
 
 __all__ = sorted(_EXPORTS)
 
@@ -67,6 +71,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .audio import Audio, load_audio
     from .demo import load_demo_model
     from .embeddings import extract_embeddings
+    from .store import EmbeddingStore, StoreError, embed_dataset, open_store
     from .explain.faithfulness import Faithfulness
     from .errors import AudioLoadError, AudiovisError, CheckpointError, ConfigError, InvalidAudioError
     from .models.ast import ASTConfig, ASTModel

@@ -1,10 +1,12 @@
-"""Frozen-encoder embeddings: one vector (or one per patch) per clip, batched, optionally cached on disk.
+"""Frozen-encoder embeddings: one vector (or one per patch) per clip, batched, optionally kept on disk.
 
 ``layer`` and the pooled vectors follow :class:`~audiovis.Analysis`: ``layer`` is a block index (0 = the
 first block's output, -1 = the last), the last layer gets the final LayerNorm (the features the head
 sees), ``pooling="mean"`` averages the patch tokens, ``"cls"`` is the model's own pooling of its prefix
 tokens (AST: the mean of the cls and distillation tokens) and ``"patches"`` keeps every patch token.
-Each clip is cut or padded to one model window, as ``model.spectrogram`` does.
+A clip longer than one model window is cut into the model's windows (``model.windows``, the rule of
+``analyze``) and its vector is the mean of its windows' vectors. The computation is the embedding
+store's (:mod:`audiovis.store`): the same stages, and with ``cache_dir`` the same Parquet store.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import numpy as np
 import torch
 
 from .audio import Audio
-from .cache import EmbeddingCache, array_key, file_key, model_key
 from .spectrogram import Spectrogram
+from .store.compute import resolve_layers
+from .store.sources import array_key, file_key
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
@@ -28,45 +31,6 @@ if TYPE_CHECKING:
 Pooling = Literal["mean", "cls", "patches"]
 POOLINGS: tuple[str, ...] = ("mean", "cls", "patches")
 Source = Union[str, os.PathLike, Audio, Spectrogram, np.ndarray, torch.Tensor]
-
-
-def resolve_layers(layer: int | Sequence[int], num_layers: int) -> list[int]:
-    """Block indices in ``[0, num_layers)`` (negative ones count from the end); checked."""
-    layers = [layer] if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool) else list(layer)
-    if not layers:
-        raise ValueError("layer: give at least one layer index")
-    out = []
-    for value in layers:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ValueError(f"layer must be an integer (or a list of integers), got {value!r}")
-        index = int(value) + (num_layers if value < 0 else 0)
-        if not 0 <= index < num_layers:
-            raise ValueError(f"layer {value} is outside the model's blocks: 0 .. {num_layers - 1} (or -1 .. {-num_layers})")
-        out.append(index)
-    return out
-
-
-def pool(model: "SpectrogramModelMixin", tokens: torch.Tensor, pooling: str) -> torch.Tensor:
-    """Tokens ``[B, P + N, D]`` -> ``[B, D]`` (``mean`` over patches, ``cls`` = the model's pooling) or ``[B, N, D]``."""
-    p = model.num_prefix_tokens
-    if pooling == "mean":
-        return tokens[:, p:].mean(dim=1)
-    if pooling == "cls":
-        return model.pool_tokens(tokens)
-    if pooling == "patches":
-        return tokens[:, p:]
-    raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
-
-
-def layer_tokens(model: "SpectrogramModelMixin", x: torch.Tensor, layers: Sequence[int]) -> dict[int, torch.Tensor]:
-    """All tokens of blocks ``layers`` (the last one after the final norm) for a spectrogram batch ``x``.
-
-    Only the blocks up to the deepest requested layer run.
-    """
-    states: list[torch.Tensor] = []
-    model.run_blocks(model.embed(x), stop=max(layers) + 1, hidden_states=states)
-    last = model.num_layers - 1
-    return {ly: model.backbone.norm(states[ly]) if ly == last else states[ly] for ly in layers}
 
 
 def iter_sources(sources, what: str = "extract_embeddings") -> tuple[int, Iterable]:
@@ -121,60 +85,87 @@ def extract_embeddings(
 
     ``sources`` is a list of paths, Audio, arrays (at ``sample_rate``) or Spectrograms, or a Dataset whose
     items have an ``.audio`` (e.g. :class:`audiovis.datasets.SyntheticEvents`). ``layer`` may be a list: then
-    a dict ``{layer: array}`` comes back from one pass. With ``cache_dir``, every clip's result is stored
-    under a hash of its content, the model's weights and config, the layer and the pooling; a rerun reads
-    them back without running the model, and a run that stops half-way keeps what it finished.
+    a dict ``{layer: array}`` comes back from one pass.
+
+    Audio longer than one model window: every window is embedded and the clip's vector is the mean of its
+    windows' vectors (``mean``/``cls``); ``patches`` has no such mean and raises for a clip of several
+    windows (use :func:`audiovis.embed_dataset` with ``patches=True``, which keeps each window's patches).
+
+    With ``cache_dir``, results go to an embedding store (:func:`audiovis.embed_dataset`) at
+    ``cache_dir/<model key>-<layers>``: a rerun reads finished clips back without running the model, an
+    edited file is computed again, and a run that stops half-way keeps what it finished.
     """
+    from .store.build import new_manifest, open_for_writing, run_local
+    from .store.manifest import store_model_key
+    from .store.sources import plan
+
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     layers = resolve_layers(layer, model.num_layers)
     unique_layers = sorted(set(layers))
-    total, items = iter_sources(sources)
+    if isinstance(sources, (str, os.PathLike)):
+        raise TypeError("extract_embeddings takes a list of sources or a Dataset; wrap one source in a list")
+    items, dataset = plan(sources, what="extract_embeddings")
+    for item in items:
+        if item.path is not None and not item.path.is_file():
+            raise FileNotFoundError(f"source {item.position}: no audio file at {str(item.path)!r}")
+    patches = pooling == "patches"
+    options = dict(patches=patches, patch_dtype="float32", predictions=False, sample_rate=sample_rate)
+    kept: dict[str, dict] = {}
+    if cache_dir is None:
+        manifest = new_manifest(model, unique_layers, **options)
+        _, index = run_local(items, dataset, model, manifest, None, batch_size=batch_size, shard_size=1,
+                             sample_rate=sample_rate, progress=progress, keep=kept, desc="embeddings")
+    else:
+        name = f"{store_model_key(model)}-layers{'_'.join(map(str, unique_layers))}{'-patches' if patches else ''}"
+        root = Path(cache_dir) / name
+        manifest = open_for_writing(root, model, unique_layers, **options)
+        _, index = run_local(items, dataset, model, manifest, root, batch_size=batch_size, shard_size=256,
+                             sample_rate=sample_rate, progress=progress, desc="embeddings")
+        manifest.complete = True
+        manifest.write(root)
+        kept = _read_rows(root, [r["clip_id"] for r in index], unique_layers, patches)
 
-    caches: dict[int, EmbeddingCache] = {}
-    if cache_dir is not None:
-        key = model_key(model, extra=repr(getattr(model, "frontend", None)))
-        caches = {ly: EmbeddingCache(cache_dir, key, ly, pooling) for ly in unique_layers}
+    stacked: dict[int, np.ndarray] = {}
+    for ly in unique_layers:
+        out = []
+        for entry in index:
+            row = kept[entry["clip_id"]]
+            if row.get("error") is not None:
+                from .errors import AudioLoadError
 
-    results: dict[int, list[np.ndarray | None]] = {ly: [None] * total for ly in unique_layers}
-    pending: list[tuple[int, str, Source]] = []
-    device = model.device
-
-    def run_batch() -> None:
-        specs = [model.spectrogram(src, sample_rate=sample_rate).values for _, _, src in pending]
-        x = torch.stack(specs).to(device)
-        states = layer_tokens(model, x, unique_layers)
-        for ly in unique_layers:
-            pooled = pool(model, states[ly], pooling).float().cpu().numpy()
-            for row, (position, content, _) in enumerate(pending):
-                results[ly][position] = pooled[row]
-                if caches:
-                    caches[ly].put(content, pooled[row])
-        bar.update(len(pending))
-        pending.clear()
-
-    from tqdm.auto import tqdm
-
-    from .models.base import inference
-
-    with tqdm(total=total, desc="embeddings", unit="clip", disable=not progress) as bar, inference(model):
-        for position, item in enumerate(items):
-            content, src = read_source(item, sample_rate, position)
-            cached = {ly: caches[ly].get(content) for ly in unique_layers} if caches else {}
-            if caches and all(v is not None for v in cached.values()):
-                for ly, value in cached.items():
-                    results[ly][position] = value
-                bar.update(1)
-                continue
-            pending.append((position, content, src))
-            if len(pending) == batch_size:
-                run_batch()
-        if pending:
-            run_batch()
-
-    stacked = {ly: np.stack(results[ly]) if total else np.zeros((0,), np.float32) for ly in unique_layers}
+                raise AudioLoadError(f"source {entry['position']}: {row['error']}")
+            if patches:
+                if row["num_windows"] > 1:
+                    raise ValueError(
+                        f"source {entry['position']} ({entry['source']}) spans {row['num_windows']} model windows; "
+                        "pooling='patches' gives one window's patches: cut the clip, or use "
+                        "audiovis.embed_dataset(..., patches=True), which keeps every window's patches"
+                    )
+                out.append(np.asarray(row[f"patches_{ly}"], np.float32))
+            else:
+                out.append(np.asarray(row[f"{pooling}_{ly}"], np.float32))
+        stacked[ly] = np.stack(out) if out else np.zeros((0,), np.float32)
     if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
         return stacked[layers[0]]
     return {requested: stacked[ly] for requested, ly in zip(layer, layers)}  # type: ignore[arg-type]
+
+
+def _read_rows(root: Path, clip_ids: list[str], layers: Sequence[int], patches: bool) -> dict[str, dict]:
+    """The stored rows of ``clip_ids`` (error, window count and the vectors of ``layers``) from a store."""
+    from .store.shards import read_columns
+
+    columns = ["error", "num_windows"]
+    for ly in layers:
+        columns += [f"patches_{ly}"] if patches else [f"mean_{ly}", f"cls_{ly}"]
+    table = read_columns(root, columns)
+    wanted = set(clip_ids)
+    rows: dict[str, dict] = {}
+    if table is None:
+        return rows
+    for record in table.to_pylist():
+        if record["clip_id"] in wanted:
+            rows[record["clip_id"]] = record
+    return rows

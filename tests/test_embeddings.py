@@ -1,4 +1,4 @@
-"""extract_embeddings: agreement with Analysis, every kind of source, and the on-disk cache."""
+"""extract_embeddings: agreement with Analysis, every kind of source, long clips, and the on-disk store."""
 
 from __future__ import annotations
 
@@ -51,6 +51,13 @@ class ForwardCounter:
         self.handle.remove()
 
 
+def stored_rows(cache) -> int:
+    """Clip rows in every shard of the stores under ``cache``."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_metadata(p).num_rows for p in cache.rglob("shards/part-*.parquet"))
+
+
 @pytest.mark.parametrize("layer", [0, 1, -1])
 def test_agrees_with_analysis(model, files, layer):
     files = files[:3]
@@ -77,12 +84,23 @@ def test_every_kind_of_source_gives_the_same_vector(model, files):
     np.testing.assert_allclose(av.extract_embeddings(specs, model, progress=False), from_files, atol=1e-6)
 
 
-def test_reads_a_dataset(model):
+def test_reads_a_dataset_and_pools_every_window(model):
     data = SyntheticEvents(3, seed=7)
     out = av.extract_embeddings(data, model, batch_size=2, progress=False)
-    # 4 s clips, a 2 s model: extract_embeddings cuts each clip to its first window, analyze's window 0
-    expected = np.stack([model.analyze(data[i].audio)[0].patch_embeddings(-1).mean(axis=0) for i in range(3)])
-    np.testing.assert_allclose(out, expected, atol=1e-5)
+    cls = av.extract_embeddings(data, model, pooling="cls", batch_size=2, progress=False)
+    # 4 s clips, a 2 s model: every window analyze() makes counts; the clip's vector is their mean
+    mean_ref, cls_ref, first = [], [], []
+    for i in range(3):
+        windows = model.analyze(data[i].audio)
+        assert len(windows) == 2
+        mean_ref.append(np.mean([w.patch_embeddings(-1).mean(axis=0) for w in windows], axis=0))
+        cls_ref.append(np.mean([w.clip_embedding(-1) for w in windows], axis=0))
+        first.append(windows[0].patch_embeddings(-1).mean(axis=0))
+    np.testing.assert_allclose(out, np.stack(mean_ref), atol=1e-5)
+    np.testing.assert_allclose(cls, np.stack(cls_ref), atol=1e-5)
+    assert np.abs(out - np.stack(first)).max() > 1e-2  # not the first window alone
+    with pytest.raises(ValueError, match="spans 2 model windows; pooling='patches'"):
+        av.extract_embeddings(data, model, pooling="patches", progress=False)
 
 
 def test_several_layers_from_one_pass(model, files):
@@ -101,8 +119,8 @@ def test_second_run_is_all_cache_hits(model, files, tmp_path):
         second = av.extract_embeddings(files, model, batch_size=2, cache_dir=cache, progress=False)
     assert counter.calls == 0
     np.testing.assert_array_equal(first, second)
-    stored = list(cache.rglob("*.npy"))
-    assert len(stored) == len(files)
+    assert stored_rows(cache) == len(files)
+    assert len(list(cache.glob("*/manifest.json"))) == 1  # one store: this model, this layer
     assert not list(cache.rglob("*.tmp"))
 
 
@@ -126,7 +144,7 @@ def test_interrupted_run_resumes(model, files, tmp_path):
     cache = tmp_path / "cache"
     with ForwardCounter(model, interrupt_at=2) as counter, pytest.raises(KeyboardInterrupt):
         av.extract_embeddings(files, model, batch_size=2, cache_dir=cache, progress=False)
-    assert len(list(cache.rglob("*.npy"))) == 2  # the first batch finished and was stored
+    assert stored_rows(cache) == 2  # the first batch finished and was stored
     assert not list(cache.rglob("*.tmp"))
     with ForwardCounter(model) as counter:
         resumed = av.extract_embeddings(files, model, batch_size=2, cache_dir=cache, progress=False)
@@ -137,10 +155,14 @@ def test_interrupted_run_resumes(model, files, tmp_path):
 def test_cache_keys_separate_layers_poolings_and_weights(model, files, tmp_path):
     cache = tmp_path / "cache"
     av.extract_embeddings(files[:2], model, cache_dir=cache, progress=False)
-    for kwargs in (dict(layer=0), dict(pooling="cls")):
-        with ForwardCounter(model) as counter:
-            av.extract_embeddings(files[:2], model, cache_dir=cache, progress=False, **kwargs)
-        assert counter.calls == 1, kwargs
+    with ForwardCounter(model) as counter:
+        av.extract_embeddings(files[:2], model, cache_dir=cache, progress=False, layer=0)
+    assert counter.calls == 1
+    # the store keeps both poolings from one pass: "cls" after "mean" is read back, and equals a fresh pass
+    with ForwardCounter(model) as counter:
+        cls = av.extract_embeddings(files[:2], model, cache_dir=cache, progress=False, pooling="cls")
+    assert counter.calls == 0
+    np.testing.assert_allclose(cls, av.extract_embeddings(files[:2], model, pooling="cls", progress=False), atol=1e-6)
     other = tiny_ast(seed=1)
     with torch.no_grad():
         other.head.bias.add_(1.0)  # a different model, even though only the head changed
@@ -156,9 +178,9 @@ def test_cache_keys_separate_layers_poolings_and_weights(model, files, tmp_path)
 def test_damaged_cache_entry_is_recomputed(model, files, tmp_path):
     cache = tmp_path / "cache"
     expected = av.extract_embeddings(files[:1], model, cache_dir=cache, progress=False)
-    (entry,) = cache.rglob("*.npy")
+    (entry,) = cache.rglob("shards/part-*.parquet")
     entry.write_bytes(entry.read_bytes()[:20])
-    with ForwardCounter(model) as counter:
+    with ForwardCounter(model) as counter, pytest.warns(UserWarning, match="cannot be read"):
         again = av.extract_embeddings(files[:1], model, cache_dir=cache, progress=False)
     assert counter.calls == 1
     np.testing.assert_array_equal(again, expected)

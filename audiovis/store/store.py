@@ -1,0 +1,279 @@
+"""EmbeddingStore: a store's clips, clip / window / patch vectors and patch search, read from its Parquet files.
+
+Everything is read lazily from the shards (``shards/*.parquet``), the index (``clips.parquet``) and the
+manifest, so any Parquet reader (pandas, polars, DuckDB, Spark) can read the same files without audiovis.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .manifest import Manifest, StoreError
+from .shards import read_columns, shard_paths
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .build import RunSummary
+    from .search import PatchIndex
+
+META_COLUMNS = ("duration", "error", "num_windows", "window_starts")
+PREDICTION_COLUMNS = ("top_labels", "top_probs")
+POOLINGS = ("mean", "cls")
+
+
+class EmbeddingStore:
+    """The embeddings of a dataset under one model (see :func:`audiovis.embed_dataset`)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.manifest = Manifest.read(self.path)
+        self.last_run: "RunSummary | None" = None
+        self._clips: "pd.DataFrame | None" = None
+        self._indexes: dict[tuple[int, str], tuple["PatchIndex", dict]] = {}
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return (f"EmbeddingStore({str(self.path)!r}: {len(self.clips)} clips, {m.model_class} {m.model_key}, "
+                f"layers {m.layers}, dim {m.dim}{', patches' if m.patches else ''})")
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    @property
+    def complete(self) -> bool:
+        """False while a run is building the store (or after one that was killed)."""
+        return bool(Manifest.read(self.path).complete)
+
+    def check_model(self, model: Any) -> None:
+        """Raise :class:`StoreError` unless ``model`` is the model that built this store."""
+        self.manifest.check_model(model, self.path)
+
+    # -- clips ----------------------------------------------------------------------------------
+
+    @property
+    def clips(self) -> "pd.DataFrame":
+        """One row per source of the last run, in its order: ``clip_id``, ``source``, ``duration``, ``error``,
+        labels, ``num_windows``, ``window_starts``, ``top_labels``, ``top_probs``."""
+        if self._clips is None:
+            self._clips = self._load_clips()
+        return self._clips
+
+    def _load_clips(self) -> "pd.DataFrame":
+        import pandas as pd
+
+        from .build import INDEX, NOT_COMPUTED
+
+        columns = list(META_COLUMNS) + (list(PREDICTION_COLUMNS) if self.manifest.predictions else [])
+        table = read_columns(self.path, columns)
+        meta = (table.to_pandas() if table is not None else pd.DataFrame(columns=["clip_id", *columns]))
+        index_path = self.path / INDEX
+        if index_path.is_file():
+            index = pd.read_parquet(index_path)
+        else:  # killed before the first index: every stored clip, sources unknown
+            index = pd.DataFrame({"position": range(len(meta)), "clip_id": meta["clip_id"], "source": None})
+        index = index.sort_values("position").drop(columns=["position"]).reset_index(drop=True)
+        frame = index.merge(meta, on="clip_id", how="left", validate="many_to_one")
+        missing = frame["num_windows"].isna() & frame["error"].isna()
+        frame["error"] = frame["error"].astype(object).where(~missing, NOT_COMPUTED)
+        frame["error"] = frame["error"].where(frame["error"].notna(), None)
+        frame["num_windows"] = frame["num_windows"].fillna(0).astype(int)
+        labels = [c for c in index.columns if c not in ("clip_id", "source")]
+        order = ["clip_id", "source", "duration", "error", *labels, "num_windows", "window_starts",
+                 *([c for c in PREDICTION_COLUMNS] if self.manifest.predictions else [])]
+        return frame[order]
+
+    def refresh(self) -> "EmbeddingStore":
+        """Forget what was read (after another process added to the store)."""
+        self.manifest = Manifest.read(self.path)
+        self._clips = None
+        self._indexes.clear()
+        return self
+
+    # -- vectors --------------------------------------------------------------------------------
+
+    def _column(self, name: str):
+        table = read_columns(self.path, [name])
+        if table is None:
+            return [], None
+        return table.column("clip_id").to_pylist(), table.column(name).combine_chunks()
+
+    def clip_embeddings(self, layer: int = -1, pooling: str = "mean") -> np.ndarray:
+        """``[len(clips), dim]`` float32 aligned with :attr:`clips`; NaN rows for clips without vectors.
+
+        ``pooling``: ``"mean"`` (mean of the patch tokens) or ``"cls"`` (the model's own pooling of its prefix
+        tokens), each averaged over the clip's windows.
+        """
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
+        ly = self.manifest.resolve_layer(layer)
+        ids, column = self._column(f"{pooling}_{ly}")
+        out = np.full((len(self.clips), self.manifest.dim), np.nan, np.float32)
+        if column is None:
+            return out
+        values = _fixed_rows(column, self.manifest.dim).copy()
+        values[column.is_null().to_numpy(zero_copy_only=False)] = np.nan
+        where = {cid: i for i, cid in enumerate(ids)}
+        rows = [where.get(cid, -1) for cid in self.clips["clip_id"]]
+        for target, source in enumerate(rows):
+            if source >= 0:
+                out[target] = values[source]
+        return out
+
+    def _row(self, clip_id: str, columns: list[str]) -> dict:
+        """The stored values of one clip (the first shard that holds it)."""
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        for path in shard_paths(self.path):
+            ids = pq.read_table(path, columns=["clip_id"]).column("clip_id")
+            mask = pc.equal(ids, clip_id)
+            if pc.any(mask).as_py():
+                table = pq.read_table(path, columns=["clip_id", "error", *columns]).filter(mask)
+                return {name: table.column(name)[0] for name in table.column_names}
+        raise KeyError(f"clip {clip_id!r} is not in the store at {str(self.path)!r}")
+
+    def window_embeddings(self, clip_id: str, layer: int = -1, pooling: str = "mean") -> np.ndarray:
+        """``[windows, dim]``: each model window's vector of one clip (their mean is its clip vector)."""
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
+        ly = self.manifest.resolve_layer(layer)
+        row = self._row(clip_id, [f"window_{pooling}_{ly}"])
+        self._check_row(clip_id, row)
+        return _nested_rows(row[f"window_{pooling}_{ly}"], self.manifest.dim, np.float32)
+
+    def patch_embeddings(self, clip_id: str, layer: int = -1, window: int | None = None) -> np.ndarray:
+        """``[num_patches, dim]`` patch tokens of one clip's window (float16 as stored), token order.
+
+        ``window`` picks a window of a clip longer than one (required then); a one-window clip needs none.
+        """
+        if not self.manifest.patches:
+            raise ValueError(f"the store at {str(self.path)!r} was built without patches; "
+                             "build it with embed_dataset(..., patches=True)")
+        ly = self.manifest.resolve_layer(layer)
+        row = self._row(clip_id, [f"patches_{ly}", "num_windows"])
+        self._check_row(clip_id, row)
+        dtype = np.float16 if self.manifest.patch_dtype == "float16" else np.float32
+        values = _nested_rows(row[f"patches_{ly}"], self.manifest.dim, dtype)
+        windows = int(row["num_windows"].as_py())
+        values = values.reshape(windows, -1, self.manifest.dim)
+        if window is None:
+            if windows > 1:
+                raise ValueError(f"clip {clip_id!r} has {windows} windows; pass window=0..{windows - 1}")
+            window = 0
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or not 0 <= window < windows:
+            raise IndexError(f"window {window!r} outside 0..{windows - 1} of clip {clip_id!r}")
+        return values[int(window)]
+
+    @staticmethod
+    def _check_row(clip_id: str, row: dict) -> None:
+        error = row["error"].as_py()
+        if error is not None:
+            raise ValueError(f"clip {clip_id!r} has no vectors: {error}")
+
+    # -- search ---------------------------------------------------------------------------------
+
+    def patch_index(self, layer: int = -1, method: str = "auto", **options: Any) -> tuple["PatchIndex", dict]:
+        """The search index of every stored patch vector at ``layer`` and which (clip, window, patch) each row is."""
+        from .search import PatchIndex
+
+        if not self.manifest.patches:
+            raise ValueError(f"the store at {str(self.path)!r} was built without patches; "
+                             "build it with embed_dataset(..., patches=True) to search patches")
+        ly = self.manifest.resolve_layer(layer)
+        key = (ly, method)
+        if key not in self._indexes:
+            ids, column = self._column(f"patches_{ly}")
+            windows_ids, starts = self._column("window_starts")
+            current = set(self.clips["clip_id"].dropna())
+            keep = np.array([cid in current for cid in ids], bool) if ids else np.zeros(0, bool)
+            n = len(self.manifest.patch_bounds)
+            if column is None or not keep.any():
+                raise ValueError(f"the store at {str(self.path)!r} holds no patch vectors to search")
+            counts = np.diff(column.offsets.to_numpy())
+            dtype = np.float16 if self.manifest.patch_dtype == "float16" else np.float32
+            flat = _fixed_rows(column.values, self.manifest.dim, dtype)
+            row_of = np.repeat(np.arange(len(ids)), counts)
+            local = np.arange(len(flat)) - np.repeat(column.offsets.to_numpy()[:-1], counts)
+            selected = keep[row_of]
+            starts_of = dict(zip(windows_ids, starts.to_pylist()))
+            info = {"clip_ids": np.array(ids, dtype=object), "row": row_of[selected],
+                    "window": (local // n)[selected], "patch": (local % n)[selected],
+                    "starts": [starts_of.get(cid) or [0.0] for cid in ids]}
+            self._indexes[key] = (PatchIndex(flat[selected], method=method, **options), info)
+        return self._indexes[key]
+
+    def search_patches(self, query: np.ndarray, k: int = 10, layer: int = -1, *, method: str = "auto",
+                       exclude_clip: str | None = None) -> "pd.DataFrame":
+        """The ``k`` stored patches most similar (cosine) to ``query`` ``[dim]``, best first.
+
+        Args:
+            query: one vector, e.g. ``store.patch_embeddings(clip_id)[patch]``.
+            k: how many matches.
+            layer: the stored block to search.
+            method: ``"auto"`` (exact up to 1 M vectors, then a faiss IVF index), ``"exact"`` or ``"ivf"``.
+            exclude_clip: leave out the patches of this clip (find the pattern elsewhere).
+
+        Returns:
+            A DataFrame of ``clip_id``, ``window``, ``patch``, ``score`` and the patch's bounds: ``time_start``,
+            ``time_end`` (s from the start of the clip) and ``freq_low``, ``freq_high`` (Hz).
+        """
+        import pandas as pd
+
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        index, info = self.patch_index(layer, method)
+        extra = 0
+        if exclude_clip is not None:
+            extra = int(np.sum(info["clip_ids"][info["row"]] == exclude_clip))
+        scores, ids = index.search(np.asarray(query), int(k) + extra)
+        bounds = np.asarray(self.manifest.patch_bounds, np.float64)
+        records = []
+        for score, i in zip(scores[0], ids[0]):
+            if i < 0:
+                continue
+            row = int(info["row"][i])
+            clip_id = info["clip_ids"][row]
+            if clip_id == exclude_clip:
+                continue
+            window, patch = int(info["window"][i]), int(info["patch"][i])
+            offset = float(info["starts"][row][window])
+            t0, t1, f0, f1 = bounds[patch]
+            records.append({"clip_id": clip_id, "window": window, "patch": patch, "score": float(score),
+                            "time_start": offset + t0, "time_end": offset + t1, "freq_low": f0, "freq_high": f1})
+            if len(records) == k:
+                break
+        return pd.DataFrame.from_records(records, columns=["clip_id", "window", "patch", "score", "time_start",
+                                                           "time_end", "freq_low", "freq_high"])
+
+
+def _fixed_rows(column: Any, dim: int, dtype: Any = np.float32) -> np.ndarray:
+    """A FixedSizeList Arrow array as ``[rows, dim]`` (null rows: whatever is stored under them)."""
+    values = column.values.to_numpy(zero_copy_only=False)
+    start = column.offset * dim
+    return np.asarray(values[start:start + len(column) * dim], dtype=dtype).reshape(len(column), dim)
+
+
+def _nested_rows(scalar: Any, dim: int, dtype: Any) -> np.ndarray:
+    """One list-of-fixed-size-list Arrow scalar as ``[items, dim]``."""
+    if not scalar.is_valid:
+        return np.zeros((0, dim), dtype)
+    return _fixed_rows(scalar.values, dim, dtype)
+
+
+def open_store(path: str | os.PathLike, model: Any = None) -> EmbeddingStore:
+    """Open the store at ``path``; with ``model``, check first that it is the model that built it.
+
+    Raises :class:`StoreError` for a folder that is not a store and for another model (naming both keys).
+    """
+    store = EmbeddingStore(path)
+    if model is not None:
+        store.check_model(model)
+    return store
+
+
+__all__ = ["EmbeddingStore", "StoreError", "open_store"]
