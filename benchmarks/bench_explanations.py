@@ -1,0 +1,163 @@
+"""Explanations of the demo model on held-out clips: pointing game and deletion / insertion AUC of every
+per-patch map next to random, and the cost of ``faithfulness``.
+
+    .venv/bin/python -m benchmarks.bench_explanations [--clips N] [--steps S] [--threads T]
+
+prints the markdown table of docs/DEMO_MODEL.md ("Explanations"); ``benchmarks.run`` runs it with
+:data:`CLIPS` clips. Per clip, each event is pointed at by each map of its class (attention and rollout
+have no class), and the faithfulness curves follow the class of the clip's first event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .common import row
+
+CLIPS = 40
+METHODS = ("attention", "rollout", "saliency", "relevance", "integrated_gradients")
+
+
+@dataclass
+class ExplanationReport:
+    num_clips: int
+    num_events: int
+    steps: int
+    pointing: dict[str, float] = field(default_factory=dict)  # method -> share of events (strict)
+    pointing_tolerant: dict[str, float] = field(default_factory=dict)
+    random_pointing: float = 0.0
+    random_pointing_tolerant: float = 0.0
+    deletion: dict[str, float] = field(default_factory=dict)  # method -> mean AUC
+    insertion: dict[str, float] = field(default_factory=dict)
+    random_deletion: float = 0.0
+    random_insertion: float = 0.0
+    beats_random: dict[str, float] = field(default_factory=dict)  # share of clips with both AUCs better
+    faithfulness_seconds: float = 0.0  # one map, random curves cached (median over clips)
+    faithfulness_first_seconds: float = 0.0  # the first call of a clip, random curves included (median)
+    map_seconds: dict[str, float] = field(default_factory=dict)  # median time to compute each map
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"{self.num_clips} held-out clips (`SyntheticEvents(seed=EVAL_SEED)`), {self.num_events} events; "
+            f"faithfulness with {self.steps} steps, mean baseline, 3 random orders.",
+            "",
+            "| map | pointing game (strict) | tolerant | deletion AUC (lower is better) | insertion AUC (higher is better) "
+            "| clips better than random on both | time to compute the map |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for m in METHODS:
+            lines.append(
+                f"| `{m}` | {self.pointing[m]:.3f} | {self.pointing_tolerant[m]:.3f} | {self.deletion[m]:.3f} | "
+                f"{self.insertion[m]:.3f} | {self.beats_random[m]:.2f} | {self.map_seconds[m] * 1000:.0f} ms |"
+            )
+        lines.append(f"| random | {self.random_pointing:.3f} | {self.random_pointing_tolerant:.3f} | "
+                     f"{self.random_deletion:.3f} | {self.random_insertion:.3f} | | |")
+        lines += [
+            "",
+            f"`faithfulness(method, steps={self.steps})`: {self.faithfulness_seconds:.2f} s per clip and map once the "
+            f"random curves are cached; the first call of a clip also runs the random orders: "
+            f"{self.faithfulness_first_seconds:.2f} s (medians).",
+        ]
+        return "\n".join(lines)
+
+
+def evaluate_explanations(model=None, *, num_clips: int = CLIPS, steps: int = 20, seed: int | None = None,
+                          progress: bool = False) -> ExplanationReport:
+    """Pointing game and faithfulness of every map on ``num_clips`` held-out clips."""
+    from tqdm.auto import tqdm
+
+    from audiovis.datasets import SyntheticEvents
+    from audiovis.demo import EVAL_SEED, load_demo_model
+    from audiovis.demo.evaluate import TOLERANCE_BINS, TOLERANCE_FRAMES, _inside, _widen, patch_centres
+
+    model = load_demo_model() if model is None else model
+    dataset = SyntheticEvents(num_clips, seed=EVAL_SEED if seed is None else seed, duration=model.window_seconds,
+                              classes=list(model.labels))
+    hits: dict[str, list[list[float]]] = {m: [] for m in METHODS}
+    chance: list[list[float]] = []
+    auc: dict[str, list[tuple[float, float]]] = {m: [] for m in METHODS}
+    rand: list[tuple[float, float]] = []
+    times: dict[str, list[float]] = {m: [] for m in METHODS}
+    faith_first, faith_cached = [], []
+    centres = None
+    for i in tqdm(range(num_clips), desc="explanations", disable=not progress, leave=False):
+        clip = dataset[i]
+        res = model.analyze(clip.audio)
+        if centres is None:
+            centres = patch_centres(res.grid, res.spectrogram)
+        t, f = centres
+        maps: dict[tuple[str, int], np.ndarray] = {}
+        for event in clip.events:
+            c = event.class_index
+            boxes = (event.box, _widen(event.box, res.spectrogram, TOLERANCE_FRAMES, TOLERANCE_BINS))
+            inside = [_inside(b, t, f) for b in boxes]
+            chance.append([float(inside[0].mean()), float(inside[1].mean())])
+            for m in METHODS:
+                if (m, c) not in maps:
+                    start = time.perf_counter()
+                    maps[(m, c)] = np.asarray(res.patch_map(m, c))
+                    times[m].append(time.perf_counter() - start)
+                pointed = int(np.argmax(maps[(m, c)]))
+                hits[m].append([float(inside[0][pointed]), float(inside[1][pointed])])
+        c = clip.events[0].class_index if clip.events else None
+        for k, m in enumerate(METHODS):
+            start = time.perf_counter()
+            result = res.faithfulness(maps.get((m, c), res.patch_map(m, c)) if c is not None else m,
+                                      class_index=c, steps=steps)
+            (faith_first if k == 0 else faith_cached).append(time.perf_counter() - start)
+            auc[m].append((result.deletion_auc, result.insertion_auc))
+        rand.append((result.random_deletion_auc, result.random_insertion_auc))
+    r = np.array(rand)
+    report = ExplanationReport(num_clips=num_clips, num_events=len(chance), steps=steps)
+    report.random_pointing, report.random_pointing_tolerant = (float(v) for v in np.mean(chance, axis=0))
+    report.random_deletion, report.random_insertion = float(r[:, 0].mean()), float(r[:, 1].mean())
+    for m in METHODS:
+        h, a = np.array(hits[m]), np.array(auc[m])
+        report.pointing[m], report.pointing_tolerant[m] = float(h[:, 0].mean()), float(h[:, 1].mean())
+        report.deletion[m], report.insertion[m] = float(a[:, 0].mean()), float(a[:, 1].mean())
+        report.beats_random[m] = float(np.mean((a[:, 0] < r[:, 0]) & (a[:, 1] > r[:, 1])))
+        report.map_seconds[m] = float(np.median(times[m]))
+    report.faithfulness_seconds = float(np.median(faith_cached))
+    report.faithfulness_first_seconds = float(np.median(faith_first))
+    return report
+
+
+def run(num_clips: int = CLIPS) -> list[dict]:
+    torch.set_num_threads(2)
+    rep = evaluate_explanations(num_clips=num_clips)
+    rows = [row("explanations", f"faithfulness(steps={rep.steps}) per clip and map", rep.faithfulness_seconds, "s",
+                target="<= 1 s", met=rep.faithfulness_seconds <= 1.0),
+            row("explanations", "faithfulness first call per clip (random orders too)", rep.faithfulness_first_seconds, "s")]
+    for m in METHODS:
+        rows.append(row("explanations", f"{m}: pointing game (strict)", rep.pointing[m], "share",
+                        peer="random patch", peer_value=rep.random_pointing))
+        rows.append(row("explanations", f"{m}: deletion AUC", rep.deletion[m], "AUC", peer="random order",
+                        peer_value=rep.random_deletion, target="below random", met=rep.deletion[m] < rep.random_deletion))
+        rows.append(row("explanations", f"{m}: insertion AUC", rep.insertion[m], "AUC", peer="random order",
+                        peer_value=rep.random_insertion, target="above random",
+                        met=rep.insertion[m] > rep.random_insertion))
+    rows.append(row("explanations", "relevance vs rollout: pointing game (strict)", rep.pointing["relevance"], "share",
+                    peer="rollout", peer_value=rep.pointing["rollout"], target="relevance > rollout",
+                    met=rep.pointing["relevance"] > rep.pointing["rollout"]))
+    return rows
+
+
+def main(argv=None) -> ExplanationReport:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_explanations", description=__doc__.splitlines()[0])
+    p.add_argument("--clips", type=int, default=CLIPS)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    report = evaluate_explanations(num_clips=a.clips, steps=a.steps, progress=True)
+    print(report.to_markdown())
+    return report
+
+
+if __name__ == "__main__":
+    main()
