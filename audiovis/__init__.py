@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "LinearProbe": "probe",
     "probe_layers": "probe",
     "compute_tradeoff": "tradeoff",
+    "quantize": "models.precision",
 }
 
 _SUBMODULES = {"datasets", "models", "widgets", "demo", "analysis", "patches", "spectrogram", "audio", "store"}
@@ -80,6 +81,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .probe import LinearProbe, probe_layers
     from .spectrogram import KaldiFbank, MelSpectrogram, Spectrogram, STFTSpectrogram
     from .tradeoff import compute_tradeoff
+    from .models.precision import quantize
     from .widgets.explorer import Explorer, explore
     from .longform import chunked_spectrogram
     from .widgets.longview import LongViewer

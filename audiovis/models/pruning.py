@@ -351,6 +351,9 @@ def convert_stride(model: "ASTModel", stride: int | tuple[int, int] = 16) -> "AS
     if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in pair):
         raise ConfigError(f"stride must be a positive integer or a (frequency, time) pair of them, got {stride!r}")
     sf, st = pair
+    precision = getattr(model, "precision", "fp32")
+    if precision != "fp32":
+        raise ConfigError(f"convert_stride needs the float32 model; this one is {precision}: convert the stride, then quantize")
     config = getattr(model, "config", None)
     if config is None or not hasattr(config, "frequency_stride"):
         raise ConfigError(f"convert_stride needs an ASTModel (a config with strides), got {type(model).__name__}")

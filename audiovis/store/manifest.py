@@ -45,12 +45,29 @@ def model_key(model: Any, extra: str = "") -> str:
     h = hashlib.blake2b(digest_size=20)
     h.update(f"{type(model).__module__}.{type(model).__qualname__}|{extra}|".encode())
     h.update(_config_text(getattr(model, "config", None)).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
+    for name, tensor in sorted(_state_tensors(model.state_dict().items())):
+        if not isinstance(tensor, torch.Tensor):  # e.g. an int8 layer's dtype entry
+            h.update(f"|{name}|{tensor!r}|".encode())
+            continue
+        t = tensor.detach().cpu()
+        if t.is_quantized:  # int8 layers (models/precision.py): their values as the layer computes with them
+            t = t.dequantize()
+        t = t.contiguous()
         h.update(f"|{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         if t.numel():
             h.update(t.reshape(-1).view(torch.uint8).numpy().data)
     return h.hexdigest()[:24]
+
+
+def _state_tensors(items) -> list:
+    """``(name, value)`` of a state dict with tuples (an int8 layer's packed weight and bias) opened up."""
+    out = []
+    for name, value in items:
+        if isinstance(value, (tuple, list)):
+            out.extend(_state_tensors((f"{name}.{i}", v) for i, v in enumerate(value)))
+        else:
+            out.append((name, value))
+    return out
 
 
 def store_model_key(model: Any) -> str:

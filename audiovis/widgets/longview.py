@@ -145,6 +145,8 @@ class LongViewer(SpectrogramViewer):
         frontend = long_frontend(model.frontend)
         spec = chunked_spectrogram(
             frontend, source, chunk_seconds=chunk_seconds,
+    #: save_html keeps the overview and the current view's full-resolution tiles (an hour in full is ~50 MB)
+    _default_saved_frames = "view"
             progress=None if progress is None else (lambda done, total: progress("spectrogram", done, total)),
         )
         frames = int(model.input_shape[1])

@@ -1,0 +1,145 @@
+"""quantize(model, "int8" | "bf16"): new models of the same class, close to float32, the original untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import audiovis as av
+from audiovis.models import precision
+from audiovis.models.pruning import convert_stride
+
+from .frozen_models import SR, tiny_ast, tone
+
+#: Stated tolerances against the float32 demo model's logits (held-out SyntheticEvents clips): the largest
+#: and the mean absolute difference over every clip and class.
+TOLERANCE = {"int8": (0.3, 0.05), "bf16": (0.15, 0.03)}
+
+BF16_MISSING = precision.bf16_support()
+
+
+def lower_precisions() -> list[str]:
+    """int8, and bf16 where the CPU computes in it (elsewhere test_bf16_refused_without_support covers bf16)."""
+    return ["int8"] + ([] if BF16_MISSING else ["bf16"])
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_ast(seed=3)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return av.load_audio(tone(1200.0, noise=0.03, seed=4) + tone(300.0, amp=0.1), SR)
+
+
+@pytest.mark.parametrize("name", ["fp32", "int8", "bf16"])
+def test_a_new_model_of_the_same_class_and_the_original_untouched(model, clip, name):
+    if name == "bf16" and BF16_MISSING:
+        with pytest.raises(av.ConfigError, match="bf16"):
+            av.quantize(model, name)
+        return
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    plain = model.analyze(clip)
+    fast = av.quantize(model, name)
+    assert type(fast) is type(model) and fast is not model and precision.precision_of(fast) == name
+    assert precision.precision_of(model) == "fp32"
+    after = model.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], v) for k, v in before.items())
+    assert all(type(m) is nn.Linear for m in model.blocks.modules() if "Linear" in type(m).__name__)
+    np.testing.assert_array_equal(model.analyze(clip).logits, plain.logits)
+    if name == "fp32":  # an exact copy
+        np.testing.assert_array_equal(fast.analyze(clip).logits, plain.logits)
+
+
+def test_int8_quantizes_the_blocks_linear_layers_only(model):
+    fast = av.quantize(model, "int8")
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    linear = [m for m in fast.blocks.modules() if isinstance(m, (nn.Linear, DynamicLinear))]
+    assert len(linear) == 4 * model.num_layers  # qkv, proj, fc1, fc2
+    assert all(isinstance(m, DynamicLinear) for m in linear)
+    assert all(m.weight().qscheme() == torch.per_channel_affine for m in linear)
+    assert type(fast.head) is nn.Linear and fast.patch_embed.proj.weight.dtype == torch.float32
+
+
+@pytest.mark.skipif(BF16_MISSING is not None, reason=f"bf16: {BF16_MISSING}")
+def test_bf16_weights_and_float32_residual_stream(model, clip):
+    fast = av.quantize(model, "bf16")
+    assert {p.dtype for p in fast.blocks.parameters()} == {torch.bfloat16}
+    assert fast.head.weight.dtype == fast.norm.weight.dtype == torch.float32
+    res = fast.analyze(clip)
+    assert res.hidden_states.dtype == np.float32
+    # reference: each block's branches computed by hand from bf16 copies of the weights
+    x = res.spectrogram.values[None]
+    with torch.no_grad():
+        tokens = model.embed(x)
+        for block in model.blocks:
+            w = {k: v.bfloat16() for k, v in block.state_dict().items()}
+            h = nn.functional.layer_norm(tokens.bfloat16(), (tokens.shape[-1],), w["norm1.weight"], w["norm1.bias"], block.norm1.eps)
+            qkv = nn.functional.linear(h, w["attn.qkv.weight"], w["attn.qkv.bias"])
+            b, t, _ = qkv.shape
+            q, k, v = qkv.reshape(b, t, 3, block.attn.num_heads, -1).permute(2, 0, 3, 1, 4)
+            a = torch.softmax((q @ k.transpose(-2, -1)).float() * block.attn.scale, -1).bfloat16() @ v
+            tokens = tokens + nn.functional.linear(a.transpose(1, 2).reshape(b, t, -1), w["attn.proj.weight"], w["attn.proj.bias"])
+            h = nn.functional.layer_norm(tokens.bfloat16(), (tokens.shape[-1],), w["norm2.weight"], w["norm2.bias"], block.norm2.eps)
+            h = nn.functional.linear(nn.functional.gelu(nn.functional.linear(h, w["mlp.fc1.weight"], w["mlp.fc1.bias"])),
+                                     w["mlp.fc2.weight"], w["mlp.fc2.bias"])
+            tokens = tokens + h
+        expected = model.forward_head(model.norm(tokens))[0].numpy()
+    np.testing.assert_allclose(res.logits, expected, atol=0.03)
+
+
+@pytest.mark.parametrize("name", lower_precisions())
+def test_quantized_models_work_on_every_path(model, clip, name):
+    fast = av.quantize(model, name)
+    res = fast.analyze(clip)
+    assert res.attention(-1).shape == (3, 97, 97) and np.isfinite(res.rollout()).all()
+    assert np.isfinite(res.patch_embeddings(-1)).all() and res.clip_embedding().dtype == np.float32
+    pruned = fast.analyze(clip, keep_ratio=0.5)
+    merged = fast.analyze(clip, merge_ratio=0.5)
+    for r in (pruned, merged):
+        assert np.isfinite(r.logits).all() and r.attention(0).shape == (3, 97, 97)
+    np.testing.assert_allclose(merged.attention(1).sum(-1), 1.0, atol=1e-3)
+    emb = av.extract_embeddings([clip.waveform[0].numpy()], fast, sample_rate=SR, progress=False)
+    reference = av.extract_embeddings([clip.waveform[0].numpy()], model, sample_rate=SR, progress=False)
+    assert emb.shape == reference.shape and np.abs(emb - reference).max() < 0.1
+
+
+def test_demo_model_logits_within_the_stated_tolerance():
+    from audiovis.datasets import SyntheticEvents
+    from audiovis.demo import EVAL_SEED
+
+    demo = av.load_demo_model()
+    data = SyntheticEvents(16, seed=EVAL_SEED + 11)
+    x = torch.stack([demo.spectrogram(data[i].audio).values for i in range(len(data))])
+    with torch.no_grad():
+        reference = demo(x)
+        for name in lower_precisions():
+            out = av.quantize(demo, name)(x).float()
+            largest, mean = TOLERANCE[name]
+            diff = (out - reference).abs()
+            assert diff.max() <= largest and diff.mean() <= mean, (name, float(diff.max()), float(diff.mean()))
+            assert diff.max() > 0, "the quantized model computes differently"
+            assert (out.argmax(-1) == reference.argmax(-1)).float().mean() >= 0.9
+
+
+def test_bad_precision_and_what_a_quantized_model_refuses(model, clip, monkeypatch):
+    with pytest.raises(ValueError, match=r"precision must be one of \['fp32', 'int8', 'bf16'\], got 'fp16'"):
+        av.quantize(model, "fp16")
+    with pytest.raises(ValueError, match="precision must be"):
+        av.quantize(model, 8)
+    with pytest.raises(av.ConfigError, match="ASTModel, ViTModel"):
+        av.quantize(nn.Linear(2, 2), "int8")
+    fast = av.quantize(model, "int8")
+    with pytest.raises(av.ConfigError, match="already int8"):
+        av.quantize(fast, "bf16")
+    with pytest.raises(av.ConfigError, match="int8 layers have no gradient"):
+        fast.analyze(clip).saliency(0)
+    with pytest.raises(av.ConfigError, match="convert the stride, then quantize"):
+        convert_stride(fast, 16)
+    monkeypatch.setattr(precision, "bf16_support", lambda: "this CPU has no native bfloat16 arithmetic (test)")
+    with pytest.raises(av.ConfigError, match="cannot compute in bf16: this CPU has no native bfloat16"):
+        av.quantize(model, "bf16")
