@@ -22,13 +22,15 @@ MODES: dict[str, str] = {
     "cls": "CLS attention",
     "rollout": "Attention rollout",
     "saliency": "Class saliency",
+    "relevance": "Class relevance (attention x gradient)",
+    "integrated_gradients": "Integrated gradients",
 }
 
 #: Modes whose map depends on the selection, the layer, the head and the class.
 USES_SELECTION = frozenset({"similarity", "attention"})
 USES_LAYER = frozenset({"similarity", "attention", "cls"})
 USES_HEAD = frozenset({"attention", "cls"})
-USES_CLASS = frozenset({"saliency"})
+USES_CLASS = frozenset({"saliency", "relevance", "integrated_gradients"})
 
 
 class Overlay(NamedTuple):
@@ -81,6 +83,21 @@ def saliency(analysis: "Analysis", class_index: int) -> Overlay:
     return Overlay(_numpy(analysis.saliency(class_index)), f"saliency: {name}")
 
 
+def relevance(analysis: "Analysis", class_index: int) -> Overlay:
+    """Gradient-weighted attention relevance for one class (``Analysis.relevance``)."""
+    return Overlay(_numpy(analysis.relevance(class_index)), f"relevance: {_class_name(analysis, class_index)}")
+
+
+def integrated_gradients(analysis: "Analysis", class_index: int) -> Overlay:
+    """Integrated gradients on the input, summed per patch, for one class (``Analysis.integrated_gradients``)."""
+    return Overlay(_numpy(analysis.integrated_gradients(class_index)),
+                   f"integrated gradients: {_class_name(analysis, class_index)}")
+
+
+def _class_name(analysis: "Analysis", class_index: int) -> str:
+    return analysis.labels[class_index] if 0 <= class_index < len(analysis.labels) else str(class_index)
+
+
 def compute(
     analysis: "Analysis",
     mode: str,
@@ -103,4 +120,8 @@ def compute(
         return rollout(analysis)
     if mode == "saliency":
         return saliency(analysis, class_index)
+    if mode == "relevance":
+        return relevance(analysis, class_index)
+    if mode == "integrated_gradients":
+        return integrated_gradients(analysis, class_index)
     raise ValueError(f"overlay mode must be one of {list(MODES)}, got {mode!r}")
