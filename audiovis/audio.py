@@ -17,6 +17,8 @@ AudioSource = Union[str, os.PathLike, np.ndarray, torch.Tensor, "Audio"]
 # 2-D arrays are read as [channels, samples]; one whose first axis is long and second short is
 # soundfile's [samples, channels] layout and is transposed.
 _MAX_CHANNELS = 64
+# an array with more channels than stereo is mixed to mono with a warning naming the count (it may be a batch)
+_MIXED_SILENTLY = 2
 
 
 def _is_number(value: Any) -> bool:
@@ -125,8 +127,25 @@ def _to_float32(array: np.ndarray, what: str) -> np.ndarray:
     raise AudioLoadError(f"{what}: samples of dtype {array.dtype} are not audio (expected integer PCM or float)")
 
 
+def _check_waveform_shape(shape: tuple[int, ...], what: str) -> None:
+    """AudioLoadError when a 2-D array cannot be a waveform: both axes longer than a recording has channels.
+
+    Such an array is a spectrogram's values (``[bins, frames]``), an image or a batch; read as
+    audio it would be mixed from a hundred "channels" into one and analysed with confidence.
+    """
+    if len(shape) == 2 and min(shape) > _MAX_CHANNELS:
+        raise AudioLoadError(
+            f"{what} is not a waveform: read as audio it would have {min(shape)} channels, and a recording has at "
+            f"most {_MAX_CHANNELS} (a spectrogram's values or a batch of clips look like this). Pass the Spectrogram "
+            "object itself (model.analyze(spec)), a waveform as [samples] or [channels, samples], or several clips as "
+            "a list (model.analyze([clip, ...], sample_rate=...)); audio with that many channels: "
+            "Audio(torch.as_tensor(array), sample_rate)"
+        )
+
+
 def _from_array(data: np.ndarray | torch.Tensor, sample_rate: Any) -> Audio:
     what = f"array of shape {tuple(data.shape)}"
+    _check_waveform_shape(tuple(data.shape), what)
     if sample_rate is None:
         raise AudioLoadError(f"{what}: an array has no sample rate of its own; pass sample_rate=...")
     rate = _check_rate(sample_rate, what)
@@ -232,6 +251,15 @@ def load_audio(
         audio = _from_array(source, sample_rate)
         if offset or duration is not None:
             audio = audio.segment(offset, None if duration is None else offset + duration)
+        if mono and audio.num_channels > _MIXED_SILENTLY:
+            import warnings
+
+            warnings.warn(
+                f"{what}: read as one clip of {audio.num_channels} channels and mixed to mono; if its rows are "
+                "separate clips, pass them as a list (model.analyze([clip, ...], sample_rate=...))",
+                UserWarning,
+                stacklevel=2,
+            )
     else:
         audio = _read_file(Path(source), offset, duration)
         if sample_rate is not None:

@@ -211,6 +211,7 @@ def chunked_spectrogram(
         sample_rate=plan.rate,
         valid_frames=n_frames if isinstance(frontend, KaldiFbank) else min(n_frames, n_samples // plan.hop + 1),
         source=reader.name,
+        frontend=getattr(frontend, "signature", None),
     )
 
 

@@ -28,6 +28,8 @@ class Spectrogram:
     ``times`` are frame centres (s), evenly spaced by ``hop_length / sample_rate``;
     ``frequencies`` are bin centres (Hz) and ``frequency_edges`` the ``freq + 1`` band edges (Hz);
     ``valid_frames`` counts the leading frames computed from real signal (the rest is padding).
+    ``frontend`` names the front end and the settings that made the values (its ``signature``; None for
+    a hand-made Spectrogram), so a model can refuse values made another way than its own input.
     """
 
     values: torch.Tensor
@@ -40,6 +42,7 @@ class Spectrogram:
     sample_rate: int
     valid_frames: int
     source: str | None = field(default=None, compare=False)
+    frontend: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.values.ndim != 2:
@@ -392,6 +395,13 @@ class STFTSpectrogram(nn.Module):
         )
         self.decibels = _Decibels(self.power, top_db)
 
+    @property
+    def signature(self) -> str:
+        """This front end and every setting that decides its values (the Spectrogram's ``frontend``)."""
+        return (f"STFTSpectrogram(n_fft={self.n_fft}, win_length={self.win_length}, hop_length={self.hop_length}, "
+                f"window={self.window!r}, power={self.power}, to_db={self.to_db}, top_db={self.top_db}, "
+                f"pad_mode={self.pad_mode!r})")
+
     def linear_values(self, wav: torch.Tensor) -> torch.Tensor:
         """``[bins, frames]`` power or magnitude of a mono waveform ``[samples]``, before any dB."""
         return _framewise_power(wav, n_fft=self.n_fft, hop_length=self.hop_length, window=self.transform.window,
@@ -417,6 +427,7 @@ class STFTSpectrogram(nn.Module):
             sample_rate=rate,
             valid_frames=min(n_frames, wav.shape[-1] // self.hop_length + 1),
             source=source,
+            frontend=self.signature,
         )
 
 
@@ -480,6 +491,14 @@ class MelSpectrogram(nn.Module):
         to_mel, to_hz = (_htk_mel, _htk_hz) if mel_scale == "htk" else (_slaney_mel, _slaney_hz)
         self._centres, self._edges = _mel_edges(float(to_mel(self.f_min)), float(to_mel(self.f_max)), self.n_mels, to_hz)
 
+    @property
+    def signature(self) -> str:
+        """This front end and every setting that decides its values (the Spectrogram's ``frontend``)."""
+        return (f"MelSpectrogram(sample_rate={self.sample_rate}, n_fft={self.n_fft}, win_length={self.win_length}, "
+                f"hop_length={self.hop_length}, n_mels={self.n_mels}, f_min={self.f_min}, f_max={self.f_max}, "
+                f"power={self.power}, mel_scale={self.mel_scale!r}, norm={self.norm!r}, to_db={self.to_db}, "
+                f"top_db={self.top_db}, pad_mode={self.pad_mode!r})")
+
     def linear_values(self, wav: torch.Tensor) -> torch.Tensor:
         """``[n_mels, frames]`` mel power or magnitude of a mono waveform ``[samples]`` at ``sample_rate``,
         before any dB."""
@@ -504,6 +523,7 @@ class MelSpectrogram(nn.Module):
             sample_rate=rate,
             valid_frames=min(n_frames, wav.shape[-1] // self.hop_length + 1),
             source=source,
+            frontend=self.signature,
         )
 
 
@@ -559,6 +579,13 @@ class KaldiFbank(nn.Module):
     def win_length(self) -> int:
         return int(self.sample_rate * self.frame_length_ms / 1000)
 
+    @property
+    def signature(self) -> str:
+        """This front end and every setting that decides its values (the Spectrogram's ``frontend``); not
+        ``target_frames``, which only sets how many frames are kept (``valid_frames`` counts the real ones)."""
+        norm = f"mean={self.mean}, std={self.std}" if self.normalize else "normalize=False"
+        return f"KaldiFbank(num_mel_bins={self.num_mel_bins}, {norm})"
+
     def extra_repr(self) -> str:
         return (
             f"num_mel_bins={self.num_mel_bins}, target_frames={self.target_frames}, "
@@ -602,4 +629,5 @@ class KaldiFbank(nn.Module):
             sample_rate=self.sample_rate,
             valid_frames=valid,
             source=source,
+            frontend=self.signature,
         )

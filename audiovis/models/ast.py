@@ -312,6 +312,7 @@ class ASTModel(SpectrogramModelMixin, VisionTransformerDistilled):
         self.head = nn.Linear(self.config.hidden_size, num_classes, device=device)
         nn.init.trunc_normal_(self.head.weight, std=self.config.initializer_range)
         nn.init.zeros_(self.head.bias)
+        self.head_trained = False
 
     # -- files ------------------------------------------------------------------------------------
 
@@ -363,6 +364,7 @@ class ASTModel(SpectrogramModelMixin, VisionTransformerDistilled):
         model = cls(target)
         _adapt_positions(converted, source, target, name=files.name)
         ckpt.load_converted(model, converted, name=files.name, describe=repr_config(target))
+        model.head_trained = True  # the checkpoint's own head (load_converted refuses one without it)
         return model.to(device).eval()
 
     @classmethod

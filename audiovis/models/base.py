@@ -22,9 +22,10 @@ import torch
 from torch import nn
 
 from ..audio import Audio, _is_number, load_audio
-from ..errors import ConfigError
+from ..errors import AudioLoadError, ConfigError
 from ..patches import PatchGrid
 from ..spectrogram import KaldiFbank, Spectrogram
+from .windows import window_starts
 
 AudioInput = Union[Audio, Spectrogram, str, os.PathLike, np.ndarray, torch.Tensor]
 
@@ -138,6 +139,11 @@ class SpectrogramModelMixin:
     multi_label: bool
     #: whether ``forward_head`` reads the patch tokens (average pooling) or only the prefix tokens
     head_reads_patches: bool = False
+    #: whether the classification head holds trained weights: False for a head built at random (a model
+    #: made from a config, ``from_imagenet``, a ViT whose checkpoint has no head of this size); loaders
+    #: that load a head set it True; set it yourself after training one. Where labels are shown
+    #: (``Analysis.top_labels``, the Explorer) an untrained head is said to be one.
+    head_trained: bool = False
 
     # -- geometry -------------------------------------------------------------------------------
 
@@ -284,15 +290,16 @@ class SpectrogramModelMixin:
         prune_layer: int | None = None,
         fuse_dropped: bool = True,
         merge_ratio: float = 0.0,
-    ) -> "Analysis | WindowedAnalyses":
+    ) -> "Analysis | WindowedAnalyses | list[Analysis | WindowedAnalyses]":
         """Run the model on ``audio`` and keep what is needed to explain the result.
 
         ``audio`` is an Audio, a path, an array (with ``sample_rate``) or a ready Spectrogram. Audio that
         fits one model window (at most ``window_seconds`` plus the last frame's overhang; a Spectrogram of
-        at most ``input_shape[1]`` frames) gives one :class:`~audiovis.Analysis`. Longer input gives a
+        at most ``input_shape[1]`` valid frames) gives one :class:`~audiovis.Analysis`. Longer input gives a
         list of them (:class:`~audiovis.analysis.WindowedAnalyses`), one per window, windows starting every
-        ``hop`` seconds (default: :attr:`window_seconds`, no overlap) until one reaches the end; see
-        :meth:`analyze_windows`, which always returns the list. ``attention=True`` computes all attention
+        ``hop`` seconds (default: :attr:`window_seconds`, no overlap) while they fit, then one ending at the
+        end of the input (:meth:`window_starts`); see :meth:`analyze_windows`, which always returns the list.
+        A list of clips gives a list with one result per clip. ``attention=True`` computes all attention
         maps during the pass (explicit softmax); otherwise they are computed from the cached hidden
         states when first asked for. ``keep_ratio < 1`` prunes tokens (``keep_by="energy"|"attention"``,
         from block ``prune_layer``; ``fuse_dropped``: the dropped patches run on as one fused token; see
@@ -300,18 +307,40 @@ class SpectrogramModelMixin:
         (:mod:`audiovis.models.merging`). Both keep the pass's compact states and rebuild full layouts and
         attention only when asked (:mod:`audiovis.models.reduction`); ``keep_ratio=1.0`` and
         ``merge_ratio=0`` are exactly the plain analysis.
+
+        ``audio`` may also be a list (or tuple) of clips, each any of the above: the result is a plain list
+        with one entry per clip (an Analysis, or a WindowedAnalyses for a long clip), analysed one after
+        another with the same options; e.g. ``model.analyze(list(batch), sample_rate=16000)`` for the rows
+        of a ``[clips, samples]`` tensor (given whole, its rows would be mixed as channels of one clip).
         """
         hop = check_hop(hop)
         reduction = self._reduction(keep_ratio, keep_by, prune_layer, fuse_dropped, merge_ratio)
-        source = self._load(audio, sample_rate)
-        starts = self._window_starts(source, hop)
         options = dict(attention=attention, reduction=reduction)
+        if isinstance(audio, (list, tuple)):
+            clips = self._check_clips(audio)
+            return [self.analyze(clip, hop=hop, sample_rate=sample_rate, attention=attention, keep_ratio=keep_ratio,
+                                 keep_by=keep_by, prune_layer=prune_layer, fuse_dropped=fuse_dropped,
+                                 merge_ratio=merge_ratio) for clip in clips]
+        source = self._load(audio, sample_rate)
+        starts = self.window_starts(source, hop)
         if len(starts) == 1:
             return self._analyze_window(source, starts[0], **options)
         from ..analysis import WindowedAnalyses
 
         self._warn_if_heavy(len(starts))
         return WindowedAnalyses(self._analyze_window(source, start, **options) for start in starts)
+
+    @staticmethod
+    def _check_clips(clips: Sequence) -> list:
+        """The clips of a list given to ``analyze``: at least one, and none a bare number."""
+        if len(clips) == 0:
+            raise ValueError("analyze got an empty list of clips; pass at least one")
+        if any(_is_number(c) or isinstance(c, bool) for c in clips):
+            raise AudioLoadError(
+                "analyze takes a list of clips (each a path, Audio, array or Spectrogram), got a list of numbers; "
+                "for the samples of one clip pass np.asarray(samples) with sample_rate=..."
+            )
+        return list(clips)
 
     #: Windowed analyses whose hidden states would take more than this many bytes get a warning.
     HEAVY_ANALYSES_BYTES = 2 * 2**30
@@ -334,7 +363,7 @@ class SpectrogramModelMixin:
 
     def analyze_windows(
         self,
-        audio: AudioInput,
+        audio: AudioInput | Sequence[AudioInput],
         *,
         hop: float | None = None,
         windows: Sequence[int] | None = None,
@@ -348,14 +377,16 @@ class SpectrogramModelMixin:
     ) -> "WindowedAnalyses":
         """One Analysis per model window over the whole clip, windows starting every ``hop`` seconds: always a list.
 
-        ``hop`` defaults to :attr:`window_seconds` (windows tile the clip without overlap); windows are
-        added until one reaches the end of the clip, and the last one is padded. ``windows`` picks some
+        ``hop`` defaults to :attr:`window_seconds` (windows tile the clip without overlap) while they fit;
+        the last window ends at the end of the clip, overlapping the one before (:meth:`window_starts`:
+        no window is mostly padding); only a clip shorter than one window is padded. ``windows`` picks some
         of them by index (default: all). Each Analysis has ``offset`` (its start, s) and a spectrogram whose
-        times are absolute (seconds from the start of the clip).
+        times are absolute: the recording's clock, from the clip's ``Audio.start`` (0 for a whole file; 60
+        for ``load_audio(path, offset=60)`` or ``audio.segment(60, 64)``).
 
-        A Spectrogram is windowed the same way: windows of ``input_shape[1]`` frames every ``hop`` seconds
-        rounded to whole frames (:meth:`window_spectrogram`); ``offset`` counts from its first frame and the
-        times stay the spectrogram's. For KaldiFbank models, a spectrogram made by the front end without
+        A Spectrogram is windowed the same way over its ``valid_frames``: windows of ``input_shape[1]``
+        frames every ``hop`` seconds rounded to whole frames (:meth:`window_spectrogram`); the times stay the spectrogram's and
+        ``offset`` is read from them (:meth:`_audio_time`: ``start * hop`` for a whole clip's spectrogram). For KaldiFbank models, a spectrogram made by the front end without
         ``target_frames`` gives the windows of its audio; for dB front ends the floor is the whole
         spectrogram's rather than each window's. The pruning arguments are :meth:`analyze`'s, applied to
         every window.
@@ -363,7 +394,7 @@ class SpectrogramModelMixin:
         hop = check_hop(hop)
         reduction = self._reduction(keep_ratio, keep_by, prune_layer, fuse_dropped, merge_ratio)
         source = self._load(audio, sample_rate)
-        starts = self._window_starts(source, hop)
+        starts = self.window_starts(source, hop)
         if windows is not None:
             picked = []
             for index in windows:
@@ -387,27 +418,26 @@ class SpectrogramModelMixin:
         reduction = reduction.resolve(self)
         return None if reduction.is_identity(self.grid.num_patches) else reduction
 
-    def _window_starts(self, source: Audio | Spectrogram, hop: float | None) -> list:
-        """Where the windows of ``source`` start: seconds for an Audio, frames for a Spectrogram.
+    def window_starts(self, source: Audio | Spectrogram, hop: float | None = None) -> list:
+        """Where the model windows over ``source`` start: seconds for an Audio, frames for a Spectrogram.
 
-        A window is added while the previous one ends before the input does, so input that fits one
-        window has exactly one start.
+        The rule is :func:`audiovis.models.windows.window_starts`: input that fits one window has one
+        start; longer input gets a window every ``hop`` (default :attr:`window_seconds`) while one fits,
+        then one that ends at the end of the input (its start on the front end's frame grid), so no
+        window is mostly padding. A Spectrogram counts its ``valid_frames`` (the padding a front end
+        added to reach ``target_frames`` is not input), ``hop`` rounded to whole frames.
         """
+        hop = check_hop(hop)
         if isinstance(source, Spectrogram):
             frames = self.input_shape[1]
-            self._spectrogram(source)  # checks the frequency bins
+            self._spectrogram(source)  # checks the frequency bins and the front end
             step = frames if hop is None else int(round(hop / source.hop_seconds))
             if step < 1:
                 raise ValueError(f"hop must be at least one frame ({source.hop_seconds} s) for a Spectrogram, got {hop!r}")
-            return list(range(0, max(1, source.num_frames - frames + step), step))
+            return window_starts(max(1, min(source.valid_frames, source.num_frames)), frames, step, grid=1)
+        fe = self.frontend
         step = self.window_seconds if hop is None else hop
-        span, duration = self._span_seconds, source.duration
-        count = 1 if duration <= span else 1 + math.ceil((duration - span) / step)
-        while count > 1 and (count - 2) * step + span >= duration:  # float rounding at the boundary
-            count -= 1
-        while (count - 1) * step + span < duration:
-            count += 1
-        return [k * step for k in range(count)]
+        return window_starts(source.duration, self._span_seconds, step, grid=fe.hop_length / fe.sample_rate)
 
     def windows(
         self, audio: AudioInput, *, hop: float | None = None, sample_rate: int | None = None
@@ -419,7 +449,7 @@ class SpectrogramModelMixin:
         """
         hop = check_hop(hop)
         source = self._load(audio, sample_rate)
-        return [self._window_input(source, start) for start in self._window_starts(source, hop)]
+        return [self._window_input(source, start) for start in self.window_starts(source, hop)]
 
     def _window_input(self, source: Audio | Spectrogram, start: float | int) -> tuple[float, Spectrogram]:
         """``(offset, model input)`` of the window of ``source`` at ``start`` (s for Audio, frames for a Spectrogram)."""
@@ -465,6 +495,46 @@ class SpectrogramModelMixin:
         overhang = max(0, getattr(fe, "win_length", fe.hop_length) - fe.hop_length)
         return self.window_seconds + overhang / fe.sample_rate
 
+    def _check_frontend(self, spec: Spectrogram) -> None:
+        """ValueError unless ``spec``'s values were made as this model's input is (front end, units, normalisation).
+
+        A Spectrogram made by a front end carries its ``signature``, compared whole; a hand-made one (no
+        signature) must at least have the model's units, frequency scale and frame hop. Another front end's
+        values (dB where the model saw normalised filterbanks, or another normalisation) give confident
+        nonsense, so they are refused rather than run.
+        """
+        mine = getattr(self.frontend, "signature", None)
+        if mine is None or spec.frontend == mine:
+            return
+        ref = self._frontend_reference()
+        if spec.frontend is not None:
+            problem = f"was made by {spec.frontend} ({spec.units})"
+        else:
+            diffs = [f"{name} {theirs!r} (the model's: {ours!r})" for name, theirs, ours in (
+                ("units", spec.units, ref.units), ("scale", spec.scale, ref.scale),
+                ("hop", f"{spec.hop_seconds * 1000:g} ms", f"{ref.hop_seconds * 1000:g} ms"),
+            ) if theirs != ours]
+            if not diffs:
+                return
+            problem = "has " + ", ".join(diffs)
+        raise ValueError(
+            f"this Spectrogram {problem}, but the model's input comes from {mine} ({ref.units}); values made "
+            "another way would mean something else to the model. Pass the audio itself (the model computes its "
+            "own spectrogram) or model.frontend(audio)."
+        )
+
+    def _frontend_reference(self) -> Spectrogram:
+        """The model's front end on a few silent samples: its units, scale and hop (cached per front end)."""
+        fe = self.frontend
+        cached = self.__dict__.get("_frontend_probe")
+        if cached is None or cached[0] is not fe:
+            length = max(getattr(fe, "win_length", 0), getattr(fe, "n_fft", 0), fe.hop_length) * 2
+            silence = Audio(torch.zeros(1, length), int(getattr(fe, "sample_rate", 16000)))
+            with torch.no_grad():
+                cached = (fe, fe(silence))
+            self.__dict__["_frontend_probe"] = cached
+        return cached[1]
+
     @staticmethod
     def _load(audio: AudioInput, sample_rate: int | None) -> Audio | Spectrogram:
         if isinstance(audio, (Audio, Spectrogram)):
@@ -474,6 +544,8 @@ class SpectrogramModelMixin:
         return load_audio(audio, sample_rate)
 
     def _spectrogram(self, source: Audio | Spectrogram) -> Spectrogram:
+        if isinstance(source, Spectrogram):
+            self._check_frontend(source)
         spec = source if isinstance(source, Spectrogram) else self.frontend(source)
         if spec.num_bins != self.input_shape[0]:
             raise ValueError(

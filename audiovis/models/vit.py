@@ -94,6 +94,9 @@ class ViTModel(SpectrogramModelMixin, nn.Module):
             raise ConfigError(f"ViTModel: {name!r} needs at least one transformer block, got depth=0")
         self.name = name
         self.vit = vit
+        # timm keeps a pretrained head only when its class count is the checkpoint's; otherwise it starts random
+        loaded = bool(kwargs.get("pretrained"))
+        self.head_trained = loaded and num_classes == (getattr(vit, "pretrained_cfg", None) or {}).get("num_classes")
         self.frontend = frontend if frontend is not None else default_frontend(grid_check.input_shape[0])
         self._labels = list(labels) if labels is not None else default_labels(num_classes)
         self._multi_label = bool(multi_label)

@@ -16,7 +16,7 @@ import ipywidgets as W
 import numpy as np
 import traitlets
 
-from ..analysis import Analysis
+from ..analysis import UNTRAINED_HEAD_NOTE, Analysis, top_labels_of
 from ..audio import Audio, load_audio
 from ..errors import AudiovisError
 from ..spectrogram import Spectrogram
@@ -116,7 +116,16 @@ class Explorer(W.VBox):
         self._on_mode_change()
 
         # The Bokeh widget is made last: its first render carries the plot's state at that moment.
-        side = W.VBox([self._predictions, self._status], layout=W.Layout(margin="0 0 0 16px", flex="1 1 260px"))
+        #: the line above the predictions saying the head is untrained (None for a trained head): random weights
+        #: give confident-looking scores, so the panel says so where they are shown
+        self.head_note: W.Label | None = None
+        if not analysis.head_trained:
+            self.head_note = W.Label(
+                "Untrained head (random weights): these labels and scores mean nothing",
+                tooltip=UNTRAINED_HEAD_NOTE, style={"text_color": "#b00020", "font_weight": "bold"},
+            )
+        side = W.VBox([*filter(None, [self.head_note]), self._predictions, self._status],
+                      layout=W.Layout(margin="0 0 0 16px", flex="1 1 260px"))
         super().__init__(
             [
                 header,
@@ -269,8 +278,10 @@ class Explorer(W.VBox):
     def _build_predictions(self, k: int) -> W.VBox:
         a = self.analysis
         kind = "sigmoid, multi-label" if a.multi_label else "softmax"
+        if not a.head_trained:
+            kind += ", untrained head"
         rows: list[W.Widget] = [W.Label(f"Top predictions ({kind})", style={"font_weight": "bold"})]
-        for name, p in a.top_labels(min(k, len(a.labels))):
+        for name, p in top_labels_of(a.probabilities, a.labels, min(k, len(a.labels))):
             rows.append(
                 W.HBox(
                     [
@@ -463,6 +474,25 @@ def _window_audio(audio: Audio, spec: Spectrogram) -> Audio:
     return audio.segment(0.0, float(spec.frame_to_time(spec.num_frames)))
 
 
+def _resolve_model(model: Any) -> "SpectrogramModelMixin":
+    """``explore``'s model argument as a model: None or ``"demo"`` is the shipped demo model."""
+    from ..models.base import SpectrogramModelMixin
+
+    if model is None or (isinstance(model, str) and model.strip().lower() == "demo"):
+        from ..demo import load_demo_model
+
+        return load_demo_model()
+    if not isinstance(model, SpectrogramModelMixin):
+        hint = (" (a string names only the demo model, \"demo\"; load others with av.ASTModel.from_pretrained(path))"
+                if isinstance(model, (str, os.PathLike)) else "")
+        got = repr(model) if isinstance(model, (str, os.PathLike)) else f"a {type(model).__name__}"
+        raise TypeError(
+            f"explore(): model must be an audiovis model (ASTModel, ViTModel, av.load_demo_model()), \"demo\" or None, "
+            f"got {got}{hint}"
+        )
+    return model
+
+
 _EXPLORER_OPTIONS = (
     "overlay", "layer", "head", "class_index", "colormap", "heatmap_colormap", "opacity", "color_by", "top_k",
     "height", "plot_size",
@@ -471,15 +501,18 @@ _EXPLORER_OPTIONS = (
 
 def explore(
     audio: Audio | Spectrogram | Analysis | str | os.PathLike | np.ndarray | Any,
-    model: "SpectrogramModelMixin | None" = None,
+    /,
+    model: "SpectrogramModelMixin | str | None" = None,
     **options: Any,
 ) -> Explorer:
     """Analyse ``audio`` with ``model`` (default: the shipped demo model) once and open an :class:`Explorer`.
 
     ``audio`` is a path, an Audio, an array (pass ``sample_rate=``), a Spectrogram, or a ready Analysis
-    (then ``model`` is not used). Options: ``sample_rate``, ``window`` and the Explorer's keyword arguments
-    (``overlay``, ``layer``, ``head``, ``class_index``, ``colormap``, ``heatmap_colormap``, ``opacity``,
-    ``color_by``, ``top_k``, ``height``, ``plot_size``).
+    (then ``model`` is not used, and ``audio=`` may give the clip it came from, for playback). ``model``
+    is a model or ``"demo"`` (the same as None: :func:`~audiovis.load_demo_model`). Options:
+    ``sample_rate``, ``window`` and the Explorer's keyword arguments (``overlay``, ``layer``, ``head``,
+    ``class_index``, ``colormap``, ``heatmap_colormap``, ``opacity``, ``color_by``, ``top_k``, ``height``,
+    ``plot_size``).
 
     An Explorer shows one model window. Audio longer than that is cut into windows as ``model.analyze``
     cuts it (every ``model.window_seconds``, no overlap; a Spectrogram likewise, in frames) and
@@ -489,21 +522,27 @@ def explore(
     """
     sample_rate = options.pop("sample_rate", None)
     window = options.pop("window", None)
+    clip = options.pop("audio", None)
     unknown = sorted(set(options) - set(_EXPLORER_OPTIONS))
     if unknown:
         raise TypeError(
-            f"explore() got unknown option(s) {unknown}; options are sample_rate, window, {', '.join(_EXPLORER_OPTIONS)}"
+            f"explore() got unknown option(s) {unknown}; options are sample_rate, window, audio (with an Analysis), "
+            f"{', '.join(_EXPLORER_OPTIONS)}"
         )
     if isinstance(audio, Analysis):
         if window is not None:
             raise TypeError("explore(): window= picks a window of audio; an Analysis already is one window")
-        return Explorer(audio, **options)
-    if model is None:
-        from ..demo import load_demo_model
-
-        model = load_demo_model()
+        if clip is not None and not isinstance(clip, Audio):
+            clip = load_audio(clip, sample_rate)
+        return Explorer(audio, audio=clip, **options)
+    if clip is not None:
+        raise TypeError(
+            "explore(): audio given twice (as the first argument and as audio=); audio= only goes with an Analysis: "
+            "explore(analysis, audio=clip)"
+        )
+    model = _resolve_model(model)
     source = audio if isinstance(audio, (Audio, Spectrogram)) else load_audio(audio, sample_rate)
-    starts = model._window_starts(source, None)
+    starts = model.window_starts(source)
     if window is None and len(starts) == 1:
         analysis = model.analyze(source)
     else:

@@ -27,6 +27,7 @@ from ..audio import Audio
 from ..errors import ConfigError
 from ..longform import LongSource, chunked_spectrogram
 from ..models.base import inference
+from ..models.windows import window_starts
 from ..spectrogram import KaldiFbank, Spectrogram
 from .viewer import SpectrogramViewer
 
@@ -157,7 +158,7 @@ class LongViewer(SpectrogramViewer):
         self._window_frames = frames
         self._model_grid = model.grid
         self._current: tuple[int, Any] | None = None
-        starts = list(range(0, max(1, spec.num_frames - frames + hop_frames), hop_frames))
+        starts = window_starts(max(1, spec.valid_frames), frames, hop_frames, grid=1)  # model.analyze's windows
         labels = iter_window_labels(model, spec, starts, top_k=top_k, batch_size=batch_size)  # checks arguments now
         self._spans = [(start, start + frames) for start in starts]
         self._window_list: list[Window] = [
