@@ -60,6 +60,36 @@ def attention_probabilities(block: nn.Module, hidden: torch.Tensor) -> torch.Ten
     return torch.softmax((q * block.attn.scale) @ k.transpose(-2, -1), dim=-1)
 
 
+def _qk(attn: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Queries and keys only (a third less projection work than ``_qkv`` when values are not needed)."""
+    if not isinstance(attn.qkv, nn.Linear):  # e.g. a quantized projection: its weight cannot be sliced
+        q, k, _ = _qkv(attn, x)
+        return q, k
+    batch, tokens, _ = x.shape
+    size = 2 * attn.num_heads * attn.head_dim
+    bias = None if attn.qkv.bias is None else attn.qkv.bias[:size]
+    qk = nn.functional.linear(x, attn.qkv.weight[:size], bias)
+    q, k = qk.reshape(batch, tokens, 2, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+    return attn.q_norm(q), attn.k_norm(k)
+
+
+def mean_attention(block: nn.Module, hidden: torch.Tensor, *, heads_at_once: int = 4) -> torch.Tensor:
+    """Head-mean softmax attention ``[B, T, T]`` of ``block`` for ``hidden`` ``[B, T, D]`` (no autograd).
+
+    A few heads at a time, each softmax in place, so the ``[B, heads, T, T]`` maps are never held
+    together: what attention rollout needs, at a third of the memory for 12 heads and as fast.
+    """
+    q, k = _qk(block.attn, block.norm1(hidden))
+    heads = q.shape[1]
+    q = (q * block.attn.scale).contiguous()
+    keys = k.transpose(-2, -1).contiguous()
+    total = torch.zeros(q.shape[0], q.shape[2], keys.shape[3], dtype=q.dtype, device=q.device)
+    for start in range(0, heads, heads_at_once):
+        chunk = slice(start, start + heads_at_once)
+        total.add_(_softmax_last(q[:, chunk] @ keys[:, chunk]).sum(dim=1))
+    return total.div_(heads)
+
+
 def _softmax_last(logits: torch.Tensor) -> torch.Tensor:
     """Softmax over the last axis; in place when no gradient flows, so an attention map of 1214^2 per head is
     written once (a second buffer costs as much again in fresh memory): the same values as ``torch.softmax``."""
