@@ -48,11 +48,18 @@ def _check_segment(offset: Any, duration: Any, what: str) -> tuple[float, float 
 
 @dataclass(frozen=True, repr=False)
 class Audio:
-    """A waveform ``[channels, samples]`` (float32 torch tensor) and its sample rate in Hz."""
+    """A waveform ``[channels, samples]`` (float32 torch tensor) and its sample rate in Hz.
+
+    ``start`` is the time (s) of sample 0 in the recording it came from: 0 for a whole file, 60 for
+    ``load_audio(path, offset=60)`` or ``audio.segment(60, 64)``. Front ends put their frames at that
+    time, so spectrograms, analyses (``offset``) and viewers show the recording's clock; ``segment``,
+    ``resample`` and ``to_mono`` keep it.
+    """
 
     waveform: torch.Tensor
     sample_rate: int
     source: str | None = field(default=None, compare=False)
+    start: float = 0.0
 
     def __post_init__(self) -> None:
         wav = self.waveform
@@ -63,6 +70,9 @@ class Audio:
         if wav.dtype != torch.float32:
             object.__setattr__(self, "waveform", wav.to(torch.float32))
         object.__setattr__(self, "sample_rate", _check_rate(self.sample_rate, "Audio"))
+        if not _is_number(self.start) or not np.isfinite(self.start) or self.start < 0:
+            raise AudioLoadError(f"Audio.start must be a finite number of seconds >= 0, got {self.start!r}")
+        object.__setattr__(self, "start", float(self.start))
 
     @property
     def num_channels(self) -> int:
@@ -77,6 +87,11 @@ class Audio:
         """Length in seconds."""
         return self.num_samples / self.sample_rate
 
+    @property
+    def end(self) -> float:
+        """Time (s) of the end of the last sample in the recording's clock: ``start + duration``."""
+        return self.start + self.duration
+
     def resample(self, sample_rate: int) -> "Audio":
         """This audio at another rate (torchaudio's band-limited sinc resampling)."""
         import torchaudio.functional as AF
@@ -85,21 +100,25 @@ class Audio:
         if sample_rate == self.sample_rate:
             return self
         wav = AF.resample(self.waveform, self.sample_rate, sample_rate)
-        return Audio(wav.contiguous(), sample_rate, self.source)
+        return Audio(wav.contiguous(), sample_rate, self.source, self.start)
 
     def to_mono(self) -> "Audio":
         """The mean of all channels, as one channel."""
         if self.num_channels == 1:
             return self
-        return Audio(self.waveform.mean(dim=0, keepdim=True), self.sample_rate, self.source)
+        return Audio(self.waveform.mean(dim=0, keepdim=True), self.sample_rate, self.source, self.start)
 
     def segment(self, start: float, end: float | None = None) -> "Audio":
-        """The part from ``start`` to ``end`` seconds (clipped to the clip)."""
+        """The part from ``start`` to ``end`` seconds of this clip (clipped to the clip).
+
+        ``start``/``end`` count from this clip's first sample (not from :attr:`start`); the part's own
+        :attr:`start` is where it lies in the recording: ``self.start`` + its first sample's time.
+        """
         if end is not None and end < start:
             raise ValueError(f"segment end {end} s is before its start {start} s")
         first = max(0, int(round(start * self.sample_rate)))
         last = self.num_samples if end is None else min(self.num_samples, int(round(end * self.sample_rate)))
-        return Audio(self.waveform[:, first:last], self.sample_rate, self.source)
+        return Audio(self.waveform[:, first:last], self.sample_rate, self.source, self.start + first / self.sample_rate)
 
     def numpy(self) -> np.ndarray:
         """The waveform as a float32 numpy array ``[channels, samples]``."""
@@ -107,9 +126,10 @@ class Audio:
 
     def __repr__(self) -> str:
         src = f", source={self.source!r}" if self.source else ""
+        at = f" from {self.start:.3f} s" if self.start else ""
         return (
             f"Audio({self.num_channels} ch, {self.sample_rate} Hz, {self.num_samples} samples, "
-            f"{self.duration:.3f} s{src})"
+            f"{self.duration:.3f} s{at}{src})"
         )
 
 
@@ -206,7 +226,7 @@ def _read_file(path: Path, offset: float, duration: float | None) -> Audio:
         bad = int(np.argwhere(~np.isfinite(data))[0][0])
         raise AudioLoadError(f"{str(path)!r} holds a non-finite sample at sample {start + bad}")
     wav = torch.from_numpy(np.ascontiguousarray(data.T))
-    return Audio(wav, rate, str(path))
+    return Audio(wav, rate, str(path), start / rate)
 
 
 def load_audio(

@@ -41,6 +41,7 @@ class _Reader:
             self.rate = source.sample_rate
             self.length = source.num_samples
             self.name = source.source
+            self.start = source.start  # the recording's clock: frames are placed from here
         elif isinstance(source, (str, os.PathLike)):
             import soundfile as sf
 
@@ -51,7 +52,7 @@ class _Reader:
                 info = sf.info(str(path))
             except (sf.LibsndfileError, RuntimeError) as exc:
                 raise AudioLoadError(f"{str(path)!r} could not be decoded as audio: {exc}") from exc
-            self.audio, self.path = None, str(path)
+            self.audio, self.path, self.start = None, str(path), 0.0
             self.rate, self.length, self.name = int(info.samplerate), int(info.frames), str(path)
             if self.length <= 0:
                 raise AudioLoadError(f"{str(path)!r} holds no audio samples")
@@ -202,7 +203,7 @@ def chunked_spectrogram(
     axes = _axes(frontend, plan)
     return Spectrogram(
         values=values,
-        times=(np.arange(n_frames) * plan.hop + plan.time_shift) / plan.rate,
+        times=(np.arange(n_frames) * plan.hop + plan.time_shift) / plan.rate + reader.start,
         frequencies=axes.frequencies,
         frequency_edges=axes.frequency_edges,
         scale=axes.scale,

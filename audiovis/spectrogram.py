@@ -150,6 +150,11 @@ def _mono_waveform(
     return wav[0], rate, source
 
 
+def _start_of(audio: Audio | torch.Tensor) -> float:
+    """Where ``audio`` starts in its recording (s): an Audio's ``start``; a bare tensor starts at 0."""
+    return audio.start if isinstance(audio, Audio) else 0.0
+
+
 #: frames transformed at once: small enough that a block's frames, spectrum and power stay in cache
 _FRAMES_PER_BLOCK = 512
 #: mel filters per band of the banded filterbank product (see ``_filter_bands``)
@@ -418,7 +423,7 @@ class STFTSpectrogram(nn.Module):
         edges = np.clip((np.arange(n_bins + 1) - 0.5) * bin_hz, 0.0, rate / 2)
         return Spectrogram(
             values=values.contiguous(),
-            times=np.arange(n_frames) * self.hop_length / rate,
+            times=np.arange(n_frames) * self.hop_length / rate + _start_of(audio),
             frequencies=freqs,
             frequency_edges=edges,
             scale="linear",
@@ -514,7 +519,7 @@ class MelSpectrogram(nn.Module):
         n_frames = values.shape[-1]
         return Spectrogram(
             values=values.contiguous(),
-            times=np.arange(n_frames) * self.hop_length / rate,
+            times=np.arange(n_frames) * self.hop_length / rate + _start_of(audio),
             frequencies=self._centres.copy(),
             frequency_edges=self._edges.copy(),
             scale="mel",
@@ -620,7 +625,7 @@ class KaldiFbank(nn.Module):
         hop = self.hop_length
         return Spectrogram(
             values=feats.T.contiguous(),
-            times=(np.arange(n_frames) * hop + self.win_length / 2) / self.sample_rate,
+            times=(np.arange(n_frames) * hop + self.win_length / 2) / self.sample_rate + _start_of(audio),
             frequencies=self._centres.copy(),
             frequency_edges=self._edges.copy(),
             scale="mel",

@@ -210,7 +210,7 @@ def test_audio_is_served_as_int16_chunks(viewer, audio, monkeypatch):
     sent = _capture_sends(viewer, monkeypatch)
     info = viewer._audio_info
     assert info == {"sample_rate": SR, "num_samples": audio.num_samples, "duration": pytest.approx(3.0),
-                    "dtype": "int16", "chunks": 1}
+                    "start": 0.0, "dtype": "int16", "chunks": 1}
     viewer._on_message(viewer, {"type": "audio", "id": 7, "chunk": 0}, [])
     (content, buffers), = sent
     assert content["id"] == 7 and content["dtype"] == "int16" and "error" not in content

@@ -484,13 +484,22 @@ class SpectrogramModelMixin:
     def _window_input(self, source: Audio | Spectrogram, start: float | int) -> tuple[float, Spectrogram]:
         """``(offset, model input)`` of the window of ``source`` at ``start`` (s for Audio, frames for a Spectrogram)."""
         if isinstance(source, Spectrogram):
-            return int(start) * source.hop_seconds, self.window_spectrogram(self._spectrogram(source), int(start))
+            return self._audio_time(source, int(start)), self.window_spectrogram(self._spectrogram(source), int(start))
         segment = self._window_audio(source, start)
-        spec = self.fit_window(self._spectrogram(segment))
-        offset = float(start)
-        if offset:
-            spec = replace(spec, times=spec.times + offset)
-        return offset, spec
+        # the segment knows where it lies in the recording (Audio.start): its frames' times and the offset use that clock
+        return segment.start, self.fit_window(self._spectrogram(segment))
+
+    def _audio_time(self, spec: Spectrogram, frame: int) -> float:
+        """Where the audio of frame ``frame`` of ``spec`` starts in the recording (s), rounded to a sample.
+
+        The frame's centre less where the model's front end centres frame 0 of audio starting at 0 (a
+        Kaldi frame: half its window later; centred STFT/mel frames: at 0). For a spectrogram of a whole
+        clip starting at 0 this is ``frame * hop``; for a window cut from a recording, its time there.
+        """
+        fe = self.frontend
+        lead = fe.win_length / 2 / fe.sample_rate if isinstance(fe, KaldiFbank) else 0.0
+        seconds = float(spec.frame_to_time(frame + 0.5)) - lead
+        return round(seconds * spec.sample_rate) / spec.sample_rate
 
     def _analyze_window(self, source: Audio | Spectrogram, start: float | int, **options) -> "Analysis":
         """The Analysis of the window of ``source`` starting at ``start`` (s for Audio, frames for a Spectrogram)."""

@@ -103,6 +103,22 @@ def iter_window_labels(
     return batches()
 
 
+def _resolve_model(model: Any) -> Any:
+    """LongViewer's model argument as a model: None or ``"demo"`` is the shipped demo model (as ``explore``)."""
+    from ..models.base import SpectrogramModelMixin
+
+    if model is None or (isinstance(model, str) and model.strip().lower() == "demo"):
+        from ..demo import load_demo_model
+
+        return load_demo_model()
+    if not isinstance(model, SpectrogramModelMixin):
+        raise TypeError(
+            "LongViewer: model must be an audiovis model (ASTModel, ViTModel, av.load_demo_model()), \"demo\" or "
+            f"None for the demo model, got {repr(model) if isinstance(model, str) else 'a ' + type(model).__name__}"
+        )
+    return model
+
+
 def _stop_thread(stop: threading.Event, thread: threading.Thread | None) -> None:
     """Ask a label thread to stop and wait for it (it ends after the batch it is computing)."""
     stop.set()
@@ -113,7 +129,8 @@ def _stop_thread(stop: threading.Event, thread: threading.Thread | None) -> None
 class LongViewer(SpectrogramViewer):
     """A long recording in a SpectrogramViewer, analysed window by window by ``model``.
 
-    ``LongViewer(source, model)`` reads ``source`` (a path or an Audio) in chunks, runs the model on
+    ``LongViewer(source, model)`` reads ``source`` (a path or an Audio) in chunks, runs the model
+    (None or ``"demo"``: :func:`~audiovis.load_demo_model`, as ``explore``) on
     windows of ``model.input_shape[1]`` frames every ``hop`` seconds (default: one window, no overlap)
     and keeps each window's ``top_k`` labels (batched logits-only passes of ``batch_size`` windows, see
     :func:`window_labels`). ``window`` is the index of the window under view (or
@@ -128,12 +145,14 @@ class LongViewer(SpectrogramViewer):
 
     _windows = traitlets.List().tag(sync=True)
     _grid_offset = traitlets.Int(0).tag(sync=True)
+    #: save_html keeps the overview and the current view's full-resolution tiles (an hour in full is ~50 MB)
+    _default_saved_frames = "view"
     window = traitlets.Int(None, allow_none=True, read_only=True).tag(sync=True)
 
     def __init__(
         self,
         source: LongSource,
-        model: Any,
+        model: Any = None,
         *,
         hop: float | None = None,
         top_k: int = 3,
@@ -143,11 +162,10 @@ class LongViewer(SpectrogramViewer):
         progress: Callable[[str, int, int], None] | None = None,
         **viewer_kwargs: Any,
     ) -> None:
+        model = _resolve_model(model)
         frontend = long_frontend(model.frontend)
         spec = chunked_spectrogram(
             frontend, source, chunk_seconds=chunk_seconds,
-    #: save_html keeps the overview and the current view's full-resolution tiles (an hour in full is ~50 MB)
-    _default_saved_frames = "view"
             progress=None if progress is None else (lambda done, total: progress("spectrogram", done, total)),
         )
         frames = int(model.input_shape[1])
@@ -196,14 +214,14 @@ class LongViewer(SpectrogramViewer):
         done, pushed = 0, time.monotonic()
         try:
             for batch in batches:
-                if self._stop.is_set():
-                    return
                 for top in batch:
                     w = self._window_list[done]
                     self._window_list[done] = Window(w.index, w.start, w.end, w.start_seconds, w.end_seconds, top)
                     done += 1
                 if progress is not None:
                     progress(done, len(self._window_list))
+                if self._stop.is_set():  # closed, or the interpreter is exiting: no further batch
+                    return
                 if time.monotonic() - pushed >= LABEL_PUSH_SECONDS:
                     self._push_windows()
                     pushed = time.monotonic()
@@ -252,6 +270,11 @@ class LongViewer(SpectrogramViewer):
         if hasattr(self, "_stop"):  # ipywidgets also calls close() on a viewer whose __init__ failed
             _stop_thread(self._stop, self._labels_thread)
         super().close()
+
+    @property
+    def _no_grid_hint(self) -> str:  # the patch errors of a zoomed-out view point to a window, not to grid=
+        return (f"zoomed out, the view spans several model windows: show one with lv.show_window(i), "
+                f"i in 0..{len(self._spans) - 1}, or zoom to about one window")
 
     def window_spectrogram(self, spec: Spectrogram, start: int) -> Spectrogram:
         """Frames ``[start, start + window)`` of ``spec``: one model input (``model.window_spectrogram``).

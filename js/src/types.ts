@@ -40,6 +40,8 @@ export interface AudioInfo {
   sample_rate: number;
   num_samples: number;
   duration: number;
+  /** Where sample 0 plays on the spectrogram's clock (s): Audio.start (absent: 0). */
+  start?: number;
   dtype: string;
   chunks: number;
 }
@@ -60,6 +62,8 @@ export interface ViewerModel {
   selected_patches: number[];
   hovered_patch: number | null;
   masked_patches: number[];
+  /** One group id per patch (token merging), or null; -1 = in no group. */
+  patch_groups: number[] | null;
   heatmap: BinaryArray | null;
   heatmap_opacity: number;
   heatmap_colormap: string;
