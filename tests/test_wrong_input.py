@@ -198,6 +198,10 @@ def test_loaders_say_whether_the_head_was_trained(demo, tmp_path):
     import timm
 
     assert demo.head_trained is True
+    from audiovis.models.pruning import convert_stride
+
+    assert convert_stride(demo, 16).head_trained is True  # the same head, copied to the new model
+    assert av.quantize(demo, "bf16").head_trained is True
     config = av.ASTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
                           num_mel_bins=32, max_length=64, num_labels=4)
     random_ast = av.ASTModel(config)

@@ -144,6 +144,7 @@ def train(options: TrainOptions | None = None, features: FeatureSet | None = Non
     seconds["training"] = time.perf_counter() - start
     seconds["training_cpu"] = time.process_time() - cpu
     model.eval()
+    model.head_trained = True
 
     result = TrainResult(model, losses, seconds)
     if options.out is not None:

@@ -361,4 +361,5 @@ def convert_stride(model: "ASTModel", stride: int | tuple[int, int] = 16) -> "AS
     state = dict(model.state_dict())
     state["pos_embed"] = adapt_pos_embed_to_stride(state["pos_embed"], model.grid, new.grid, model.num_prefix_tokens)
     new.load_state_dict(state)
+    new.head_trained = getattr(model, "head_trained", False)  # the same head, copied
     return new.to(model.pos_embed.device).eval()
