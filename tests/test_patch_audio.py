@@ -134,3 +134,34 @@ def test_bad_input_is_named(model):
     from_spec = model.analyze(res.spectrogram)
     with pytest.raises(ValueError, match="made from a Spectrogram"):
         from_spec.patch_audio([1])
+
+
+def test_viewer_answers_patch_audio_requests_with_the_region_only():
+    audio = av.load_audio(noise(3.0, seed=5), SR)
+    audio = av.Audio(audio.waveform, SR)
+    spec = av.KaldiFbank(target_frames=None)(audio)
+    grid = av.PatchGrid(input_shape=(128, spec.num_frames), patch_size=(16, 16), stride=(10, 10))
+    viewer = av.SpectrogramViewer(spec, grid=grid, audio=audio)
+    sent = []
+    viewer.send = lambda content, buffers=None: sent.append((content, buffers))
+    patches = [grid.index(4, 20), grid.index(5, 21)]
+    viewer._on_message(viewer, {"id": 7, "type": "patch_audio", "patches": patches}, [])
+    reply, buffers = sent[-1]
+    assert "error" not in reply, reply
+    samples = np.frombuffer(buffers[0], dtype="<f4")
+    boxes = [grid.bounds_hz_s(p, spec) for p in patches]
+    t0, t1 = min(b.time_start for b in boxes), max(b.time_end for b in boxes)
+    assert reply["sample_rate"] == SR and reply["start"] == pytest.approx(t0, abs=1 / SR)
+    assert len(samples) == round((t1 - t0) * SR) == reply["shape"][0]
+    # the same sound as the window's patch_audio over that span (the STFT frames fall elsewhere: energy within 10 %)
+    f0, f1 = min(b.freq_start for b in boxes), max(b.freq_end for b in boxes)
+    full = np.zeros(audio.num_samples, dtype=np.float32)
+    full[int(round(t0 * SR)): int(round(t0 * SR)) + len(samples)] = samples
+    assert energy_share_inside(full, (t0, t1, f0, f1)) >= 0.9
+    for bad in ([], [grid.num_patches], "all", None, [1.5]):
+        viewer._on_message(viewer, {"id": 8, "type": "patch_audio", "patches": bad}, [])
+        assert sent[-1][0]["id"] == 8 and "error" in sent[-1][0], bad
+    silent = av.SpectrogramViewer(spec, grid=grid)
+    silent.send = lambda content, buffers=None: sent.append((content, buffers))
+    silent._on_message(silent, {"id": 9, "type": "patch_audio", "patches": [1]}, [])
+    assert sent[-1][0]["error"] == "this viewer has no audio"

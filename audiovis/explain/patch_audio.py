@@ -98,3 +98,52 @@ def window_patch_audio(audio: Audio, grid: PatchGrid, spectrogram: Spectrogram, 
     boxes = patch_boxes(grid, spectrogram, patches, window_start)
     wav = masked_waveform(mono.waveform[0], spectrogram.sample_rate, boxes)
     return dataclasses.replace(mono, waveform=wav[None].contiguous())
+
+
+def frame_boxes(grid: PatchGrid, spectrogram: Spectrogram, patches: Sequence[int], frame_offset: int = 0) -> list[Box]:
+    """Each patch's footprint in seconds (on the spectrogram's clock) and Hz, the grid's frame 0 lying at
+    frame ``frame_offset`` of ``spectrogram`` (a viewer showing one window of a long recording)."""
+    boxes = []
+    for p in patches:
+        b = grid.bounds(int(p))
+        t0, t1 = spectrogram.frame_to_time([b.time_start + frame_offset, b.time_end + frame_offset])
+        f0, f1 = spectrogram.bin_to_hz([b.freq_start, b.freq_end])
+        boxes.append(Box(float(t0), float(t1), float(f0), float(f1)))
+    return boxes
+
+
+def region_audio(samples: np.ndarray, sample_rate: int, audio_start: float, boxes: Sequence[Box],
+                 rate: int) -> tuple[np.ndarray, float]:
+    """The sound inside ``boxes`` (s on the audio's clock, Hz), cut to their time span: what "▶ patches" plays.
+
+    Only the span plus one STFT window of context on each side is transformed (a long recording is not).
+
+    Args:
+        samples: mono samples ``[n]`` whose first plays at ``audio_start`` seconds.
+        sample_rate: their rate.
+        audio_start: the clock time of the first sample.
+        boxes: the regions.
+        rate: the rate to work and answer at (the spectrogram's).
+
+    Returns:
+        ``(float32 samples at rate, clock time of the first)``; a ValueError when the boxes miss the audio.
+    """
+    end = audio_start + len(samples) / sample_rate
+    t0 = max(audio_start, min(b.time_start for b in boxes))
+    t1 = min(end, max(b.time_end for b in boxes))
+    if t1 <= t0:
+        raise ValueError(f"the selected patches ({t0:.3f}-{t1:.3f} s) lie outside the audio ({audio_start:.3f}-{end:.3f} s)")
+    context = 2 * WINDOW_SECONDS
+    first = max(0, int(np.floor((t0 - context - audio_start) * sample_rate)))
+    last = min(len(samples), int(np.ceil((t1 + context - audio_start) * sample_rate)))
+    part = torch.from_numpy(np.ascontiguousarray(samples[first:last], dtype=np.float32))
+    if sample_rate != rate:
+        import torchaudio.functional as AF
+
+        part = AF.resample(part[None], sample_rate, rate)[0]
+    cut_start = audio_start + first / sample_rate
+    shifted = [Box(b.time_start - cut_start, b.time_end - cut_start, b.freq_start, b.freq_end) for b in boxes]
+    out = masked_waveform(part, rate, shifted).numpy()
+    begin = int(round((t0 - cut_start) * rate))
+    count = int(round((t1 - t0) * rate))
+    return np.ascontiguousarray(out[begin: begin + count], dtype=np.float32), cut_start + begin / rate

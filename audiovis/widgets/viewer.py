@@ -427,6 +427,8 @@ class SpectrogramViewer(anywidget.AnyWidget):
             kind = content.get("type")
             if kind == "audio":
                 reply, out = self._audio_chunk(content.get("chunk"))
+            elif kind == "patch_audio":
+                reply, out = self._patch_audio(content.get("patches"))
             elif kind == "tile":
                 if self._tile_server is None:
                     raise ValueError("this viewer has no tiles (its spectrogram fits one payload)")
@@ -437,6 +439,28 @@ class SpectrogramViewer(anywidget.AnyWidget):
         except Exception as exc:  # the kernel must never raise because of a browser message
             log.warning("SpectrogramViewer: bad request from the browser: %s", exc)
             self.send({"id": request_id, "error": str(exc)})
+
+    def _patch_audio(self, patches: Any) -> tuple[dict, list]:
+        """"▶ patches": the sound of just those patches (their frames and bands), cut to their time span,
+        as float32 samples at the spectrogram's rate (audiovis/explain/patch_audio.py)."""
+        from ..explain.patch_audio import frame_boxes, region_audio
+
+        if self._pcm is None:
+            raise ValueError("this viewer has no audio")
+        if self._patch_grid is None:
+            raise ValueError("this viewer has no patch grid")
+        n = self._patch_grid.num_patches
+        if not isinstance(patches, list) or not patches or len(patches) > n or not all(
+                isinstance(p, int) and not isinstance(p, bool) for p in patches):
+            raise ValueError(f"patches must be a non-empty list of patch indices, got {_short(patches)!r}")
+        bad = [p for p in patches if not 0 <= p < n]
+        if bad:
+            raise ValueError(f"patch index {bad[0]} outside 0..{n - 1}")
+        idx = sorted(set(patches))
+        boxes = frame_boxes(self._patch_grid, self._spec, idx, int(getattr(self, "_grid_offset", 0) or 0))
+        samples, start = region_audio(self._pcm, int(self._audio_rate), self._audio_start, boxes, self._spec.sample_rate)
+        reply = {"sample_rate": int(self._spec.sample_rate), "start": start, "dtype": "float32", "shape": [len(samples)]}
+        return reply, [memoryview(samples.astype("<f4").tobytes())]
 
     def _audio_info_dict(self) -> dict:
         n = len(self._pcm)

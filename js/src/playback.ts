@@ -36,6 +36,8 @@ export class Player {
   private generation = 0;
   /** Start position (s) of a play still waiting for the context or the audio; null when none is. */
   private pendingStart: number | null = null;
+  /** Bumped by forget: audio still loading for an earlier content is dropped when it arrives. */
+  private loads = 0;
 
   constructor(
     private readonly source: PcmSource,
@@ -61,9 +63,11 @@ export class Player {
   private async ensureBuffer(): Promise<AudioBuffer> {
     if (this.buffer) return this.buffer;
     if (!this.loading) {
+      const load = this.loads;
       this.loading = this.source.load().then(({ samples, sampleRate }) => {
         // destroyed while loading: make no new AudioContext that nothing would close
         if (this.destroyed) throw new Error("audiovis: the player was destroyed");
+        if (load !== this.loads) throw new Error("audiovis: the audio changed while it loaded");
         const ctx = this.context();
         const buf = ctx.createBuffer(1, Math.max(1, samples.length), sampleRate);
         buf.copyToChannel(samples as Float32Array<ArrayBuffer>, 0);
@@ -153,6 +157,14 @@ export class Player {
       node.disconnect();
     }
     if (notify && p !== null) this.events.onStop(p);
+  }
+
+  /** Stop, and drop the loaded audio: the next play loads it again (the source's content changed). */
+  forget(): void {
+    this.stop(false);
+    this.loads++;
+    this.buffer = null;
+    this.loading = null;
   }
 
   destroy(): void {

@@ -84,6 +84,7 @@ class SpectrogramView {
   private readonly tooltip = el("div", "av-tooltip", "audiovis-tooltip");
   private readonly playButton = el("button", "av-button", "audiovis-play");
   private readonly playSelectionButton = el("button", "av-button", "audiovis-play-selection");
+  private readonly playPatchesButton = el("button", "av-button", "audiovis-play-patches");
   private readonly resetButton = el("button", "av-button", "audiovis-reset-zoom");
   private readonly readout = el("span", "av-readout", "audiovis-readout");
   private readonly image = document.createElement("canvas");
@@ -92,6 +93,10 @@ class SpectrogramView {
   private readonly writer: ModelWriter;
   private readonly requester: Requester;
   private readonly player: Player;
+  /** Plays the sound of just the selected patches ("▶ patches"), which the kernel computes. */
+  private readonly patchPlayer: Player;
+  /** Clock time (s) of the first sample of the patches' sound being played. */
+  private patchStart = 0;
   private readonly cleanups: Array<() => void> = [];
 
   private meta!: SpectrogramMeta;
@@ -137,6 +142,13 @@ class SpectrogramView {
         onStop: (t) => this.onPlayStop(t),
       },
     );
+    this.patchPlayer = new Player(
+      { load: () => this.loadPatchAudio() },
+      {
+        onFrame: (t) => this.onPlayFrame(t + this.patchStart),
+        onStop: (t) => this.onPlayStop(t + this.patchStart),
+      },
+    );
     this.buildDom(host);
     this.loadSpectrogram();
     this.loadGrid();
@@ -164,12 +176,14 @@ class SpectrogramView {
     const toolbar = el("div", "av-toolbar");
     this.playButton.type = "button";
     this.playSelectionButton.type = "button";
+    this.playPatchesButton.type = "button";
+    this.playPatchesButton.textContent = "▶ patches";
     this.resetButton.type = "button";
     this.playSelectionButton.textContent = "▶ selection";
     this.playSelectionButton.title = "Play the time span of the selected patches";
     this.resetButton.textContent = "Reset zoom";
     this.resetButton.title = "Show the whole clip (double-click the spectrogram)";
-    toolbar.append(this.playButton, this.playSelectionButton, this.resetButton, this.readout);
+    toolbar.append(this.playButton, this.playSelectionButton, this.playPatchesButton, this.resetButton, this.readout);
 
     const plot = el("div", "av-plot");
     this.canvas.setAttribute("role", "img");
@@ -192,6 +206,7 @@ class SpectrogramView {
     };
     on(this.playButton, "click", () => this.togglePlay());
     on(this.playSelectionButton, "click", () => this.playSelection());
+    on(this.playPatchesButton, "click", () => this.playPatches());
     on(this.resetButton, "click", () => this.setWindow(0, this.meta.n_frames, true));
     on(this.strip, "click", (e) => {
       const i = windowAt(this.windows, xToFrame(this.view(), e.clientX - this.strip.getBoundingClientRect().left));
@@ -594,6 +609,10 @@ class SpectrogramView {
 
   private togglePlay(): void {
     if (!this.model.get("_audio_info")) return;
+    if (this.patchPlayer.active) {
+      this.patchPlayer.stop(true);
+      return;
+    }
     if (this.player.active) {
       // playing, or still waiting for the audio: either way this press pauses (a pending start is cancelled)
       this.player.stop(true);
@@ -628,7 +647,36 @@ class SpectrogramView {
     if (span) this.startPlayback(span[0], span[1]);
   }
 
+  /** "▶ patches": only the selected patches' sound (their frames and bands), computed by the kernel. */
+  private playPatches(): void {
+    if (!this.grid || !this.selected.size || !this.model.get("_audio_info")) return;
+    this.player.stop(false);
+    this.patchPlayer.forget();
+    this.localPlayhead = this.selectionSpan()?.[0] ?? null;
+    const started = this.patchPlayer.play(0);
+    this.updateButtons();
+    this.requestDraw();
+    started.catch((err: unknown) => {
+      console.warn("audiovis: playing the patches failed:", err);
+      this.readout.textContent = `playing the patches failed: ${err instanceof Error ? err.message : String(err)}`;
+      this.localPlayhead = null;
+      this.updateButtons();
+    });
+  }
+
+  private async loadPatchAudio(): Promise<{ samples: Float32Array; sampleRate: number }> {
+    const patches = [...this.selected].sort((a, b) => a - b);
+    const reply = await this.requester.request({ type: "patch_audio", patches });
+    const c = reply.content;
+    const view = reply.buffers[0];
+    if (!view) throw new Error("the patches' sound arrived without data");
+    this.patchStart = Number(c.start);
+    const samples = pcmToFloat32({ view, dtype: String(c.dtype), shape: c.shape as number[] });
+    return { samples, sampleRate: Number(c.sample_rate) };
+  }
+
   private startPlayback(start: number, end?: number): void {
+    this.patchPlayer.stop(false);
     this.localPlayhead = start;
     const started = this.player.play(start, end);
     this.updateButtons();
@@ -681,13 +729,19 @@ class SpectrogramView {
 
   private updateButtons(): void {
     const hasAudio = !!this.model.get("_audio_info");
-    const playing = !!this.player?.active; // also while the audio is still loading
+    const playing = !!this.player?.active || !!this.patchPlayer?.active; // also while the audio is still loading
     this.playButton.textContent = playing ? "⏸ Pause" : "▶ Play";
     this.playButton.dataset.state = playing ? "playing" : "paused";
     this.playButton.disabled = !hasAudio;
     this.playButton.title = hasAudio ? "Play / pause (space)" : "No audio was given to this viewer";
     const playable = hasAudio && this.playableSelectionSpan() !== null;
     this.playSelectionButton.disabled = !playable;
+    this.playPatchesButton.disabled = !playable || !this.grid;
+    this.playPatchesButton.title = !hasAudio
+      ? "No audio was given to this viewer"
+      : playable || !this.selected.size
+        ? "Play only the selected patches' sound: their frames and frequency bands"
+        : "The selected patches lie beyond the end of the audio";
     this.playSelectionButton.title = !hasAudio
       ? "No audio was given to this viewer"
       : playable || !this.selected.size
@@ -805,6 +859,7 @@ class SpectrogramView {
     for (const fn of this.cleanups.splice(0)) fn();
     this.tiles?.destroy();
     this.player.destroy();
+    this.patchPlayer.destroy();
     this.requester.destroy();
     this.root.remove();
   }
