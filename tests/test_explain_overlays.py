@@ -33,3 +33,36 @@ def test_overlay_is_the_class_map(analysis, mode):
     np.testing.assert_array_equal(ex.heatmap, getattr(analysis, mode)(2))
     ex.class_index = 0
     np.testing.assert_array_equal(ex.heatmap, getattr(analysis, mode)(0))
+
+
+def test_faithfulness_panel_plots_the_current_overlay(analysis):
+    ex = Explorer(analysis)
+    panel = ex.faithfulness_panel
+    assert panel.compute() is None and "Choose an overlay" in panel._output.value
+    ex.class_index = 1
+    ex.overlay = "relevance"
+    result = panel.compute()
+    expected = analysis.faithfulness(analysis.relevance(1), class_index=1, steps=20)
+    np.testing.assert_allclose(result.deletion, expected.deletion)
+    np.testing.assert_allclose(result.random_insertion, expected.random_insertion)
+    text = panel._output.value
+    assert "audiovis-faithfulness-plot" in text and f"{result.deletion_auc:.3f}" in text
+    assert text.count("<polyline") == 4
+    panel.select_top()
+    np.testing.assert_array_equal(sorted(ex.selection), sorted(analysis.top_patches(analysis.relevance(1), 0.1)))
+    assert panel.result is result  # selecting does not change a relevance map
+    ex.overlay = "rollout"
+    assert panel.result is None and "press Faithfulness" in panel._output.value
+
+
+def test_faithfulness_panel_escapes_names():
+    from audiovis.widgets.faithfulness_panel import summary_html
+
+    class Fake:
+        label = "<img src=x onerror=alert(1)>"
+        fractions = np.linspace(0, 1, 3)
+        deletion = insertion = random_deletion = random_insertion = np.array([1.0, 0.5, 0.0])
+        deletion_auc = insertion_auc = random_deletion_auc = random_insertion_auc = 0.5
+
+    text = summary_html(Fake(), "<b>x</b>")
+    assert "<img" not in text and "&lt;img" in text and "&lt;b&gt;x" in text

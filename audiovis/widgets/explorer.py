@@ -249,9 +249,14 @@ class Explorer(W.VBox):
             tooltips=["Colour points by the patch's time", "... by its frequency band", "... by the current overlay"],
         )
         row = {"flex_flow": "row wrap", "align_items": "center", "grid_gap": "4px 12px"}
+        from .faithfulness_panel import FaithfulnessPanel
+
+        #: deletion / insertion curves of the current overlay vs random, and "Select top 10 %"
+        self.faithfulness_panel = FaithfulnessPanel(self)
         self._controls_box = W.VBox(
             [
                 W.HBox([self._overlay_menu, self._layer_slider, self._head_menu, self._class_menu], layout=W.Layout(**row)),
+                self.faithfulness_panel,
                 W.HBox(
                     [
                         self._colormap_menu, self._heatmap_colormap_menu, self._opacity_slider,
