@@ -202,7 +202,7 @@ def render_plot(viewer: SpectrogramViewer, width: int, height: int):
         x = round(fx(valid))
         for y in range(0, height, 8):
             draw.line([(x, y), (x, min(height, y + 4))], fill=(255, 255, 255, 153))
-    if viewer._audio_info is not None and viewer.playhead > 0:
+    if viewer._audio_info is not None and viewer.playhead > viewer._audio_start:
         x = fx(float(spec.time_to_frame(viewer.playhead)))
         if 0 <= x <= width:
             draw.line([(x, 0), (x, height)], fill=(57, 255, 122, 255), width=2)

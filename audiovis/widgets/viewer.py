@@ -65,8 +65,8 @@ def _integral(value: Any) -> int | None:
     return None
 
 
-def _patch_list(value: Any, grid: PatchGrid | None, name: str) -> list[int]:
-    """Sorted unique patch indices, or a TraitError naming the first bad entry."""
+def _patch_list(value: Any, grid: PatchGrid | None, name: str, hint: str = "pass grid=PatchGrid(...)") -> list[int]:
+    """Sorted unique patch indices, or a TraitError naming the first bad entry (``hint``: how to get a grid)."""
     if value is None:
         return []
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -75,7 +75,7 @@ def _patch_list(value: Any, grid: PatchGrid | None, name: str) -> list[int]:
     if items.size == 0:
         return []
     if grid is None:
-        raise traitlets.TraitError(f"{name}: this viewer has no patch grid (pass grid=PatchGrid(...))")
+        raise traitlets.TraitError(f"{name}: this viewer has no patch grid ({hint})")
     out = set()
     for v in items.tolist():
         k = _integral(v)
@@ -150,6 +150,10 @@ class SpectrogramViewer(anywidget.AnyWidget):
         # a view of the Audio's samples (no copy for mono float32): playback adds nothing to the kernel's memory
         self._pcm = None if audio is None else np.asarray(audio.to_mono().waveform[0].detach().cpu().numpy(), dtype=np.float32)
         self._audio_rate = None if audio is None else audio.sample_rate
+        # where sample 0 plays on the spectrogram's clock (Audio.start: a segment of a recording starts later)
+        self._audio_start = 0.0 if audio is None else float(audio.start)
+        if self._audio_start:
+            kwargs.setdefault("playhead", self._audio_start)
         # Long spectrograms: a max-pooled overview first, full-resolution tiles on request (tiles.py).
         self._tile_server = tile_server_for(spectrogram.numpy(), precision)
         payload, meta = _encode_spectrogram(spectrogram, precision, self._tile_server)
@@ -169,6 +173,9 @@ class SpectrogramViewer(anywidget.AnyWidget):
             **kwargs,
         )
         self.on_msg(self._on_message)
+
+    #: How to get a patch grid, in the error for patches given to a viewer without one (LongViewer: a window).
+    _no_grid_hint = "pass grid=PatchGrid(...)"
 
     # ---- read-only views of what is shown ----
 
@@ -190,7 +197,7 @@ class SpectrogramViewer(anywidget.AnyWidget):
 
     def select(self, patches: int | Iterable[int]) -> None:
         """Replace the selection with ``patches`` (token indices)."""
-        self.selected_patches = _patch_list(patches, self._patch_grid, "select")
+        self.selected_patches = _patch_list(patches, self._patch_grid, "select", self._no_grid_hint)
 
     def clear_selection(self) -> None:
         self.selected_patches = []
@@ -235,13 +242,6 @@ class SpectrogramViewer(anywidget.AnyWidget):
             Path(path).write_bytes(data)
         return data
 
-    # ---- validation (Python side: errors; browser side: see set_state) ----
-
-    @traitlets.validate("selected_patches", "masked_patches")
-    def _check_patches(self, proposal: dict) -> list[int]:
-        return _patch_list(proposal["value"], self._patch_grid, proposal["trait"].name)
-
-    @traitlets.validate("hovered_patch")
     def save_html(
         self,
         path: str | Path,
@@ -275,11 +275,18 @@ class SpectrogramViewer(anywidget.AnyWidget):
     #: Which full-resolution frames save_html keeps by default ("all"; LongViewer: "view").
     _default_saved_frames = "all"
 
+    # ---- validation (Python side: errors; browser side: see set_state) ----
+
+    @traitlets.validate("selected_patches", "masked_patches")
+    def _check_patches(self, proposal: dict) -> list[int]:
+        return _patch_list(proposal["value"], self._patch_grid, proposal["trait"].name, self._no_grid_hint)
+
+    @traitlets.validate("hovered_patch")
     def _check_hovered(self, proposal: dict) -> int | None:
         value = proposal["value"]
         if value is None:
             return None
-        return _patch_list([value], self._patch_grid, "hovered_patch")[0]
+        return _patch_list([value], self._patch_grid, "hovered_patch", self._no_grid_hint)[0]
 
     @traitlets.validate("heatmap")
     def _check_heatmap(self, proposal: dict) -> np.ndarray | None:
@@ -288,7 +295,7 @@ class SpectrogramViewer(anywidget.AnyWidget):
             return None
         grid = self._patch_grid
         if grid is None:
-            raise traitlets.TraitError("heatmap: this viewer has no patch grid (pass grid=PatchGrid(...))")
+            raise traitlets.TraitError(f"heatmap: this viewer has no patch grid ({self._no_grid_hint})")
         arr = _as_numpy(value, "heatmap").astype(np.float32)
         if arr.shape not in ((grid.num_patches,), grid.grid_shape):
             raise traitlets.TraitError(
@@ -303,7 +310,7 @@ class SpectrogramViewer(anywidget.AnyWidget):
             return None
         grid = self._patch_grid
         if grid is None:
-            raise traitlets.TraitError("embeddings: this viewer has no patch grid (pass grid=PatchGrid(...))")
+            raise traitlets.TraitError(f"embeddings: this viewer has no patch grid ({self._no_grid_hint})")
         arr = _as_numpy(value, "embeddings")
         if arr.ndim != 2 or arr.shape[0] != grid.num_patches:
             raise traitlets.TraitError(f"embeddings: expected shape ({grid.num_patches}, dim), got {arr.shape}")
@@ -350,14 +357,15 @@ class SpectrogramViewer(anywidget.AnyWidget):
     @traitlets.validate("playhead")
     def _check_playhead(self, proposal: dict) -> float:
         t = float(proposal["value"])
-        end = self._duration()
-        if not (math.isfinite(t) and 0.0 <= t <= end + 1e-9):
-            raise traitlets.TraitError(f"playhead must be within 0..{end:.3f} s, got {t!r}")
-        return min(t, end)
+        start, end = self._audio_start, self._duration()
+        if not (math.isfinite(t) and start - 1e-9 <= t <= end + 1e-9):
+            raise traitlets.TraitError(f"playhead must be within {start:g}..{end:.3f} s, got {t!r}")
+        return min(max(t, start), end)
 
     def _duration(self) -> float:
+        """Where the audio ends on the viewer's clock (s): its start plus its length (no audio: the spectrogram's end)."""
         if self._pcm is not None and self._audio_rate:
-            return len(self._pcm) / self._audio_rate
+            return self._audio_start + len(self._pcm) / self._audio_rate
         return self.full_time_range[1]
 
     # ---- messages from the browser ----
@@ -415,7 +423,7 @@ class SpectrogramViewer(anywidget.AnyWidget):
             # reverted the next pan steps of a drag
             return [max(lo, min(t0, hi)), max(lo, min(t1, hi))]
         if key == "playhead":
-            return min(max(0.0, _seconds(value)), self._duration())
+            return min(max(self._audio_start, _seconds(value)), self._duration())
         return value
 
     def _on_message(self, widget: Any, content: Any, buffers: list) -> None:
@@ -468,6 +476,7 @@ class SpectrogramViewer(anywidget.AnyWidget):
             "sample_rate": int(self._audio_rate),
             "num_samples": int(n),
             "duration": n / self._audio_rate,
+            "start": self._audio_start,
             "dtype": self._pcm_dtype(),
             "chunks": max(1, math.ceil(n / AUDIO_CHUNK_SAMPLES)),
         }

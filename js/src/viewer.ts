@@ -138,8 +138,9 @@ class SpectrogramView {
     this.player = new Player(
       { load: () => this.loadAudio() },
       {
-        onFrame: (t) => this.onPlayFrame(t),
-        onStop: (t) => this.onPlayStop(t),
+        // the player counts from the audio's first sample; the view's clock starts that many seconds earlier
+        onFrame: (t) => this.onPlayFrame(t + this.audioStart()),
+        onStop: (t) => this.onPlayStop(t + this.audioStart()),
       },
     );
     this.patchPlayer = new Player(
@@ -602,9 +603,15 @@ class SpectrogramView {
     return { samples, sampleRate: info.sample_rate };
   }
 
-  private duration(): number {
+  /** Where the audio's first sample plays on the spectrogram's clock (s): Audio.start, 0 for a whole file. */
+  private audioStart(): number {
+    return this.model.get("_audio_info")?.start ?? 0;
+  }
+
+  /** Where the audio ends on the spectrogram's clock (s); without audio, where the spectrogram ends. */
+  private audioEnd(): number {
     const info = this.model.get("_audio_info");
-    return info ? info.duration : frameToTime(this.axes, this.meta.n_frames);
+    return info ? this.audioStart() + info.duration : frameToTime(this.axes, this.meta.n_frames);
   }
 
   private togglePlay(): void {
@@ -619,7 +626,7 @@ class SpectrogramView {
       return;
     }
     let start = this.model.get("playhead") || 0;
-    if (start >= this.duration() - 1e-3) start = 0;
+    if (start < this.audioStart() || start >= this.audioEnd() - 1e-3) start = this.audioStart();
     this.startPlayback(start);
   }
 
@@ -639,7 +646,7 @@ class SpectrogramView {
   private playableSelectionSpan(): [number, number] | null {
     const span = this.selectionSpan();
     if (!span || !this.model.get("_audio_info")) return null;
-    return span[0] < this.duration() && span[1] > span[0] ? span : null;
+    return span[0] < this.audioEnd() && span[1] > Math.max(span[0], this.audioStart()) ? span : null;
   }
 
   private playSelection(): void {
@@ -678,7 +685,7 @@ class SpectrogramView {
   private startPlayback(start: number, end?: number): void {
     this.patchPlayer.stop(false);
     this.localPlayhead = start;
-    const started = this.player.play(start, end);
+    const started = this.player.play(start - this.audioStart(), end === undefined ? undefined : end - this.audioStart());
     this.updateButtons();
     this.requestDraw(); // the playhead shows at the start while the audio loads
     started.catch((err: unknown) => {
@@ -690,7 +697,7 @@ class SpectrogramView {
   }
 
   private seek(t: number): void {
-    const time = Math.min(Math.max(0, t), this.duration());
+    const time = Math.min(Math.max(this.audioStart(), t), this.audioEnd());
     this.lastSentPlayhead = time;
     this.writer.set("playhead", time);
     if (this.player.active) this.startPlayback(time);
@@ -783,7 +790,7 @@ class SpectrogramView {
     const hm = this.activeHeatmap();
     const playing = this.localPlayhead !== null;
     const playhead = playing ? this.localPlayhead! : this.model.get("playhead");
-    const showPlayhead = playing || (!!this.model.get("_audio_info") && playhead > 0);
+    const showPlayhead = playing || (!!this.model.get("_audio_info") && playhead > this.audioStart());
     const off = this.gridOffset;
     drawOverlay(ctx, {
       view: this.gridView(),
