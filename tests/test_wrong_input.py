@@ -250,6 +250,20 @@ def test_random_head_labels_are_marked(demo, clip):
     assert "untrained" not in repr(trained)
 
 
+def test_long_viewer_of_an_untrained_head_says_so(demo):
+    from audiovis.analysis import UntrainedHeadWarning
+    from audiovis.widgets.longview import LongViewer
+
+    config = av.ASTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                          max_length=400, num_labels=3)
+    with pytest.warns(UntrainedHeadWarning, match="LongViewer: untrained head"):
+        lv = LongViewer(tone(9.0), av.ASTModel(config), background=False)
+    lv.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UntrainedHeadWarning)
+        LongViewer(tone(9.0), demo, background=False).close()
+
+
 # ---- item 8: explore's arguments -----------------------------------------------------------------
 
 

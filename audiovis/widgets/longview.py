@@ -163,6 +163,13 @@ class LongViewer(SpectrogramViewer):
         **viewer_kwargs: Any,
     ) -> None:
         model = _resolve_model(model)
+        if not getattr(model, "head_trained", True):  # the label strip would show a random head's guesses
+            import warnings
+
+            from ..analysis import UNTRAINED_HEAD_NOTE, UntrainedHeadWarning
+
+            warnings.warn(f"LongViewer: {UNTRAINED_HEAD_NOTE}; the window labels are its guesses", UntrainedHeadWarning,
+                          stacklevel=2)
         frontend = long_frontend(model.frontend)
         spec = chunked_spectrogram(
             frontend, source, chunk_seconds=chunk_seconds,
