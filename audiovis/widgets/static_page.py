@@ -93,7 +93,15 @@ def saved_state(widget: Any, *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
     for key in (*_SKIP_TRAITS, *drop):
         state.pop(key, None)
     state, paths, buffers = _remove_buffers(state)
-    return {"state": state, "buffers": [{"path": list(p), "data": _b64(b)} for p, b in zip(paths, buffers)]}
+    saved = []
+    for p, b in zip(paths, buffers):
+        entry: dict[str, Any] = {"path": list(p), "data": _b64(b)}
+        if memoryview(b).nbytes > 16_384:  # large arrays (the spectrogram) compressed when that pays
+            packed = zlib.compress(bytes(b), 9)
+            if len(packed) < 0.9 * memoryview(b).nbytes:
+                entry = {"path": list(p), "data": _b64(packed), "compression": "deflate"}
+        saved.append(entry)
+    return {"state": state, "buffers": saved}
 
 
 def encode_audio(samples: np.ndarray, sample_rate: int, audio_format: AudioFormat = "auto") -> tuple[dict[str, Any], list[str]]:
@@ -193,6 +201,12 @@ def viewer_part(
         frames_entry = _frames_part(server, start, end)
         if (start, end) == (0, n):
             drop = ("_spectrogram",)  # the page pools the overview from the frames
+    if "_windows" in viewer.keys:  # a LongViewer: what follows the zoom there is Python's work
+        notes.append(
+            "LongViewer page: the label strip and the patch grid are those at save time (window "
+            f"{viewer.window if getattr(viewer, 'window', None) is not None else 'none'}); the grid does not "
+            "follow the zoom to other windows, which needs the model"
+        )
     part = saved_state(viewer, drop=drop + extra_drop)
     part["frames"] = frames_entry
     part["overview_from_frames"] = bool(drop)

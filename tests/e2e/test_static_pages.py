@@ -38,6 +38,10 @@ def patch_centre(box: dict, row: int, col: int) -> tuple[float, float]:
     return box["x"] + frame / 1024 * box["width"], box["y"] + box["height"] * (1 - bin_ / 128)
 
 
+def _draw_count(page) -> int:
+    return int(page.evaluate(f"() => Number(document.querySelector('{VIEWER}').dataset.drawCount ?? 0)"))
+
+
 def _wait_drawn(page, count: int) -> None:
     page.wait_for_function(
         f"(n) => Number(document.querySelector('{VIEWER}')?.dataset.drawCount ?? 0) >= n", arg=count, timeout=15000
@@ -137,3 +141,137 @@ def test_saved_page_keeps_working_without_the_package_bundle(browser, tmp_path, 
         _wait_drawn(op.page, 1)
         assert requests == [moved.as_uri()]
         assert not op.errors and not op.blocked
+
+
+JS_SOURCE_SELECTED = """
+() => {
+  for (const doc of window.Bokeh.documents) {
+    const source = doc.get_model_by_name("audiovis-embedding-points");
+    if (source) return [...source.selected.indices].sort((a, b) => a - b);
+  }
+  return null;
+}
+"""
+
+
+def ten_second_audio() -> av.Audio:
+    from audiovis.datasets.synthetic import SyntheticEvents
+
+    clips = SyntheticEvents(3, seed=1)
+    wav = np.concatenate([clips[i].waveform.numpy()[0] for i in range(3)])[: 10 * SR]
+    return av.Audio(torch.tensor(wav)[None], SR)
+
+
+def test_saved_explorer_links_views_and_switches_overlays(browser, tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 10 s is longer than the demo model's window: window 0 is shown
+        ex = av.explore(ten_second_audio())
+    path = tmp_path / "explorer.html"
+    report = ex.save_html(path)
+    assert path.stat().st_size == report.size_bytes <= 3_000_000, str(report)
+    analysis = ex.analysis
+    n_time = analysis.grid.grid_shape[1]
+
+    with offline_page(browser, height=1000) as op:
+        op.open(path)
+        page = op.page
+        page.wait_for_function(JS_SOURCE_SELECTED, timeout=20000)
+        _wait_drawn(page, 1)
+        canvas = page.locator(CANVAS)
+        box = canvas.bounding_box()
+        n_frames = analysis.spectrogram.num_frames
+
+        def centre(row: int, col: int) -> tuple[float, float]:
+            return box["x"] + (col * 10 + 8) / n_frames * box["width"], box["y"] + box["height"] * (1 - (row * 10 + 8) / 128)
+
+        # the top labels panel shows the model's predictions
+        panel = page.locator('[data-testid="audiovis-predictions"]').inner_text()
+        for name, p in analysis.top_labels(3):
+            assert name in panel and f"{p:.3f}" in panel
+
+        # viewer -> plot: a click selects the patch in both
+        page.mouse.click(*centre(3, 12))
+        page.wait_for_function(f"() => JSON.stringify(({JS_SOURCE_SELECTED})()) === '[{3 * n_time + 12}]'", timeout=5000)
+        assert "1 patch selected" in page.locator('[data-testid="audiovis-status"]').inner_text()
+
+        # plot -> viewer: points selected in Bokeh select the patches in the viewer
+        page.evaluate("""() => {
+          for (const doc of window.Bokeh.documents) {
+            const s = doc.get_model_by_name("audiovis-embedding-points");
+            if (s) s.selected.indices = [5, 6, 40];
+          }
+        }""")
+        page.wait_for_function("() => document.querySelector('[data-testid=\"audiovis-readout\"]').textContent.includes('3 selected')", timeout=5000)
+        assert "3 patches selected" in page.locator('[data-testid="audiovis-status"]').inner_text()
+
+        # switching overlays: rollout is drawn over the spectrogram and differs from CLS attention
+        page.mouse.move(2, 2)
+        page.wait_for_timeout(300)
+        plain = canvas_pixels(canvas)
+
+        def choose(testid: str, value: str) -> np.ndarray:
+            count = _draw_count(page)
+            page.select_option(f'[data-testid="{testid}"]', value)
+            _wait_drawn(page, count + 1)
+            page.wait_for_timeout(100)
+            return canvas_pixels(canvas)
+
+        rollout = choose("audiovis-overlay-menu", "rollout")
+        assert np.mean(np.any(rollout != plain, axis=2)) > 0.3
+        choose("audiovis-overlay-menu", "cls")
+        cls1 = choose("audiovis-layer-menu", "1")
+        cls2 = choose("audiovis-layer-menu", "2")
+        assert np.mean(np.any(cls2 != cls1, axis=2)) > 0.1, "another layer, another CLS attention map"
+        saliency = choose("audiovis-overlay-menu", "saliency")
+        assert np.mean(np.any(saliency != rollout, axis=2)) > 0.1
+        choose("audiovis-layer-menu", "1")
+
+        # similarity: hovering a patch gives Analysis.similarity of that patch in this layer (float16 embeddings)
+        page.select_option('[data-testid="audiovis-overlay-menu"]', "similarity")
+        target = 5 * n_time + 20
+        page.mouse.move(*centre(5, 20))
+        page.wait_for_function(f"() => document.querySelector('{VIEWER}').audiovisSimilarity?.index === {target}")
+        values = np.array(page.evaluate(f"() => Array.from(document.querySelector('{VIEWER}').audiovisSimilarity.values)"))
+        np.testing.assert_allclose(values, analysis.similarity([target], layer=1), atol=5e-3)
+        op.screenshot("static_explorer_page")
+        assert not op.errors, op.errors
+        assert op.blocked == [], f"the page tried the network: {op.blocked}"
+
+
+@pytest.mark.slow
+def test_ten_minute_viewer_page_is_small_and_zooms_to_saved_tiles(browser, tmp_path):
+    from audiovis.datasets.synthetic import SyntheticEvents
+
+    clips = SyntheticEvents(15, seed=2)
+    minute = np.concatenate([clips[i].waveform.numpy()[0] for i in range(15)])  # 60 s of sound events
+    wav = np.concatenate([minute * (0.5 + 0.05 * k) for k in range(10)])  # 10 min
+    audio = av.Audio(torch.tensor(wav, dtype=torch.float32)[None], SR)
+    spec = av.KaldiFbank(target_frames=None)(audio)
+    viewer = av.SpectrogramViewer(spec, audio=audio)
+    assert viewer._tiles is not None  # long enough for level of detail
+    path = tmp_path / "ten_minutes.html"
+    report = viewer.save_html(path)
+    assert path.stat().st_size == report.size_bytes <= 10_000_000, str(report)
+    assert report.parts["audio"] > 0 and report.parts["spectrogram frames"] > 0
+
+    with offline_page(browser) as op:
+        op.open(path, timeout=60000)
+        page = op.page
+        _wait_drawn(page, 1)
+        canvas = page.locator(CANVAS)
+        assert canvas_pixels(canvas)[..., :3].std() > 10
+        # zoomed in, the page answers the viewer's tile requests from its own frames
+        box = canvas.bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2)
+        for _ in range(12):
+            page.mouse.wheel(0, -400)
+            page.wait_for_timeout(50)
+        page.wait_for_function(f"() => Number(document.querySelector('{VIEWER}').dataset.tilesReceived ?? 0) > 0", timeout=20000)
+        # the Opus audio decodes in the browser and plays
+        page.locator('[data-testid="audiovis-play"]').click()
+        page.wait_for_function("() => window.__avAudio.starts >= 1", timeout=30000)
+        op.screenshot("static_ten_minute_page")
+        assert not op.errors, op.errors
+        assert op.blocked == [], op.blocked

@@ -7,7 +7,7 @@
 
 import type { TileSpec } from "../tiles";
 import type { Answerer } from "./model";
-import { base64ToBytes } from "./model";
+import { base64ToBytes, inflate } from "./model";
 
 /** The embedded audio (audiovis/widgets/static_page.py `_audio_part`). */
 export interface SavedAudio {
@@ -34,11 +34,6 @@ export interface SavedFrames {
 
 /** Samples per audio chunk, as the viewer's kernel side cuts them (viewer.py AUDIO_CHUNK_SAMPLES). */
 export const AUDIO_CHUNK_SAMPLES = 1 << 20;
-
-export async function inflate(bytes: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([bytes as BlobPart]).stream().pipeThrough(new DecompressionStream("deflate"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
 
 /** Decodes the embedded frames into a typed array [bins, frames]. */
 export async function decodeFrames(saved: SavedFrames): Promise<Uint8Array | Float32Array> {

@@ -242,10 +242,12 @@ async function mountPlot(part: ExplorerPart, host: HTMLElement): Promise<PlotLin
   if (!source) return null;
   const listeners: Array<(indices: number[]) => void> = [];
   let pushing = false;
-  document.addEventListener("audiovis-plot-selection", (e) => {
+  // BokehJS signals: the selection's `indices` property changed (a tap, box or lasso, or a script)
+  const selected = source.selected;
+  const signal = selected.properties?.indices?.change ?? selected.change;
+  signal.connect(() => {
     if (pushing) return;
-    const detail = (e as CustomEvent).detail;
-    const indices = Array.isArray(detail) ? detail.map(Number) : [];
+    const indices = Array.from(selected.indices as ArrayLike<number>, Number);
     for (const fn of listeners) fn(indices);
   });
   return {
@@ -270,6 +272,13 @@ async function mountPlot(part: ExplorerPart, host: HTMLElement): Promise<PlotLin
         return Array.from(new Float32Array(b.view.buffer.slice(b.view.byteOffset, b.view.byteOffset + b.view.byteLength)));
       };
       source.data = { ...source.data, x: decode(pca.x), y: decode(pca.y) };
+      for (const doc of Bokeh.documents) {
+        for (const root of doc.roots?.() ?? []) {
+          if (root.title?.text?.startsWith?.("Patch embeddings")) root.title.text = `Patch embeddings (PCA), layer ${layer}`;
+          if (root.below?.[0]?.axis_label !== undefined) root.below[0].axis_label = `PC1 (${Math.round(100 * pca.ratio[0])}% of variance)`;
+          if (root.left?.[0]?.axis_label !== undefined) root.left[0].axis_label = `PC2 (${Math.round(100 * pca.ratio[1])}% of variance)`;
+        }
+      }
     },
   };
 }

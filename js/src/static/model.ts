@@ -9,10 +9,11 @@ export type Listener = (...args: any[]) => void;
 /** Answers one request: resolves with the reply's content and buffers, or rejects (sent as {id, error}). */
 export type Answerer = (content: Record<string, unknown>) => Promise<{ content: Record<string, unknown>; buffers: DataView[] }>;
 
-/** A saved binary buffer: where it goes in the state and its bytes (base64). */
+/** A saved binary buffer: where it goes in the state and its bytes (base64, zlib-compressed if marked). */
 export interface SavedBuffer {
   path: Array<string | number>;
   data: string;
+  compression?: "deflate";
 }
 
 export interface SavedState {
@@ -27,11 +28,17 @@ export function base64ToBytes(text: string): Uint8Array {
   return out;
 }
 
+export async function inflate(bytes: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([bytes as BlobPart]).stream().pipeThrough(new DecompressionStream("deflate"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
 /** The saved state with every buffer put back at its path as a DataView (what ipywidgets' put_buffers does). */
-export function restoreState(saved: SavedState): Record<string, unknown> {
+export async function restoreState(saved: SavedState): Promise<Record<string, unknown>> {
   const state: Record<string, unknown> = { ...saved.state };
   for (const buffer of saved.buffers ?? []) {
-    const bytes = base64ToBytes(buffer.data);
+    let bytes = base64ToBytes(buffer.data);
+    if (buffer.compression === "deflate") bytes = await inflate(bytes);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     let node: any = state;
     const path = buffer.path;
@@ -41,15 +48,12 @@ export function restoreState(saved: SavedState): Record<string, unknown> {
   return state;
 }
 
+/** Equal values set twice fire no change: lists of numbers by content, anything else (e.g. binary arrays,
+ * whose DataView has no JSON form) by identity. */
 function same(a: unknown, b: unknown): boolean {
   if (a === b) return true;
-  if (a instanceof DataView || b instanceof DataView) return false;
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
-  try {
-    return JSON.stringify(a) === JSON.stringify(b);
-  } catch {
-    return false;
-  }
+  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+  return a.every((v, i) => v === b[i]);
 }
 
 export class StaticModel {

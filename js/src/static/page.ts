@@ -46,7 +46,7 @@ function poolOverview(frames: Uint8Array | Float32Array, meta: SpectrogramMeta):
 
 /** A StaticModel for one saved viewer and its rendered view; returns the model and the view's cleanup. */
 export async function mountViewer(part: ViewerPart, host: HTMLElement): Promise<{ model: StaticModel; destroy: () => void }> {
-  const state = restoreState(part);
+  const state = await restoreState(part);
   if (part.overview_from_frames && part.frames) {
     const meta = state._meta as SpectrogramMeta;
     const frames = await decodeFrames(part.frames);
