@@ -198,3 +198,24 @@ def test_bad_merge_arguments(model, clip):
     broken.blocks[1].attn = torch.nn.Identity()
     with pytest.raises(av.ConfigError, match="token merging needs attention keys in every block: block 1 uses Identity"):
         broken.analyze(clip, merge_ratio=0.5)
+
+
+def test_explorer_merged_tokens_overlay(model, clip):
+    from traitlets import TraitError
+
+    res = model.analyze(clip, merge_ratio=0.5)
+    ex = av.explore(res, overlay="merged")
+    assert ex.viewer.patch_groups == res.merge_groups(-1).tolist()
+    assert "tokens for 95 patches" in ex._current.label
+    ex.layer = 0
+    assert ex.viewer.patch_groups == res.merge_groups(0).tolist() != res.merge_groups(-1).tolist()
+    ex.overlay = "cls"
+    assert ex.viewer.patch_groups is None
+    plain = av.explore(model.analyze(clip), overlay="merged")
+    assert plain.viewer.patch_groups == list(range(95)) and "none" in plain._current.label
+    with pytest.raises(TraitError, match="one group id per patch"):
+        ex.viewer.patch_groups = [0, 1]
+    with pytest.raises(TraitError, match=">= 0"):
+        ex.viewer.patch_groups = [-2] * 95
+    ex.viewer.set_state({"patch_groups": [0] * 95})  # not writable from the browser: ignored, no error
+    assert ex.viewer.patch_groups is None

@@ -398,6 +398,7 @@ class Explorer(W.VBox):
             log.warning("Explorer: cannot compute the %s overlay: %s", self.overlay, exc)
             current = overlays.Overlay(None, f"{overlays.MODES[self.overlay]} unavailable: {exc}")
         self._current = current
+        self.viewer.patch_groups = None if current.groups is None else current.groups.tolist()
         if current.values is None:
             self.viewer.heatmap = None
         else:

@@ -24,11 +24,12 @@ MODES: dict[str, str] = {
     "saliency": "Class saliency",
     "relevance": "Class relevance (attention x gradient)",
     "integrated_gradients": "Integrated gradients",
+    "merged": "Merged tokens",
 }
 
 #: Modes whose map depends on the selection, the layer, the head and the class.
 USES_SELECTION = frozenset({"similarity", "attention"})
-USES_LAYER = frozenset({"similarity", "attention", "cls"})
+USES_LAYER = frozenset({"similarity", "attention", "cls", "merged"})
 USES_HEAD = frozenset({"attention", "cls"})
 USES_CLASS = frozenset({"saliency", "relevance", "integrated_gradients"})
 
@@ -36,6 +37,8 @@ USES_CLASS = frozenset({"saliency", "relevance", "integrated_gradients"})
 class Overlay(NamedTuple):
     values: np.ndarray | None
     label: str
+    #: group id per patch for the "merged" mode (drawn as outlined regions), else None
+    groups: np.ndarray | None = None
 
 
 def _numpy(values: np.ndarray) -> np.ndarray:
@@ -94,6 +97,16 @@ def integrated_gradients(analysis: "Analysis", class_index: int) -> Overlay:
                    f"integrated gradients: {_class_name(analysis, class_index)}")
 
 
+def merged_tokens(analysis: "Analysis", layer: int) -> Overlay:
+    """The token groups after block ``layer`` (``Analysis.merge_groups``): patches merged into one token
+    share a group; every group is drawn as one outlined region in its own colour."""
+    groups = np.asarray(analysis.merge_groups(layer), dtype=np.int64)
+    count = len(np.unique(groups[groups >= 0]))
+    if count == analysis.num_patches:
+        return Overlay(None, f"merged tokens: none at layer {layer} (analyze with merge_ratio=... to merge)", groups)
+    return Overlay(None, f"merged tokens, layer {layer}: {count} tokens for {analysis.num_patches} patches", groups)
+
+
 def _class_name(analysis: "Analysis", class_index: int) -> str:
     return analysis.labels[class_index] if 0 <= class_index < len(analysis.labels) else str(class_index)
 
@@ -124,4 +137,6 @@ def compute(
         return relevance(analysis, class_index)
     if mode == "integrated_gradients":
         return integrated_gradients(analysis, class_index)
+    if mode == "merged":
+        return merged_tokens(analysis, layer)
     raise ValueError(f"overlay mode must be one of {list(MODES)}, got {mode!r}")

@@ -103,6 +103,8 @@ class SpectrogramViewer(anywidget.AnyWidget):
     selected_patches = traitlets.List(traitlets.Int()).tag(sync=True)
     hovered_patch = traitlets.Int(None, allow_none=True).tag(sync=True)
     masked_patches = traitlets.List(traitlets.Int()).tag(sync=True)
+    #: one group id per patch (token merging: ``Analysis.merge_groups``), each group outlined in its own colour; -1 = none
+    patch_groups = traitlets.List(traitlets.Int(), default_value=None, allow_none=True).tag(sync=True)
     heatmap = traitlets.Any(None, allow_none=True).tag(sync=True, **array_serialization)
     heatmap_opacity = traitlets.Float(0.6, min=0.0, max=1.0).tag(sync=True)
     heatmap_colormap = traitlets.Enum(COLORMAPS, default_value="viridis").tag(sync=True)
@@ -280,6 +282,21 @@ class SpectrogramViewer(anywidget.AnyWidget):
     @traitlets.validate("selected_patches", "masked_patches")
     def _check_patches(self, proposal: dict) -> list[int]:
         return _patch_list(proposal["value"], self._patch_grid, proposal["trait"].name, self._no_grid_hint)
+
+    @traitlets.validate("patch_groups")
+    def _check_groups(self, proposal: dict) -> list[int] | None:
+        value = proposal["value"]
+        if value is None:
+            return None
+        grid = self._patch_grid
+        if grid is None:
+            raise traitlets.TraitError(f"patch_groups needs a grid: {self._no_grid_hint}")
+        groups = [int(v) for v in value]
+        if len(groups) != grid.num_patches:
+            raise traitlets.TraitError(f"patch_groups must hold one group id per patch ({grid.num_patches}), got {len(groups)}")
+        if any(g < -1 for g in groups):
+            raise traitlets.TraitError("patch_groups ids must be >= 0 (or -1 for a patch in no group)")
+        return groups
 
     @traitlets.validate("hovered_patch")
     def _check_hovered(self, proposal: dict) -> int | None:

@@ -1,6 +1,7 @@
 /** Drawing: the spectrogram image from a column source, the patch overlay, axes and colorbar. */
 
 import { colorIndex, colormapTable, packedTable } from "./colormaps";
+import { drawGroups } from "./groups";
 import {
   type Axes,
   type View,
@@ -140,6 +141,7 @@ export interface OverlayState {
   showGrid: boolean;
   selected: ReadonlySet<number>;
   masked: ReadonlySet<number>;
+  groups?: Int32Array | null;
   hovered: number | null;
   heatmap: Float32Array | null;
   heatmapRange: [number, number];
@@ -149,6 +151,8 @@ export interface OverlayState {
   nFrames: number;
   playheadFrame: number | null;
   rubberBand: [number, number, number, number] | null;
+  /** Set by drawOverlay: how many merge groups it outlined. */
+  groupsDrawn?: number;
 }
 
 const SELECT_FILL = "rgba(0, 220, 255, 0.35)";
@@ -188,6 +192,7 @@ export function drawOverlay(ctx: CanvasRenderingContext2D, s: OverlayState): voi
         ctx.fillRect(x, y, w, h);
       }
     }
+    if (s.groups) s.groupsDrawn = drawGroups(ctx, g, s.groups, cellRect, eachVisible);
     if (s.showGrid) drawGridLines(ctx, g, v, c0, c1);
     if (s.selected.size) {
       ctx.fillStyle = SELECT_FILL;

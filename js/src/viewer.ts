@@ -25,7 +25,8 @@ import {
 } from "./geometry";
 import { attachInteractions } from "./interaction";
 import { Player } from "./playback";
-import { ArraySource, type ColumnSource, drawColorbar, drawFrequencyAxis, drawOverlay, drawTimeAxis, paintSpectrogram } from "./render";
+import { checkGroups } from "./groups";
+import { ArraySource, type ColumnSource, drawColorbar, drawFrequencyAxis, drawOverlay, drawTimeAxis, type OverlayState, paintSpectrogram } from "./render";
 import { Requester } from "./requests";
 import { PatchEmbeddings } from "./similarity";
 import { drawWindowStrip, parseWindows, windowAt, type WindowLabel } from "./strip";
@@ -124,6 +125,7 @@ class SpectrogramView {
    */
   private beforeClicks: Set<number> | null = null;
   private masked = new Set<number>();
+  private groups: Int32Array | null = null;
   private rubberBand: [number, number, number, number] | null = null;
   private localPlayhead: number | null = null;
   private lastSentPlayhead = NaN;
@@ -156,6 +158,7 @@ class SpectrogramView {
     this.loadWindows();
     this.loadSelection();
     this.loadMasked();
+    this.loadGroups();
     this.loadHeatmap();
     this.loadEmbeddings();
     this.loadTimeRange();
@@ -297,6 +300,10 @@ class SpectrogramView {
     this.masked = this.validIndices(this.model.get("masked_patches"), "masked_patches");
   }
 
+  private loadGroups(): void {
+    this.groups = checkGroups(this.model.get("patch_groups"), this.grid ? numPatches(this.grid) : 0);
+  }
+
   private loadHeatmap(): void {
     const payload = this.model.get("heatmap");
     this.heatmap = null;
@@ -358,12 +365,14 @@ class SpectrogramView {
     on("_grid", () => this.refresh(() => {
       this.loadGrid();
       this.loadMasked();
+      this.loadGroups();
       this.loadHeatmap();
       this.loadEmbeddings();
     }));
     on("_audio_info", () => this.updateButtons());
     on("selected_patches", () => this.refresh(() => this.loadSelection()));
     on("masked_patches", () => this.refresh(() => this.loadMasked()));
+    on("patch_groups", () => this.refresh(() => this.loadGroups()));
     on("hovered_patch", () => this.refresh(() => this.updateTooltip()));
     on("heatmap", () => this.refresh(() => this.loadHeatmap()));
     on("embeddings", () => this.refresh(() => this.loadEmbeddings()));
@@ -792,12 +801,13 @@ class SpectrogramView {
     const playhead = playing ? this.localPlayhead! : this.model.get("playhead");
     const showPlayhead = playing || (!!this.model.get("_audio_info") && playhead > this.audioStart());
     const off = this.gridOffset;
-    drawOverlay(ctx, {
+    const overlay: OverlayState = {
       view: this.gridView(),
       grid: this.grid,
       showGrid: this.model.get("show_grid"),
       selected: this.selected,
       masked: this.masked,
+      groups: this.groups,
       hovered: this.hovered(),
       heatmap: hm?.values ?? null,
       heatmapRange: hm ? this.heatmapRange(hm.values) : [0, 1],
@@ -807,7 +817,9 @@ class SpectrogramView {
       nFrames: this.meta.n_frames - off,
       playheadFrame: showPlayhead ? timeToFrame(this.axes, playhead) - off : null,
       rubberBand: this.rubberBand,
-    });
+    };
+    drawOverlay(ctx, overlay);
+    this.root.dataset.groups = String(overlay.groupsDrawn ?? 0);
     if (this.chromeDirty || hm) this.drawChrome(hm);
     this.readout.textContent = this.readoutText(playhead);
     const elapsed = performance.now() - started;
