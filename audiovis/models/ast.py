@@ -359,6 +359,7 @@ class ASTModel(SpectrogramModelMixin, VisionTransformerDistilled):
         state = ckpt.read_state_dict(files.weights)
         layout = ckpt.detect_layout(state)
         converted = ckpt.to_timm(state, layout)
+        _refuse_image_model(converted.state, layout, files.name)
         source = _source_config(files, converted.state, layout, config)
         target = config if isinstance(config, ASTConfig) else source.replace(**(config or {}))
         model = cls(target)
@@ -412,6 +413,29 @@ class ASTModel(SpectrogramModelMixin, VisionTransformerDistilled):
             converted.origin["dist_token"] = converted.origin.get("cls_token", "cls_token")
         ckpt.load_converted(model, converted, name=os.fspath(path), describe=repr_config(target), ignore=("fc_norm.", "head."))
         return model.to(device).eval()
+
+
+def _refuse_image_model(state: dict[str, torch.Tensor], layout: str, name: str) -> None:
+    """CheckpointError for an image model's weights (RGB patch kernels) given as an AST checkpoint."""
+    proj = state.get("patch_embed.proj.weight")
+    if proj is None or proj.ndim != 4 or proj.shape[1] != 3:
+        return
+    positions = state.get("pos_embed")
+    heads = state.get("head.weight")
+    what = ", ".join(
+        part for part in (
+            "3-channel (RGB) patch embedding",
+            f"{positions.shape[1]} position embeddings" if positions is not None and positions.ndim == 3 else "",
+            f"{heads.shape[0]} classes" if heads is not None else "",
+        ) if part
+    )
+    hint = (
+        f"start an AST from it with ASTModel.from_imagenet({name!r}) (AST's ImageNet recipe), or use "
+        f"ViTModel(timm_name, checkpoint={name!r})"
+        if layout == "timm"
+        else "from_pretrained reads AST checkpoints; ASTModel.from_imagenet reads timm ImageNet ViT/DeiT state dicts"
+    )
+    raise CheckpointError(f"{name!r} holds an image model ({what}), not an AST: {hint}")
 
 
 def repr_config(config: ASTConfig) -> str:

@@ -68,9 +68,59 @@ def _from_directory(name: str, directory: Path) -> CheckpointFiles:
     )
 
 
+#: Seconds to wait for the hub to answer one request before calling it unreachable.
+HUB_PROBE_TIMEOUT = 3.0
+
+
+def hub_unavailable(timeout: float = HUB_PROBE_TIMEOUT) -> str | None:
+    """Why the Hugging Face hub cannot be used right now, or None when it answers.
+
+    Offline mode (``HF_HUB_OFFLINE=1``) or one request to the hub's endpoint that gets no answer within
+    ``timeout`` seconds (no retries): a download would otherwise spend most of a minute in retries
+    before failing.
+    """
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    if constants.is_offline_mode():
+        return "offline mode is on (HF_HUB_OFFLINE)"
+    try:
+        get_session().head(constants.ENDPOINT, timeout=timeout, follow_redirects=False)
+    except Exception as exc:  # any transport failure: DNS, refused, timeout, proxy
+        return f"{constants.ENDPOINT} does not answer ({type(exc).__name__})"
+    return None
+
+
+def cached_hub_file(repo_id: str, filename: str, cache_dir: str | os.PathLike | None = None, revision: str | None = None) -> Path | None:
+    """The local copy of ``filename`` of a hub repo in the Hugging Face cache, or None (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    hit = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision)
+    return Path(hit) if isinstance(hit, str) else None
+
+
+def _from_hub_cache(repo_id: str, cache_dir: str | os.PathLike | None, why: str) -> CheckpointFiles:
+    """The files of ``repo_id`` from the cache alone (the hub cannot be reached); CheckpointError when absent."""
+    config = cached_hub_file(repo_id, "config.json", cache_dir)
+    weights = next((p for f in _WEIGHT_FILES if (p := cached_hub_file(repo_id, f, cache_dir)) is not None), None)
+    if config is None or weights is None:
+        where = f"the cache at {str(cache_dir)!r}" if cache_dir else "the Hugging Face cache"
+        missing = "config.json" if config is None else " / ".join(_WEIGHT_FILES)
+        raise CheckpointError(
+            f"{repo_id!r} is not a local path, {missing} is not in {where}, and the hub cannot be reached: {why}. "
+            "Pass a local directory or file, or connect once to fill the cache."
+        )
+    preprocessor = cached_hub_file(repo_id, "preprocessor_config.json", cache_dir)
+    return CheckpointFiles(repo_id, weights, _read_json(config), _read_json(preprocessor) if preprocessor else None)
+
+
 def _from_hub(repo_id: str, cache_dir: str | os.PathLike | None) -> CheckpointFiles:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    why = hub_unavailable()
+    if why is not None:
+        return _from_hub_cache(repo_id, cache_dir, why)
 
     def fetch(fname: str) -> Path | None:
         try:
@@ -123,12 +173,72 @@ def _unwrap(obj: object) -> object:
     return obj
 
 
+#: Leading bytes of files that turn up where a checkpoint was meant, and what to call them.
+_FOREIGN_MAGIC = (
+    (b"RIFF", "a RIFF (WAV) audio file"),
+    (b"fLaC", "a FLAC audio file"),
+    (b"OggS", "an Ogg audio file"),
+    (b"ID3", "an MP3 audio file"),
+    (b"\xff\xfb", "an MP3 audio file"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x89HDF", "an HDF5 file (Keras/TensorFlow weights?)"),
+    (b"\x93NUMPY", "a NumPy .npy array"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"%PDF", "a PDF document"),
+)
+
+
+def _describe_foreign(head: bytes) -> str:
+    """What a file that is not a checkpoint looks like, from its first bytes."""
+    if not head:
+        return "an empty file"
+    for magic, name in _FOREIGN_MAGIC:
+        if head.startswith(magic):
+            return name
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "JSON text"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "a binary file of unknown format"
+    return "a text file"
+
+
+def sniff_format(path: str | os.PathLike) -> Literal["safetensors", "pickle"]:
+    """``"safetensors"`` or ``"pickle"`` (PyTorch zip or legacy pickle) from a weights file's first bytes.
+
+    Anything else raises CheckpointError naming the file and what it looks like, before ``torch.load``
+    could misread its bytes as pickle opcodes (text and audio files otherwise fail deep inside the
+    unpickler with errors such as ``KeyError: 101``). A ``.safetensors`` suffix is taken at its word: the
+    safetensors reader reports a damaged file itself.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return "safetensors"
+    with path.open("rb") as f:
+        head = f.read(16)
+    size = path.stat().st_size
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch.save's zip, or a pickle of protocol >= 2
+        return "pickle"
+    if len(head) >= 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= size - 8:
+        return "safetensors"
+    raise CheckpointError(
+        f"{str(path)!r} is {_describe_foreign(head)}, not a checkpoint: expected PyTorch weights "
+        "(torch.save: a .pth/.pt/.bin file) or a .safetensors file"
+    )
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Tensors of a ``.safetensors`` file or a PyTorch pickle (``weights_only=True``), on the CPU."""
+    """Tensors of a ``.safetensors`` file or a PyTorch pickle (``weights_only=True``), on the CPU.
+
+    The format is told by the file's suffix and first bytes; a file that is neither (audio, text, an
+    image) raises CheckpointError saying what it looks like.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {str(path)!r}")
-    if path.suffix == ".safetensors":
+    if sniff_format(path) == "safetensors":
         from safetensors.torch import load_file
 
         try:
@@ -143,8 +253,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                 f"{str(path)!r} holds objects other than tensors and plain containers, which are not loaded "
                 f"(torch.load with weights_only=True): {str(exc).splitlines()[0]}"
             ) from exc
-        except (RuntimeError, EOFError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{str(path)!r} cannot be read as a PyTorch checkpoint (truncated or corrupt?): {exc}") from exc
+        except Exception as exc:  # the weights-only unpickler fails on damaged bytes with any error type
+            raise CheckpointError(
+                f"{str(path)!r} cannot be read as a PyTorch checkpoint (truncated or corrupt?): {type(exc).__name__}: {exc}"
+            ) from exc
     obj = _unwrap(obj)
     if not isinstance(obj, dict) or not obj:
         raise CheckpointError(f"{str(path)!r} holds no state dict (a mapping of names to tensors)")

@@ -14,6 +14,7 @@ from torch import nn
 from ..errors import AudiovisError, CheckpointError, ConfigError
 from ..patches import PatchGrid
 from ..spectrogram import MelSpectrogram
+from . import checkpoints as ckpt
 from .base import SpectrogramModelMixin
 from .labels import default_labels
 from .patch_embed import StridedPatchEmbed
@@ -22,6 +23,37 @@ from .patch_embed import StridedPatchEmbed
 def default_frontend(n_mels: int) -> MelSpectrogram:
     """Log-mel at 16 kHz with AST's 25 ms windows and 10 ms hop."""
     return MelSpectrogram(sample_rate=16000, n_fft=1024, win_length=400, hop_length=160, n_mels=n_mels)
+
+
+def _pretrained_weights_offline(name: str) -> Path | None:
+    """For ``pretrained=True``: None when the hub answers (timm downloads as usual); else the cached weights.
+
+    Without the hub, timm would spend most of a minute in download retries and then raise
+    ``LocalEntryNotFoundError``; instead the Hugging Face cache is read directly, and a model that is
+    not there raises CheckpointError at once.
+    """
+    from timm.models import get_pretrained_cfg
+
+    try:
+        cfg = get_pretrained_cfg(name)
+    except RuntimeError as exc:  # an unknown pretrained tag
+        raise ConfigError(f"ViTModel: {exc}") from exc
+    if cfg is None or not cfg.hf_hub_id:
+        return None
+    why = ckpt.hub_unavailable()
+    if why is None:
+        return None
+    repo, _, revision = cfg.hf_hub_id.partition("@")
+    files = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
+    for fname in files:
+        local = ckpt.cached_hub_file(repo, fname, revision=revision or None)
+        if local is not None:
+            return local
+    raise CheckpointError(
+        f"ViTModel: pretrained=True needs timm's weights for {name!r} (hub repo {repo!r}), which are not in the "
+        f"Hugging Face cache, and the hub cannot be reached: {why}. Pass checkpoint='path/to/weights' for a local "
+        "file, pretrained=False for random weights, or connect once to fill the cache."
+    )
 
 
 class ViTModel(SpectrogramModelMixin, nn.Module):
@@ -50,6 +82,7 @@ class ViTModel(SpectrogramModelMixin, nn.Module):
     ) -> None:
         super().__init__()
         import timm
+        from huggingface_hub.errors import HfHubHTTPError
         from safetensors import SafetensorError
         from timm.models.vision_transformer import VisionTransformer
 
@@ -66,13 +99,18 @@ class ViTModel(SpectrogramModelMixin, nn.Module):
             dynamic_img_size=False,
             **timm_kwargs,
         )
+        if not timm.is_model(name.split(".")[0]):
+            raise ConfigError(f"ViTModel: timm has no model named {name!r}")
         if checkpoint is not None:
             path = Path(checkpoint).expanduser()
             if not path.is_file():
                 raise FileNotFoundError(f"no checkpoint file at {os.fspath(checkpoint)!r}")
+            ckpt.sniff_format(path)  # a text or audio file fails here, not inside the unpickler
             kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
-        if not timm.is_model(name.split(".")[0]):
-            raise ConfigError(f"ViTModel: timm has no model named {name!r}")
+        elif kwargs.get("pretrained"):
+            local = _pretrained_weights_offline(name)
+            if local is not None:
+                kwargs["pretrained_cfg_overlay"] = dict(file=str(local))
         try:
             vit = timm.create_model(name, **kwargs)
         except AudiovisError:
@@ -88,6 +126,10 @@ class ViTModel(SpectrogramModelMixin, nn.Module):
                 f"checkpoint {os.fspath(checkpoint)!r} cannot be loaded into {name!r} (refused, truncated, corrupt "
                 f"or of another architecture): {exc}"
             ) from exc
+        except (OSError, HfHubHTTPError) as exc:
+            if checkpoint is not None or not kwargs.get("pretrained"):
+                raise
+            raise CheckpointError(f"ViTModel: timm's pretrained weights for {name!r} could not be fetched: {exc}") from exc
         if not isinstance(vit, VisionTransformer):
             raise ConfigError(f"ViTModel: {name!r} builds a {type(vit).__name__}, not a timm VisionTransformer")
         if len(vit.blocks) == 0:
