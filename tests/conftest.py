@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
 import numpy as np
 import pytest
 import soundfile as sf
+
+from .ci import skip_or_fail
 
 
 def make_tone(freq: float = 440.0, seconds: float = 1.0, sr: int = 16000, amp: float = 0.5) -> np.ndarray:
@@ -36,9 +37,7 @@ def chirp() -> np.ndarray:
 def _need_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{name} is required in CI (apt-get install {name})")
-        pytest.skip(f"{name} is not installed (apt-get install {name})")
+        skip_or_fail(f"{name} is not installed; CI requires it (apt-get install {name})")
     return path
 
 

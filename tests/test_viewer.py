@@ -270,6 +270,8 @@ def test_to_png_colour_bar_label_runs_upwards_beside_its_ticks():
 def test_to_png_draws_the_current_view(viewer, tmp_path):
     from PIL import Image
 
+    from audiovis.widgets.png import colormap_table
+
     path = tmp_path / "view.png"
     data = viewer.to_png(path, width=400)
     assert path.read_bytes() == data
@@ -292,6 +294,21 @@ def test_to_png_draws_the_current_view(viewer, tmp_path):
     viewer.time_range = (1.0, 2.0)
     zoomed = viewer.to_png(width=400)
     assert zoomed != data
+    # ... and shows exactly frames 1-2 s: each pixel the colour of the frame and bin under its centre,
+    # from the spectrogram's own values (the payload's 8-bit codes may move a colour by one step)
+    spec = viewer.spectrogram
+    table = colormap_table(viewer.colormap).astype(int)
+    index_of = {tuple(rgb): i for i, rgb in enumerate(table)}
+    assert len(index_of) == 256  # every colour names one level
+    shown = np.asarray(Image.open(io.BytesIO(zoomed)).convert("RGB")).astype(int)[4 : 4 + viewer.height, 64 : 64 + 400]
+    f0, f1 = spec.time_to_frame(np.array([1.0, 2.0]))
+    frames = np.floor(f0 + (np.arange(400) + 0.5) * (f1 - f0) / 400).astype(int)
+    bins = np.floor((viewer.height - 1 - np.arange(viewer.height) + 0.5) * spec.num_bins / viewer.height).astype(int)
+    values = spec.numpy()[bins][:, frames].astype(np.float64)
+    expected = np.clip(np.floor((values - viewer.vmin) / (viewer.vmax - viewer.vmin) * 255 + 0.5), 0, 255)
+    got = np.array([[index_of.get(tuple(px), -99) for px in row] for row in shown])
+    assert np.abs(got - expected).max() <= 1
+    assert set(frames) == set(range(int(f0), int(np.ceil(f1))))  # 1 s of 10 ms frames, the end ones in part
     with pytest.raises(ValueError, match="width"):
         viewer.to_png(width=3)
 

@@ -280,7 +280,7 @@ def render_png(viewer: SpectrogramViewer, *, width: int = 800) -> bytes:
     # frequency axis
     for hz in _frequency_ticks(viewer, height):
         y = 4 + height - float(spec.hz_to_bin(hz)) / spec.num_bins * height
-        draw.line([(FREQ_AXIS_WIDTH - 5, y), (FREQ_AXIS_WIDTH, y)], fill=INK)
+        draw.line([(FREQ_AXIS_WIDTH - 5, y), (FREQ_AXIS_WIDTH - 1, y)], fill=INK)  # outside the plot
         label = _format_hz(hz)
         w = draw.textlength(label, font=font)
         draw.text((FREQ_AXIS_WIDTH - 7 - w, min(max(4, y - 6), height - 8)), label, fill=INK, font=font)
