@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 _MEAN_HEAD = -1  # the head menu's value for "mean over heads" (a Dropdown cannot hold None)
 _WIDE = {"description_width": "initial"}
+#: overlays that take seconds on a large model: the status line says so while they are computed
+_SLOW_MODES = frozenset({"rollout", "saliency"})
 
 
 class Explorer(W.VBox):
@@ -93,6 +95,8 @@ class Explorer(W.VBox):
 
         self._build_controls(colormap, heatmap_colormap, opacity)
         self._predictions = self._build_predictions(top_k)
+        #: the predictions list's classes: their saliency maps are computed together (one batched pass)
+        self._top_classes = [int(i) for i in np.argsort(-analysis.probabilities, kind="stable")[:top_k]]
         self._status = W.Label(layout=W.Layout(margin="2px 0 0 0"))
         rows, cols = analysis.grid.grid_shape
         header = W.Label(
@@ -390,6 +394,7 @@ class Explorer(W.VBox):
     def _refresh_overlay(self) -> None:
         """Compute the overlay for the current settings and show it in the viewer and the plot."""
         try:
+            self._compute_slow_overlay()
             current = overlays.compute(
                 self.analysis, self.overlay, selection=self.selection, layer=self.layer, head=self.head,
                 class_index=self.class_index,
@@ -405,6 +410,20 @@ class Explorer(W.VBox):
             self.viewer.set_heatmap(current.values, label=current.label)
         self._plot.set_overlay(current.values, label=current.label or "overlay")
         self._update_status()
+
+    def _compute_slow_overlay(self) -> None:
+        """Rollout and saliency take seconds on a large model (AST-base): the status line says what is being
+        computed meanwhile, and saliency computes the chosen class with the predictions list's classes in
+        one batched pass, so switching among those classes afterwards is instant (cached on the Analysis)."""
+        mode = self.overlay
+        if mode not in _SLOW_MODES:
+            return
+        self._status.value = f"Computing {overlays.MODES[mode].lower()}…"
+        if mode == "saliency":
+            chosen = self.class_index
+            self.analysis.saliencies([chosen] + [c for c in self._top_classes if c != chosen], progress=False)
+        elif mode == "rollout":
+            self.analysis.rollout(progress=False)
 
     def _update_status(self) -> None:
         sel = self.selection
