@@ -1,0 +1,167 @@
+/**
+ * Entry of an exported notebook page (python -m audiovis.export): renders every widget of the notebook
+ * from its saved widget state with @jupyter-widgets/html-manager, bundled into this file, so nothing is
+ * fetched. anywidget widgets (audiovis' viewers among them) run the `_esm` module saved in their state,
+ * i.e. the front end of the audiovis version that made the notebook; should a browser refuse to import
+ * it, audiovis widgets fall back to the viewer bundled here. Widgets of other libraries that need their
+ * own front-end code (e.g. jupyter_bokeh) show a placeholder that says so.
+ */
+
+import * as base from "@jupyter-widgets/base";
+import { HTMLManager } from "@jupyter-widgets/html-manager/lib/htmlmanager";
+import "@jupyter-widgets/controls/css/widgets-base.css";
+import "@lumino/widgets/style/index.css";
+import viewerWidget from "../viewer";
+
+const STATE_TYPE = "application/vnd.jupyter.widget-state+json";
+const VIEW_TYPE = "application/vnd.jupyter.widget-view+json";
+
+type RenderFn = (props: { model: unknown; el: HTMLElement }) => unknown;
+
+const modules = new Map<string, Promise<{ render?: RenderFn }>>();
+const styles = new Set<string>();
+
+/** The widget's front-end module from its saved `_esm` text (imported once per distinct text). */
+function esmModule(esm: string): Promise<{ render?: RenderFn }> {
+  let found = modules.get(esm);
+  if (!found) {
+    const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
+    found = import(/* @vite-ignore */ url).then((mod) => (mod.default ?? mod) as { render?: RenderFn });
+    modules.set(esm, found);
+  }
+  return found;
+}
+
+function addStyle(css: unknown): void {
+  if (typeof css !== "string" || !css || styles.has(css)) return;
+  styles.add(css);
+  const node = document.createElement("style");
+  node.textContent = css;
+  document.head.append(node);
+}
+
+export class AnyModel extends base.DOMWidgetModel {
+  override defaults() {
+    return {
+      ...super.defaults(),
+      _model_name: "AnyModel",
+      _model_module: "anywidget",
+      _view_name: "AnyView",
+      _view_module: "anywidget",
+    };
+  }
+}
+
+/** anywidget's view, without a kernel: the model interface over the saved state; requests get an error reply. */
+export class AnyView extends base.DOMWidgetView {
+  private cleanup: (() => void) | null = null;
+
+  override render(): void {
+    void this.mount();
+  }
+
+  private adapter() {
+    const model = this.model;
+    return {
+      get: (key: string) => model.get(key),
+      set: (key: string, value: unknown) => model.set(key, value),
+      on: (name: string, fn: (...args: any[]) => void) => model.on(name, fn),
+      off: (name?: string, fn?: (...args: any[]) => void) => model.off(name, fn),
+      save_changes: () => {},
+      send: (content: any) => {
+        const id = content && typeof content === "object" ? content.id : undefined;
+        const error = "this is a static page of the notebook: there is no kernel to answer (audio and other data come from Python)";
+        window.setTimeout(() => model.trigger("msg:custom", { id, error }, []), 0);
+      },
+      widget_manager: model.widget_manager,
+    };
+  }
+
+  private async mount(): Promise<void> {
+    const esm = this.model.get("_esm");
+    const isAudiovis = String(this.model.get("_anywidget_id") ?? "").startsWith("audiovis.");
+    addStyle(this.model.get("_css"));
+    let render: RenderFn | undefined;
+    try {
+      if (typeof esm !== "string") throw new Error("no _esm in the saved state");
+      render = (await esmModule(esm)).render;
+    } catch (err) {
+      if (!isAudiovis) {
+        this.el.textContent = `This widget's front end could not be loaded in a static page: ${String(err)}`;
+        return;
+      }
+      console.warn("audiovis: using the bundled viewer:", err);
+    }
+    if (!render && isAudiovis) render = viewerWidget.render as RenderFn;
+    if (!render) {
+      this.el.textContent = "This widget has no render function.";
+      return;
+    }
+    const out = await render({ model: this.adapter(), el: this.el });
+    if (typeof out === "function") this.cleanup = out as () => void;
+  }
+
+  override remove(): any {
+    this.cleanup?.();
+    this.cleanup = null;
+    return super.remove();
+  }
+}
+
+class PlaceholderModel extends base.DOMWidgetModel {}
+
+class PlaceholderView extends base.DOMWidgetView {
+  override render(): void {
+    const module = String(this.model.get("_view_module") ?? "?");
+    const name = String(this.model.get("_view_name") ?? "?");
+    this.el.className += " audiovis-widget-placeholder";
+    this.el.dataset.testid = "audiovis-widget-placeholder";
+    this.el.textContent = `[${module} ${name}: this widget needs its own front end and a running kernel; it is not shown in this static page]`;
+  }
+}
+
+/** Classes for modules this page does not carry: every name resolves to a placeholder. */
+const placeholders = new Proxy({} as Record<string, unknown>, {
+  get: (_target, name) => (typeof name === "string" && name.endsWith("View") ? PlaceholderView : PlaceholderModel),
+});
+
+async function loader(moduleName: string): Promise<unknown> {
+  if (moduleName === "anywidget") return { AnyModel, AnyView };
+  return placeholders;
+}
+
+async function renderNotebook(): Promise<void> {
+  const tags = Array.from(document.querySelectorAll(`script[type="${STATE_TYPE}"]`));
+  for (const tag of tags) {
+    const manager = new HTMLManager({ loader });
+    const models = await manager.set_state(JSON.parse(tag.textContent ?? "{}"));
+    const views = Array.from(document.querySelectorAll(`script[type="${VIEW_TYPE}"]`));
+    await Promise.all(
+      views.map(async (viewTag) => {
+        const { model_id } = JSON.parse(viewTag.textContent ?? "{}");
+        const model = models.find((m) => m.model_id === model_id);
+        if (!model || !viewTag.parentElement) return;
+        const host = document.createElement("div");
+        host.className = "widget-subarea";
+        viewTag.parentElement.insertBefore(host, viewTag);
+        try {
+          const view = await manager.create_view(model);
+          await manager.display_view(view, host);
+        } catch (err) {
+          host.textContent = `This widget could not be shown: ${String(err)}`;
+        }
+      }),
+    );
+  }
+  document.body.dataset.audiovisWidgets = "rendered";
+}
+
+function start(): void {
+  renderNotebook().catch((err) => {
+    console.error("audiovis: widgets could not be rendered:", err);
+    document.body.dataset.audiovisWidgets = "failed";
+  });
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+else start();
