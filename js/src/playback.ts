@@ -74,8 +74,9 @@ export class Player {
         this.buffer = buf;
         return buf;
       });
-      this.loading.catch(() => {
-        this.loading = null;
+      const loading = this.loading;
+      loading.catch(() => {
+        if (this.loading === loading) this.loading = null; // a later load (after forget) stays
       });
     }
     return this.loading;

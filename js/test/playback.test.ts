@@ -144,6 +144,34 @@ describe("Player", () => {
     expect(stops).toHaveLength(1);
   });
 
+  it("forget drops the audio: the next play loads again, and audio of the old content arriving late is not kept", async () => {
+    const { audio, player, nodes } = setup();
+    await Promise.all([player.play(0), (async () => { await flush(); audio.arrive(); })()]);
+    expect(audio.loads).toBe(1);
+    expect(nodes()).toHaveLength(1);
+    player.forget(); // e.g. another selection of patches
+    expect(player.active).toBe(false);
+    expect(nodes()[0]!.stopped).toBe(true);
+    const second = player.play(0);
+    await flush();
+    expect(audio.loads).toBe(2);
+    player.forget(); // changed again while loading
+    const third = player.play(0);
+    await flush();
+    expect(audio.loads).toBe(3);
+    audio.arrive(); // the second content arrives late: dropped, nothing plays
+    await second;
+    await flush();
+    expect(nodes()).toHaveLength(1);
+    audio.arrive();
+    await third;
+    expect(nodes()).toHaveLength(2);
+    expect(player.playing).toBe(true);
+    // the third content is kept: playing again needs no load
+    await player.play(1);
+    expect(audio.loads).toBe(3);
+  });
+
   it("a span entirely past the audio's end plays nothing and reports a stop", async () => {
     const { audio, player, stops, nodes } = setup(6);
     const started = player.play(7, 8);
