@@ -17,6 +17,7 @@ the pass. The Analysis keeps a reference to its model for these lazy computation
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from typing import TYPE_CHECKING, Sequence
 
@@ -73,6 +74,24 @@ UNTRAINED_HEAD_NOTE = (
 
 class UntrainedHeadWarning(UserWarning):
     """Labels were read from a model whose classification head was never trained."""
+
+
+def _check_head(head: object, heads: int, none_means: str) -> None:
+    """IndexError unless ``head`` is an attention head of ``heads`` (negative counts from the end)."""
+    if isinstance(head, bool) or not isinstance(head, (int, np.integer)) or not -heads <= head < heads:
+        raise IndexError(f"head must be an integer in {-heads}..{heads - 1}, or {none_means}; got {head!r}")
+
+
+def _suggest(name: str, labels: Sequence[str]) -> str:
+    """``"; did you mean 'Dog'?"`` for the labels equal to ``name`` but for case, else the closest spellings."""
+    lowered = name.casefold()
+    hits = [label for label in labels if label.casefold() == lowered]
+    if not hits:
+        by_fold: dict[str, str] = {}
+        for label in labels:
+            by_fold.setdefault(label.casefold(), label)
+        hits = [by_fold[k] for k in difflib.get_close_matches(lowered, list(by_fold), n=3, cutoff=0.6)]
+    return f"; did you mean {' or '.join(map(repr, hits))}?" if hits else " (labels are case-sensitive; see .labels)"
 
 
 class Analysis:
@@ -269,13 +288,14 @@ class Analysis:
         if head is None:
             return _readonly(probs.numpy())
         heads = probs.shape[0]
-        if isinstance(head, bool) or not isinstance(head, (int, np.integer)) or not -heads <= head < heads:
-            raise IndexError(f"head {head!r} outside {-heads}..{heads - 1}")
+        _check_head(head, heads, "None for every head ([heads, tokens, tokens]; .mean(axis=0) is their mean)")
         return _readonly(probs[int(head)].numpy())
 
     def attention_from(self, patches: Sequence[int] | np.ndarray | int, layer: int = -1, head: int | None = None) -> np.ndarray:
         """How much ``patches`` attend to each patch ``[num_patches]``: their rows averaged (over heads too when ``head`` is None)."""
         idx = check_patches(patches, self.num_patches) + self.num_prefix_tokens
+        if head is not None:
+            _check_head(head, self.num_heads, "None for the mean over heads")
         att = self.attention(layer, head)
         rows = att[..., idx, :]
         rows = rows.mean(axis=tuple(range(rows.ndim - 1)))
@@ -327,7 +347,7 @@ class Analysis:
             return int(np.argmax(self.logits))
         if isinstance(label, str):
             if label not in self.labels:
-                raise KeyError(f"no class named {label!r} in this model's {len(self.labels)} labels")
+                raise KeyError(f"no class named {label!r} in this model's {len(self.labels)} labels{_suggest(label, self.labels)}")
             return self.labels.index(label)
         if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < len(self.labels):
             raise IndexError(f"class index {label!r} outside 0..{len(self.labels) - 1}")

@@ -21,3 +21,11 @@ class ConfigError(AudiovisError, ValueError):
 
 class CheckpointError(AudiovisError, ValueError):
     """A checkpoint that cannot be read or does not fit the model."""
+
+
+class PatchIndexError(AudiovisError, IndexError, TypeError):
+    """A patch index that is not an integer (or a bool, a string), or a boolean mask of the wrong length.
+
+    An IndexError (like numpy's for a bad index) and a TypeError (like Python's for a list index that is
+    not an integer), so code catching either sees it.
+    """

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, PatchIndexError
 
 if TYPE_CHECKING:
     from .spectrogram import Spectrogram
@@ -50,6 +50,126 @@ def _integers(value, name: str) -> np.ndarray:
     if arr.dtype.kind not in "iu":
         raise IndexError(f"patch {name} must be an integer, got {value!r}")
     return arr.astype(np.int64)
+
+
+def _short(value, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: error messages never print a whole array."""
+    try:
+        text = repr(value.tolist() if isinstance(value, np.generic) else value)
+    except Exception:  # e.g. an int past Python's digit limit
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _index_entries(arr: np.ndarray, num_patches: int, name: str = "patch index", context: str = "") -> np.ndarray:
+    """``arr`` as int64 of the same shape, every entry an index in ``[0, num_patches)``.
+
+    Integers and integer-valued floats are indices; bools, strings, NaN, 2.5 and None are not. Messages
+    name the first bad entry and how many there are.
+    """
+    kind = arr.dtype.kind
+    if kind in "iu":
+        idx = arr
+    elif kind == "f":
+        ok = np.isfinite(arr) & (arr == np.round(arr))
+        if not ok.all():
+            bad = arr[~ok]
+            raise PatchIndexError(f"{context}patch indices must be integers, got {_short(bad.flat[0])}" + _count(bad.size))
+        if np.any(np.abs(arr) >= 2.0**63):
+            idx = arr  # compared as floats below: out of range, never wrapped round by a cast
+        else:
+            idx = arr.astype(np.int64)
+    elif kind == "O":  # Python ints past int64, or mixed entries
+        flat = arr.ravel().tolist()
+        bad_items = [v for v in flat if _integral(v) is None]
+        if bad_items:
+            raise PatchIndexError(f"{context}patch indices must be integers, got {_short(bad_items[0])}" + _count(len(bad_items)))
+        ints = [_integral(v) for v in flat]
+        out_of_range = [k for k in ints if not 0 <= k < num_patches]
+        if out_of_range:
+            raise IndexError(f"{context}{name} {_short(out_of_range[0])} outside 0..{num_patches - 1}" + _count(len(out_of_range)))
+        return np.array(ints, dtype=np.int64).reshape(arr.shape)
+    else:
+        what = "a bool" if kind == "b" else _short(arr.flat[0]) if arr.size else repr(arr.dtype)
+        raise PatchIndexError(f"{context}patch indices must be integers, got {what}" + ("" if kind == "b" else _count(arr.size)))
+    outside = (idx < 0) | (idx >= num_patches)
+    if outside.any():
+        bad = idx[outside]
+        raise IndexError(f"{context}{name} {_short(bad.flat[0])} outside 0..{num_patches - 1}" + _count(bad.size))
+    return idx.astype(np.int64, copy=False)
+
+
+def _count(n: int) -> str:
+    return f" ({n} bad entries)" if n > 1 else ""
+
+
+def _integral(value) -> int | None:
+    """``value`` as an int when it is an integer or an integer-valued float (never a bool), else None."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return int(value)
+    return None
+
+
+def check_patches(
+    patches, num_patches: int, *, allow_empty: bool = False, name: str = "patch index", context: str = ""
+) -> np.ndarray:
+    """The one check of patch indices: an int64 array ``[k]`` in the order given, each in ``[0, num_patches)``.
+
+    ``patches`` is an index, a sequence or array of indices (integer-valued floats count, bools never),
+    or a boolean mask with one entry per patch (``heatmap > 0.5``, flat or ``[rows, cols]``), which stands
+    for the indices where it is True. Analyses, viewers and explorers all validate through here, so one
+    input is accepted or refused the same way everywhere.
+
+    Args:
+        patches: the indices or the mask.
+        num_patches: patches of the grid.
+        allow_empty: whether no patch at all is fine (a selection) or an error (a reference patch set).
+        name: how messages call one entry (``"patch index"``, ``"patch"``).
+        context: what messages start with (e.g. ``"Explorer.selection: "``).
+
+    Returns:
+        The indices, int64, duplicates kept.
+
+    Raises:
+        PatchIndexError: an entry is not an integer, or a mask's length is not ``num_patches``.
+        IndexError: an index outside ``[0, num_patches)``.
+        ValueError: no patch, unless ``allow_empty``.
+    """
+    if isinstance(patches, (bool, np.bool_)):
+        raise PatchIndexError(f"{context}patch indices must be integers, got a bool ({patches!r}); a boolean mask needs one entry per patch")
+    if isinstance(patches, (str, bytes)):
+        raise PatchIndexError(f"{context}patch indices must be integers, got {_short(patches)}")
+    if patches is None:
+        raise PatchIndexError(f"{context}patch indices must be integers, got None")
+    if not isinstance(patches, np.ndarray) and not isinstance(patches, (int, np.integer, float, np.floating)):
+        try:
+            patches = list(patches)
+        except TypeError:
+            raise PatchIndexError(f"{context}patch indices must be integers or a sequence of them, got {type(patches).__name__}") from None
+        flags = [isinstance(v, (bool, np.bool_)) for v in patches]
+        if any(flags) and not all(flags):
+            first = patches[flags.index(True)]
+            raise PatchIndexError(f"{context}patch indices must be integers, got a bool ({first!r}) among them")
+    try:
+        arr = np.asarray(patches)
+    except (ValueError, TypeError):  # ragged nesting
+        arr = np.asarray(list(patches), dtype=object)
+    if arr.dtype.kind == "b":
+        if arr.size != num_patches:
+            raise PatchIndexError(
+                f"{context}a boolean mask of patches needs one entry per patch ({num_patches}), got {arr.size} entries"
+                f"{f' of shape {arr.shape}' if arr.ndim > 1 else ''}"
+            )
+        idx = np.flatnonzero(arr.ravel())
+    else:
+        idx = _index_entries(np.atleast_1d(arr).ravel(), num_patches, name, context)
+    if idx.size == 0 and not allow_empty:
+        raise ValueError(f"{context}select at least one patch" + (" (the boolean mask is all False)" if arr.dtype.kind == "b" else ""))
+    return idx.astype(np.int64, copy=False)
 
 
 @dataclass(frozen=True)
@@ -92,15 +212,10 @@ class PatchGrid:
         return self.num_patches
 
     def _check_index(self, index) -> np.ndarray:
-        idx = np.asarray(index)
-        if idx.dtype.kind not in "iu":
-            if idx.dtype.kind == "f" and np.all(np.isfinite(idx)) and np.all(idx == np.round(idx)):
-                idx = idx.astype(np.int64)
-            else:
-                raise IndexError(f"patch index must be an integer, got {index!r}")
-        if np.any((idx < 0) | (idx >= self.num_patches)):
-            raise IndexError(f"patch index {index!r} outside 0..{self.num_patches - 1}")
-        return idx.astype(np.int64)
+        """``index`` (any shape) as int64 indices of this grid; the entry rules of :func:`check_patches`."""
+        if isinstance(index, (str, bytes)) or index is None:
+            raise PatchIndexError(f"patch indices must be integers, got {_short(index)}")
+        return _index_entries(np.asarray(index), self.num_patches)
 
     def index(self, row, col):
         """Token index of patch ``(row, col)`` (arrays broadcast)."""

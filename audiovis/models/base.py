@@ -23,7 +23,7 @@ from torch import nn
 
 from ..audio import Audio, _is_number, load_audio
 from ..errors import AudioLoadError, ConfigError
-from ..patches import PatchGrid
+from ..patches import PatchGrid, check_patches  # noqa: F401  (check_patches: the one patch-index check, re-exported)
 from ..spectrogram import KaldiFbank, Spectrogram
 from .windows import window_starts
 
@@ -629,16 +629,3 @@ class SpectrogramModelMixin:
             attentions=None if attns is None else [a[0] for a in attns],
             offset=offset,
         )
-
-
-def check_patches(patches: Sequence[int] | np.ndarray | int, num_patches: int) -> np.ndarray:
-    """Patch indices as an int array, each in ``[0, num_patches)``; at least one."""
-    idx = np.atleast_1d(np.asarray(patches))
-    if idx.size == 0:
-        raise ValueError("select at least one patch")
-    if idx.dtype.kind not in "iu":
-        raise IndexError(f"patch indices must be integers, got {patches!r}")
-    bad = idx[(idx < 0) | (idx >= num_patches)]
-    if bad.size:
-        raise IndexError(f"patch index {int(bad[0])} outside 0..{num_patches - 1}")
-    return idx.astype(np.int64)

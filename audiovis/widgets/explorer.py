@@ -19,11 +19,12 @@ import traitlets
 from ..analysis import UNTRAINED_HEAD_NOTE, Analysis, top_labels_of
 from ..audio import Audio, load_audio
 from ..errors import AudiovisError
+from ..patches import check_patches
 from ..spectrogram import Spectrogram
 from . import overlays
 from .embedding_plot import COLOR_BY, EmbeddingPlot
 from .png import COLORMAPS
-from .viewer import SpectrogramViewer
+from .viewer import PatchIndices, SpectrogramViewer
 
 if TYPE_CHECKING:
     from bokeh.plotting import figure as Figure
@@ -46,11 +47,14 @@ class Explorer(W.VBox):
     saliency) and ``color_by`` mirror the controls and can be set from Python.
     """
 
-    selection = traitlets.List(traitlets.Int(), help="Selected patches (token indices) in selection order.")
+    selection = PatchIndices(help="Selected patches (token indices) in selection order; a numpy array or boolean mask too.")
     overlay = traitlets.Enum(tuple(overlays.MODES), default_value="none", help="Overlay mode, a key of overlays.MODES.")
     layer = traitlets.Int(0, help="Transformer layer of embeddings, similarity and attention (0-based).")
     head = traitlets.Int(None, allow_none=True, help="Attention head, or None for the mean over heads.")
-    class_index = traitlets.Int(0, help="Class explained by the saliency overlay.")
+    class_index = traitlets.Union(
+        [traitlets.Int(), traitlets.Unicode()], default_value=0,
+        help="Class explained by the saliency overlay: an index, or a name (stored as its index).",
+    )
     color_by = traitlets.Enum(COLOR_BY, default_value="time", help="What colours the embedding plot's points.")
 
     def __init__(
@@ -164,13 +168,10 @@ class Explorer(W.VBox):
         """The current overlay ``[num_patches]`` (None when the mode shows nothing)."""
         return None if self._current.values is None else self._current.values.copy()
 
-    def select(self, patches: int | Sequence[int]) -> None:
-        """Replace the selection (token indices)."""
-        items = [patches] if isinstance(patches, (int, np.integer)) else list(np.asarray(patches).ravel())
-        bad = [p for p in items if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, np.integer))]
-        if bad:
-            raise TypeError(f"Explorer.select: patch indices must be integers, got {bad[0]!r}")
-        self.selection = [int(p) for p in items]
+    def select(self, patches: int | Sequence[int] | np.ndarray) -> None:
+        """Replace the selection: token indices, or a boolean mask with one entry per patch."""
+        n = self.analysis.grid.num_patches
+        self.selection = check_patches(patches, n, allow_empty=True, name="patch", context="Explorer.select: ").tolist()
 
     def clear_selection(self) -> None:
         self.selection = []
@@ -180,15 +181,11 @@ class Explorer(W.VBox):
     @traitlets.validate("selection")
     def _check_selection(self, proposal: dict) -> list[int]:
         n = self.analysis.grid.num_patches
-        out: list[int] = []
-        seen: set[int] = set()
-        for value in proposal["value"]:
-            if not 0 <= value < n:
-                raise traitlets.TraitError(f"Explorer.selection: patch {value} outside 0..{n - 1}")
-            if value not in seen:
-                seen.add(value)
-                out.append(int(value))
-        return out
+        try:
+            idx = check_patches(proposal["value"], n, allow_empty=True, name="patch", context="Explorer.selection: ")
+        except (IndexError, TypeError, ValueError) as exc:
+            raise traitlets.TraitError(str(exc)) from exc
+        return list(dict.fromkeys(idx.tolist()))  # unique, in selection order
 
     @traitlets.validate("layer")
     def _check_layer(self, proposal: dict) -> int:
@@ -209,10 +206,10 @@ class Explorer(W.VBox):
 
     @traitlets.validate("class_index")
     def _check_class(self, proposal: dict) -> int:
-        value, n = proposal["value"], len(self.analysis.labels)
-        if not 0 <= value < n:
-            raise traitlets.TraitError(f"Explorer.class_index: {value} outside 0..{n - 1}")
-        return value
+        try:  # the one class resolver: index or name, with close-name suggestions
+            return self.analysis.class_index(proposal["value"])
+        except (KeyError, IndexError) as exc:
+            raise traitlets.TraitError(f"Explorer.class_index: {exc.args[0]}") from exc
 
     # -- building --------------------------------------------------------------------------------
 

@@ -261,11 +261,26 @@ def render_png(viewer: SpectrogramViewer, *, width: int = 800) -> bytes:
         raise ValueError(f"to_png: width must be an integer of at least 50 px, got {width!r}")
     height = viewer.height
     plot = render_plot(viewer, width, height)
-    canvas = Image.new("RGB", (FREQ_AXIS_WIDTH + width + COLORBAR_WIDTH, height + TIME_AXIS_HEIGHT + 8), BACKGROUND)
-    canvas.paste(plot, (FREQ_AXIS_WIDTH, 4))
-    draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
     spec = viewer.spectrogram
+    # colour bars: the spectrogram's, then the overlay's; each placed after the previous one's tick labels
+    # and title, and the canvas widened to hold them (wide ticks such as "0.025" or "-100000" included)
+    units = UNIT_LABELS.get(spec.units, spec.units)
+    bars = [(viewer.colormap, viewer.vmin, viewer.vmax, units)]
+    if viewer.heatmap is not None and viewer.grid is not None:
+        lo, hi = _heatmap_range(viewer, np.asarray(viewer.heatmap, dtype=np.float32))
+        bars.append((viewer.heatmap_colormap, lo, hi, viewer.heatmap_label or "heatmap"))
+    bar_height = height - 12
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lefts, right = [], 18
+    for i, (_, lo, hi, _) in enumerate(bars):
+        x = right if i == 0 else max(84, right + 10)
+        lefts.append(x)
+        right = x + _colorbar_width(measure, font, bar_height, lo, hi)
+    extra = max(COLORBAR_WIDTH, right + 6)
+    canvas = Image.new("RGB", (FREQ_AXIS_WIDTH + width + extra, height + TIME_AXIS_HEIGHT + 8), BACKGROUND)
+    canvas.paste(plot, (FREQ_AXIS_WIDTH, 4))
+    draw = ImageDraw.Draw(canvas)
     # time axis
     t0, t1 = viewer.time_range
     max_ticks = max(2, width // 80)
@@ -286,15 +301,29 @@ def render_png(viewer: SpectrogramViewer, *, width: int = 800) -> bytes:
         draw.text((FREQ_AXIS_WIDTH - 7 - w, min(max(4, y - 6), height - 8)), label, fill=INK, font=font)
     # colorbar(s)
     left = FREQ_AXIS_WIDTH + width
-    units = UNIT_LABELS.get(spec.units, spec.units)
-    _colorbar(canvas, draw, font, left + 18, 10, height - 12, viewer.colormap, viewer.vmin, viewer.vmax, units)
-    if viewer.heatmap is not None and viewer.grid is not None:
-        values = np.asarray(viewer.heatmap, dtype=np.float32)
-        lo, hi = _heatmap_range(viewer, values)
-        _colorbar(canvas, draw, font, left + 84, 10, height - 12, viewer.heatmap_colormap, lo, hi, viewer.heatmap_label or "heatmap")
+    for x, (colormap, lo, hi, label) in zip(lefts, bars):
+        _colorbar(canvas, draw, font, left + x, 10, bar_height, colormap, lo, hi, label)
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _colorbar_ticks(lo: float, hi: float, bar_height: int) -> tuple[list[float], int]:
+    """A colour bar's tick values and the decimals they are written with."""
+    ticks, step = _linear_ticks(lo, hi, max(2, bar_height // 40))
+    return ticks, max(0, min(3, -math.floor(math.log10(step) + 1e-9)))
+
+
+#: A colour bar's parts left to right: the bar, its tick marks up to the labels, the gap before the title,
+#: the rotated title (one line of the default font).
+_BAR, _TICK_GAP, _TITLE_GAP, _TITLE = 12, 5, 2, 12
+
+
+def _colorbar_width(draw, font, bar_height: int, lo: float, hi: float) -> int:
+    """Pixels from a colour bar's left edge to the right edge of its rotated title."""
+    ticks, decimals = _colorbar_ticks(lo, hi, bar_height)
+    widest = max((draw.textlength(f"{t:.{decimals}f}", font=font) for t in ticks), default=0.0)
+    return int(math.ceil(_BAR + _TICK_GAP + widest + _TITLE_GAP + _TITLE))
 
 
 def _colorbar(canvas, draw, font, x: int, top: int, bar_height: int, colormap: str, lo: float, hi: float, label: str) -> None:
@@ -305,8 +334,7 @@ def _colorbar(canvas, draw, font, x: int, top: int, bar_height: int, colormap: s
     for y in range(bar_height):
         k = round((1 - y / max(1, bar_height - 1)) * 255)
         draw.line([(x, top + y), (x + 11, top + y)], fill=tuple(int(c) for c in table[k]))
-    ticks, step = _linear_ticks(lo, hi, max(2, bar_height // 40))
-    decimals = max(0, min(3, -math.floor(math.log10(step) + 1e-9)))
+    ticks, decimals = _colorbar_ticks(lo, hi, bar_height)
     for t in ticks:
         y = top + (1 - (t - lo) / ((hi - lo) or 1)) * (bar_height - 1)
         draw.line([(x + 12, y), (x + 15, y)], fill=INK)

@@ -19,7 +19,7 @@ import traitlets
 
 from ..audio import Audio
 from ..errors import AudiovisError, ConfigError
-from ..patches import PatchGrid
+from ..patches import PatchGrid, check_patches
 from ..spectrogram import Spectrogram
 from .png import COLORMAPS, render_png
 from .serializers import array_serialization, finite_range, max_pool_frames, quantize_uint8
@@ -69,22 +69,37 @@ def _patch_list(value: Any, grid: PatchGrid | None, name: str, hint: str = "pass
     """Sorted unique patch indices, or a TraitError naming the first bad entry (``hint``: how to get a grid)."""
     if value is None:
         return []
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        value = [value]
-    items = np.asarray(list(value) if not isinstance(value, np.ndarray) else value).ravel()
-    if items.size == 0:
-        return []
     if grid is None:
+        try:
+            empty = len(value) == 0
+        except TypeError:
+            empty = False
+        if empty:
+            return []
         raise traitlets.TraitError(f"{name}: this viewer has no patch grid ({hint})")
-    out = set()
-    for v in items.tolist():
-        k = _integral(v)
-        if k is None:
-            raise traitlets.TraitError(f"{name}: patch indices must be integers, got {_short(v)}")
-        if not 0 <= k < grid.num_patches:
-            raise traitlets.TraitError(f"{name}: patch {_short(k)} outside 0..{grid.num_patches - 1}")
-        out.add(k)
-    return sorted(out)
+    try:  # the one patch-index check: indices, numpy arrays or a boolean mask; short messages
+        idx = check_patches(value, grid.num_patches, allow_empty=True, name="patch", context=f"{name}: ")
+    except (IndexError, TypeError, ValueError) as exc:
+        raise traitlets.TraitError(str(exc)) from exc
+    return sorted(set(idx.tolist()))
+
+
+class PatchIndices(traitlets.List):
+    """A list-of-patch-indices trait that also takes a numpy array (indices or a boolean mask) or a range.
+
+    The entries are checked by the owner's validator (``check_patches``, which knows the grid), so an
+    array is accepted here as readily as by ``select()``.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(traitlets.Any(), **kwargs)
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            value = value.tolist() if value.ndim else [value.item()]
+        elif isinstance(value, range):
+            value = list(value)
+        return super().validate(obj, value)
 
 
 class SpectrogramViewer(anywidget.AnyWidget):
@@ -100,9 +115,9 @@ class SpectrogramViewer(anywidget.AnyWidget):
     _audio_info = traitlets.Dict(None, allow_none=True).tag(sync=True)
     _tiles = traitlets.Dict(None, allow_none=True).tag(sync=True)
 
-    selected_patches = traitlets.List(traitlets.Int()).tag(sync=True)
+    selected_patches = PatchIndices().tag(sync=True)
     hovered_patch = traitlets.Int(None, allow_none=True).tag(sync=True)
-    masked_patches = traitlets.List(traitlets.Int()).tag(sync=True)
+    masked_patches = PatchIndices().tag(sync=True)
     #: one group id per patch (token merging: ``Analysis.merge_groups``), each group outlined in its own colour; -1 = none
     patch_groups = traitlets.List(traitlets.Int(), default_value=None, allow_none=True).tag(sync=True)
     heatmap = traitlets.Any(None, allow_none=True).tag(sync=True, **array_serialization)
