@@ -19,7 +19,7 @@ import torch
 
 from .common import row
 
-CLIPS = 40
+CLIPS = 20
 METHODS = ("attention", "rollout", "saliency", "relevance", "integrated_gradients")
 
 

@@ -32,8 +32,8 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 BASELINES = ("mean", "zero")
 #: Random orders averaged for the random curves.
 NUM_RANDOM_ORDERS = 3
-#: Masked inputs per forward pass.
-BATCH_SIZE = 16
+#: Tokens per forward pass (inputs per batch = this / patches: 34 for the demo model, 13 for AST-base).
+BATCH_TOKENS = 16384
 
 
 @dataclass(frozen=True, repr=False)
@@ -180,14 +180,15 @@ def curves(
     baseline: float,
     class_index: int,
     multi_label: bool,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(deletion, insertion)`` probability curves ``[len(counts)]`` for each order.
 
     The inputs every curve shares are run once: no patch removed (= all restored) and all removed
-    (= none restored). The rest run in batches of ``batch_size``.
+    (= none restored). The rest run in batches of ``batch_size`` (default: :data:`BATCH_TOKENS` tokens).
     """
     n = grid.num_patches
+    batch_size = batch_size or max(1, BATCH_TOKENS // n)
     x = x.detach().float().cpu()
     inner = np.unique([c for c in counts if 0 < c < n]).astype(np.int64)
     covered = torch.from_numpy(pixel_ranks(np.arange(n), grid) < n)
