@@ -310,7 +310,7 @@ class SpectrogramModelMixin:
 
     def analyze(
         self,
-        audio: AudioInput,
+        audio: AudioInput | Sequence[AudioInput],
         *,
         hop: float | None = None,
         attention: bool = False,
@@ -393,7 +393,7 @@ class SpectrogramModelMixin:
 
     def analyze_windows(
         self,
-        audio: AudioInput | Sequence[AudioInput],
+        audio: AudioInput,
         *,
         hop: float | None = None,
         windows: Sequence[int] | None = None,
