@@ -441,17 +441,6 @@ class Explorer(W.VBox):
         self._plot.refresh_widget()  # a new view starts from the plot's current state
         return super()._repr_mimebundle_(**kwargs)
 
-    def __repr__(self) -> str:
-        return f"Explorer({self.analysis!r}, overlay={self.overlay!r}, layer={self.layer}, selection={self.selection})"
-
-
-def load_bokehjs() -> None:
-    """Load BokehJS into the page, inline (works offline), core bundle only (~1.3 MB).
-
-    jupyter_bokeh draws into the page's global ``Bokeh``, which only ``output_notebook`` provides.
-    It runs on every display of an Explorer, so a reloaded page or a new view gets it too.
-    """
-    from bokeh.io import output_notebook
     def save_html(
         self,
         path: str | os.PathLike,
@@ -486,6 +475,17 @@ def load_bokehjs() -> None:
 
         return save_explorer_page(self, path, title=title, layers=layers, classes=classes, audio_format=audio_format)
 
+    def __repr__(self) -> str:
+        return f"Explorer({self.analysis!r}, overlay={self.overlay!r}, layer={self.layer}, selection={self.selection})"
+
+
+def load_bokehjs() -> None:
+    """Load BokehJS into the page, inline (works offline), core bundle only (~1.3 MB).
+
+    jupyter_bokeh draws into the page's global ``Bokeh``, which only ``output_notebook`` provides.
+    It runs on every display of an Explorer, so a reloaded page or a new view gets it too.
+    """
+    from bokeh.io import output_notebook
     from bokeh.resources import Resources
 
     output_notebook(resources=Resources(mode="inline", components=["bokeh"]), hide_banner=True)
