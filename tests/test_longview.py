@@ -226,6 +226,26 @@ def test_explorer_of_the_window_under_view_shows_its_time(setup):
     lv.time_range = lv.full_time_range
 
 
+def test_a_part_of_the_recording_keeps_the_recordings_clock(setup):
+    """LongViewer of audio.segment(4, 16): windows, labels, analyses and playback at 4-16 s, not 0-12 s."""
+    audio, labels, model, _ = setup
+    part = audio.segment(4.0, 16.0 + OVERHANG)
+    assert part.start == 4.0
+    lv = LongViewer(part, model, background=False)
+    assert lv.spectrogram.time_offset == pytest.approx(4.0075, abs=1e-9)
+    assert lv.full_time_range[0] == pytest.approx(4.0075, abs=1e-9)
+    assert [w.labels[0][0] for w in lv.windows] == labels[1:4]  # clips 1-3 of the recording
+    assert [round(w.start_seconds, 4) for w in lv.windows] == [4.0075, 8.0075, 12.0075]
+    lv.show_window(1)
+    a = lv.analysis
+    assert a.offset == pytest.approx(8.0, abs=1e-9)
+    ref = reference(model, audio, 8.0)  # the same window cut from the whole recording
+    assert ref.offset == pytest.approx(8.0, abs=1e-9)
+    np.testing.assert_allclose(a.logits, ref.logits, atol=1e-4)
+    assert lv._audio_info["start"] == 4.0 and lv.playhead == 4.0  # its samples play at 4 s on
+    lv.close()
+
+
 def _walk(widget):
     yield widget
     for child in getattr(widget, "children", ()):
