@@ -18,9 +18,11 @@ _BLOCK = 65536
 METHODS = ("auto", "exact", "ivf")
 
 
-def normalize(vectors: np.ndarray) -> np.ndarray:
-    """Float32 rows scaled to unit length (zero rows stay zero)."""
-    out = np.asarray(vectors, dtype=np.float32).copy()
+def normalize(vectors: np.ndarray, copy: bool = True) -> np.ndarray:
+    """Float32 rows scaled to unit length (zero rows stay zero); in place when ``copy=False`` and already float32."""
+    out = np.asarray(vectors, dtype=np.float32)
+    if copy or out is not vectors:
+        out = out.copy()
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     np.divide(out, norms, out=out, where=norms > 0)
     return out
@@ -38,10 +40,11 @@ class PatchIndex:
     """Top-k cosine search over ``vectors`` ``[n, dim]``.
 
     ``method``: ``"exact"``, ``"ivf"`` (faiss) or ``"auto"`` (exact up to ``exact_limit`` vectors).
+    ``copy=False`` normalises a float32 ``vectors`` in place (saves one copy of millions of vectors).
     """
 
     def __init__(self, vectors: np.ndarray, *, method: str = "auto", exact_limit: int = EXACT_LIMIT,
-                 nlist: int | None = None, nprobe: int | None = None, seed: int = 0) -> None:
+                 nlist: int | None = None, nprobe: int | None = None, seed: int = 0, copy: bool = True) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
         vectors = np.asarray(vectors)
@@ -49,7 +52,7 @@ class PatchIndex:
             raise ValueError(f"vectors must be [n, dim], got shape {vectors.shape}")
         self.size, self.dim = vectors.shape
         self.method = ("exact" if self.size <= exact_limit else "ivf") if method == "auto" else method
-        self.vectors = normalize(vectors)
+        self.vectors = normalize(vectors, copy=copy)
         self.index: Any = None
         if self.method == "ivf":
             self._build_ivf(nlist, nprobe, seed)
@@ -69,6 +72,7 @@ class PatchIndex:
         index.add(self.vectors)
         index.nprobe = int(nprobe or max(16, nlist // 16))
         self.index = index
+        self.vectors = None  # faiss holds its own copy: keep one in memory, not two
 
     @property
     def nprobe(self) -> int | None:
