@@ -1,8 +1,9 @@
 """Explorer: kernel-side click handling and browser-side hover similarity, AST-base sized (1212 patches x 768).
 
 Kernel: a patch click as the browser delivers it (``viewer.set_state({"selected_patches": [...]})``)
-through the Explorer's handlers until the new heatmap is set, on a cached AST-base analysis (random
-weights). Browser (Chromium, performance.now()): the similarity kernel of js/src/similarity.ts alone,
+through the Explorer's handlers until the new heatmap is set, on an AST-base analysis (random weights):
+the first click of each mode (cold) and the ones after it, a first visit to a layer, and the slow overlays
+(rollout, saliency) with the class changes after them. Browser (Chromium, performance.now()): the similarity kernel of js/src/similarity.ts alone,
 and the viewer's whole hover redraw in similarity mode (``data-draw-ms``), with the built bundle on a
 page holding the state the kernel would send.
 """
@@ -61,39 +62,69 @@ async ([n, hovers]) => {
 """
 
 
-def _ast_base_explorer():
+def _ast_base_explorer(num_layers: int = 12):
     import audiovis as av
 
     torch.manual_seed(0)
-    model = av.ASTModel(av.ASTConfig()).eval()
+    model = av.ASTModel(av.ASTConfig(num_hidden_layers=num_layers)).eval()
     rng = np.random.default_rng(0)
     t = np.arange(10 * 16000) / 16000
     wav = 0.3 * np.sin(2 * np.pi * (300 + 200 * t) * t) + 0.05 * rng.standard_normal(t.size)
     return av.explore(wav.astype(np.float32), model, sample_rate=16000)
 
 
-def _click_rows(ex) -> list[dict]:
-    """Median time from a click arriving from the browser to the new heatmap being set, per overlay mode."""
+#: A kernel answer a user waits for without losing the thread (a new layer, a first click): 1 s.
+COLD_TARGET_MS = 1000
+
+
+def _timed(action) -> float:
+    start = time.perf_counter()
+    action()
+    return (time.perf_counter() - start) * 1000
+
+
+def _click_rows(ex, clicks: int = 40) -> list[dict]:
+    """Time from a click arriving from the browser to the new heatmap being set, per overlay mode: the first
+    click (cold: the layer's attention is computed then) and the median of the clicks after it."""
     rows = []
     n = ex.analysis.grid.num_patches
     for mode, label in (("similarity", "similarity to selection"), ("attention", "attention from selection, mean of heads")):
+        ex.clear_selection()  # so switching the mode computes nothing: the first click does
         ex.overlay = mode
-        ex.viewer.set_state({"selected_patches": [1]})  # first use: this layer's attention is computed and cached
+        first = _timed(lambda: ex.viewer.set_state({"selected_patches": [1]}))
+        assert ex.selection == [1] and ex.heatmap is not None
+        rows.append(row("explorer", f"first click -> heatmap set, {label}, {n} x {ex.analysis.dim} (kernel, cold)", first,
+                        "ms", target=f"<= {COLD_TARGET_MS} ms", met=first <= COLD_TARGET_MS))
         times = []
-        for i in range(40):
+        for i in range(clicks):
             patch = (i * 97 + 5) % n
-            start = time.perf_counter()
-            ex.viewer.set_state({"selected_patches": [patch]})
-            times.append(time.perf_counter() - start)
+            times.append(_timed(lambda: ex.viewer.set_state({"selected_patches": [patch]})))
             assert ex.selection == [patch] and ex.heatmap is not None
-        median = statistics.median(times) * 1000
-        rows.append(row("explorer", f"click -> heatmap set, {label}, 1212 x 768 (kernel)", median, "ms",
-                        target="<= 100 ms", met=median <= 100))
+        median = statistics.median(times)
+        rows.append(row("explorer", f"click -> heatmap set, {label}, {n} x {ex.analysis.dim} (kernel, median of the next "
+                        f"{clicks})", median, "ms", target="<= 100 ms", met=median <= 100))
     ex.overlay = "attention"
-    start = time.perf_counter()
-    ex.layer = 0  # a layer not seen yet: projection, attention map and heatmap from scratch
-    first = (time.perf_counter() - start) * 1000
-    rows.append(row("explorer", "layer change, first visit (PCA + attention + heatmap)", first, "ms"))
+    before = np.array(ex.heatmap)
+    first = _timed(lambda: setattr(ex, "layer", 0))  # a layer not seen yet: projection, attention map and heatmap
+    assert ex.heatmap is not None and not np.array_equal(before, ex.heatmap)
+    rows.append(row("explorer", "layer change, first visit (PCA + attention + heatmap)", first, "ms",
+                    target=f"<= {COLD_TARGET_MS} ms", met=first <= COLD_TARGET_MS))
+    # the overlays that take seconds on a large model: the first show (the status line says "Computing ..."),
+    # then what the user waits for afterwards
+    ex.clear_selection()
+    first = _timed(lambda: setattr(ex, "overlay", "rollout"))
+    assert ex.heatmap is not None
+    rows.append(row("explorer", f"rollout overlay, first show ({ex.analysis.num_layers}-layer rollout from head-mean attention)",
+                    first, "ms"))
+    top = [int(i) for i in np.argsort(-ex.analysis.probabilities, kind="stable")[:5]]
+    ex.class_index = top[0]
+    first = _timed(lambda: setattr(ex, "overlay", "saliency"))
+    assert ex.heatmap is not None
+    rows.append(row("explorer", "saliency overlay, first show (the 5 listed classes in one batched pass)", first, "ms"))
+    switch = [_timed(lambda c=c: setattr(ex, "class_index", c)) for c in top[1:]]
+    worst = max(switch)
+    rows.append(row("explorer", "saliency class change among the listed classes (slowest of 4)", worst, "ms",
+                    target="<= 100 ms", met=worst <= 100))
     return rows
 
 
@@ -121,7 +152,7 @@ def _bundle_similarity() -> str:
     return out.stdout
 
 
-def _browser_rows(ex) -> list[dict]:
+def _browser_rows(ex, hovers: int = 60) -> list[dict]:
     from playwright.sync_api import sync_playwright
 
     emb = ex.analysis.patch_embeddings(ex.layer).astype("<f2")
@@ -148,7 +179,7 @@ def _browser_rows(ex) -> list[dict]:
 
         page = browser.new_page(viewport={"width": 1400, "height": 800}, device_scale_factor=1)
         page.evaluate(STANDALONE_VIEWER_JS, [bundle, css, state, buffers, 1200])
-        draws = page.evaluate(_HOVER_JS, [n, 60])[5:]
+        draws = page.evaluate(_HOVER_JS, [n, hovers])[min(5, hovers - 1):]
         median = statistics.median(draws)
         rows.append(row("explorer", "hover redraw in similarity mode (similarity + overlay draw)", median, "ms",
                         target="<= 16 ms", met=median <= 16))
@@ -157,11 +188,12 @@ def _browser_rows(ex) -> list[dict]:
     return rows
 
 
-def run() -> list[dict]:
-    ex = _ast_base_explorer()
-    rows = _click_rows(ex)
+def run(*, num_layers: int = 12, clicks: int = 40, hovers: int = 60) -> list[dict]:
+    """Every row on AST-base shapes; ``num_layers``, ``clicks`` and ``hovers`` shrink a smoke run."""
+    ex = _ast_base_explorer(num_layers)
+    rows = _click_rows(ex, clicks)
     if Path("/usr/bin/chromium").exists():
-        rows += _browser_rows(ex)
+        rows += _browser_rows(ex, hovers)
     else:
         rows.append(row("explorer", "hover similarity (browser): pending, /usr/bin/chromium missing", float("nan"), "ms",
                         target="<= 16 ms", met=None))
