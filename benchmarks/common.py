@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Callable
 
@@ -54,6 +55,21 @@ def alternating(a: Callable[[], object], b: Callable[[], object], rounds: int = 
         b()
         tb = min(tb, time.perf_counter() - start)
     return ta, tb
+
+
+def alternating_medians(a: Callable[[], object], b: Callable[[], object], rounds: int = 5) -> tuple[float, float]:
+    """Median times of ``a`` and ``b`` over the same number of runs, in alternation after one warm-up each:
+    like with like against drifting machine load (no side gets more tries at a lucky minimum)."""
+    a(), b()
+    ta, tb = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        a()
+        ta.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        b()
+        tb.append(time.perf_counter() - start)
+    return statistics.median(ta), statistics.median(tb)
 
 
 def row(benchmark: str, measure: str, value: float, unit: str, *, peer: str | None = None,
