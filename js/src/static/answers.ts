@@ -145,6 +145,9 @@ export function pageAnswers(options: { audio: SavedAudio | null; frames: SavedFr
       frames ??= decodeFrames(options.frames);
       return tileFromFrames(options.tiles, options.frames, await frames, Number(request.level), Number(request.index));
     }
+    if (request.type === "patch_audio") {
+      throw new Error("the sound of single patches is computed in Python; a saved page has no kernel (▶ selection plays their time span)");
+    }
     throw new Error(`a saved page cannot answer ${JSON.stringify(request.type)} (no kernel)`);
   };
 }

@@ -120,9 +120,14 @@ class PlaceholderView extends base.DOMWidgetView {
   }
 }
 
-/** Classes for modules this page does not carry: every name resolves to a placeholder. */
+/** Classes for modules this page does not carry: every *View / *Model name resolves to a placeholder
+ * (and nothing else: a `then` would make the module look like a promise). */
 const placeholders = new Proxy({} as Record<string, unknown>, {
-  get: (_target, name) => (typeof name === "string" && name.endsWith("View") ? PlaceholderView : PlaceholderModel),
+  get: (_target, name) => {
+    if (typeof name !== "string") return undefined;
+    if (name.endsWith("View")) return PlaceholderView;
+    return name.endsWith("Model") ? PlaceholderModel : undefined;
+  },
 });
 
 async function loader(moduleName: string): Promise<unknown> {

@@ -1,0 +1,100 @@
+"""python -m audiovis.export --execute on a small notebook, the page opened in Chromium with the network cut off:
+its viewers and the explorer's viewer paint and take clicks, other widgets render or say why not."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import nbformat
+import numpy as np
+import pytest
+
+from .harness import REPO_ROOT
+from .static_page import offline_page
+from .viewer_page import CANVAS, VIEWER, canvas_pixels
+
+pytestmark = pytest.mark.e2e
+
+SETUP = """
+import numpy as np, torch
+import audiovis as av
+sr = 16000
+t = np.arange(4 * sr) / sr
+wav = (0.4 * np.sin(2 * np.pi * (200 * t + 400 * t ** 2))).astype(np.float32)
+audio = av.Audio(torch.tensor(wav)[None], sr)
+spec = av.KaldiFbank()(audio)
+grid = av.PatchGrid(input_shape=(128, 1024), patch_size=(16, 16), stride=(10, 10))
+viewer = av.SpectrogramViewer(spec, grid=grid, audio=audio, height=240)
+viewer.select([5 * 101 + 20])
+viewer
+"""
+
+EXPLORER = """
+torch.manual_seed(0)
+config = av.ASTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                      max_length=400, num_labels=3, labels=["tone", "chirp", "hum"], multi_label=False)
+ex = av.explore(wav, av.ASTModel(config).eval(), sample_rate=sr, height=200)
+ex
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export")
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# A small tutorial"),
+        nbformat.v4.new_code_cell(SETUP),
+        nbformat.v4.new_code_cell("import ipywidgets as W\nW.IntSlider(value=3, description='n')"),
+        nbformat.v4.new_code_cell(EXPLORER),
+    ])
+    nbformat.write(nb, folder / "tutorial.ipynb")
+    out = folder / "site" / "tutorial.html"
+    out.parent.mkdir()
+    run = subprocess.run(
+        [sys.executable, "-m", "audiovis.export", str(folder / "tutorial.ipynb"), "-o", str(out), "--execute"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "widget outputs" in run.stdout
+    return out
+
+
+def test_exported_notebook_widgets_render_offline(browser, exported):
+    assert exported.stat().st_size < 8_000_000
+    with offline_page(browser, height=1400) as op:
+        op.open(exported, ready="body[data-audiovis-widgets]", timeout=60000)
+        page = op.page
+        assert page.evaluate("() => document.body.dataset.audiovisWidgets") == "rendered"
+        viewers = page.locator(VIEWER)
+        assert viewers.count() == 2  # the viewer and the explorer's viewer
+        page.wait_for_function(
+            f"() => [...document.querySelectorAll('{VIEWER}')].every((v) => Number(v.dataset.drawCount ?? 0) > 0)",
+            timeout=20000,
+        )
+        first = viewers.nth(0)
+        canvas = first.locator(CANVAS)
+        canvas.scroll_into_view_if_needed()
+        assert canvas_pixels(canvas)[..., :3].std() > 20
+        assert canvas_pixels(viewers.nth(1).locator(CANVAS))[..., :3].std() > 10
+        # the selection saved with the widget state is drawn; a click replaces it
+        readout = first.locator('[data-testid="audiovis-readout"]')
+        assert "1 selected" in readout.inner_text()
+        box = canvas.bounding_box()
+        page.keyboard.down("Shift")  # shift-click adds a patch
+        page.mouse.click(box["x"] + (300 + 8) / 1024 * box["width"], box["y"] + box["height"] * (1 - (40 + 8) / 128))
+        page.keyboard.up("Shift")
+        page.wait_for_function("(el) => el.textContent.includes('2 selected')", arg=readout.element_handle(), timeout=5000)
+
+        # ipywidgets controls render; the Bokeh plot shows a placeholder saying why
+        assert page.locator(".widget-slider, .widget-hslider").count() >= 1
+        assert page.locator(".widget-dropdown select").count() >= 3  # the explorer's menus
+        placeholder = page.locator('[data-testid="audiovis-widget-placeholder"]')
+        assert placeholder.count() >= 1 and "jupyter_bokeh" in placeholder.first.inner_text()
+
+        # playback says it needs the kernel instead of waiting for one
+        first.locator('[data-testid="audiovis-play"]').click()
+        page.wait_for_function("(el) => el.textContent.includes('no kernel')", arg=readout.element_handle(), timeout=5000)
+        op.screenshot("export_tutorial_page")
+        assert not op.errors, op.errors
+        assert op.blocked == [], f"the page tried the network: {op.blocked}"
