@@ -75,6 +75,9 @@ def test_class_name_without_a_close_one(analysis):
 def test_explorer_class_index_takes_names_like_explore(analysis, ex):
     ex.class_index = "Bird song"
     assert ex.class_index == 2 and ex._class_menu.value == 2
+    ex.class_index = np.int64(1)  # e.g. probabilities.argmax()
+    assert ex.class_index == 1 and type(ex.class_index) is int
+    ex.class_index = "Bird song"
     assert Explorer(analysis, class_index="Speech").class_index == 3  # what explore(class_index=...) does
     with pytest.raises(traitlets.TraitError, match=r"Explorer.class_index: no class named 'cat'.*did you mean 'Cat'\?"):
         ex.class_index = "cat"

@@ -52,8 +52,8 @@ class Explorer(W.VBox):
     layer = traitlets.Int(0, help="Transformer layer of embeddings, similarity and attention (0-based).")
     head = traitlets.Int(None, allow_none=True, help="Attention head, or None for the mean over heads.")
     class_index = traitlets.Union(
-        [traitlets.Int(), traitlets.Unicode()], default_value=0,
-        help="Class explained by the saliency overlay: an index, or a name (stored as its index).",
+        [traitlets.Int(), traitlets.Instance(np.integer), traitlets.Unicode()], default_value=0,
+        help="Class explained by the saliency overlay: an index or a name; stored as its index.",
     )
     color_by = traitlets.Enum(COLOR_BY, default_value="time", help="What colours the embedding plot's points.")
 
