@@ -365,7 +365,8 @@ def test_long_viewer_hostile_state_and_requests(long_viewer, monkeypatch, caplog
     sent = capture(lv, monkeypatch)
     caplog.set_level(logging.WARNING)
     lv.show_window(1)
-    assert lv.window == 1 and lv._grid_offset == 1024
+    # the window rule: the last window ends at the recording's end (1998 frames), overlapping the first
+    assert lv.window == 1 and lv._grid_offset == 974 == lv.spectrogram.num_frames - 1024
     lv.select([3])
     snapshot = kernel_owned(lv)
     for state in ({"window": 99}, {"window": None}, {"_grid_offset": -5}, {"_windows": []},
