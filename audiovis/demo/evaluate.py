@@ -166,10 +166,10 @@ def evaluate(model=None, *, num_clips: int = 300, seed: int = EVAL_SEED, progres
         if centres is None:
             centres = patch_centres(grid, spec)
         times, freqs = centres
-        rolled = int(np.argmax(result.rollout()))
+        rolled = int(np.argmax(result.rollout(progress=False)))
         in_any = np.zeros(grid.num_patches, dtype=bool)
         for event in clip.events:
-            pointed = int(np.argmax(result.saliency(event.class_index)))
+            pointed = int(np.argmax(result.saliency(event.class_index, progress=False)))
             for kind, box in (("strict", event.box), ("tolerant", _widen(event.box, spec, TOLERANCE_FRAMES, TOLERANCE_BINS))):
                 inside = _inside(box, times, freqs)
                 rows[kind].append([float(inside[pointed]), float(inside[rolled]), float(inside.mean())])

@@ -353,6 +353,7 @@ def save_explorer_page(
     keep("rollout", overlays.rollout(analysis))
     for layer in range(num_layers):
         keep(f"cls:{layer}", overlays.cls_attention(analysis, layer, None))
+    analysis.saliencies(saved_classes)  # one batched pass for every saved class (then cached)
     for c in saved_classes:
         keep(f"saliency:{c}", overlays.saliency(analysis, c))
     embeddings = {str(layer): _saved_array(analysis.patch_embeddings(layer), "float16") for layer in saved_layers}
