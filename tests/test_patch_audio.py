@@ -165,3 +165,33 @@ def test_viewer_answers_patch_audio_requests_with_the_region_only():
     silent.send = lambda content, buffers=None: sent.append((content, buffers))
     silent._on_message(silent, {"id": 9, "type": "patch_audio", "patches": [1]}, [])
     assert sent[-1][0]["error"] == "this viewer has no audio"
+
+
+def test_long_viewer_plays_the_patches_of_the_window_under_view(model):
+    from audiovis.widgets.longview import LongViewer
+
+    t = np.arange(10 * SR) / SR
+    wav = noise(10.0, seed=6) * 0.05
+    burst = (t >= 5.0) & (t < 5.5)
+    wav[burst] += 0.5 * np.sin(2 * np.pi * 1000 * t[burst]).astype(np.float32)
+    lv = LongViewer(av.load_audio(wav, SR), model, background=False)
+    window = next(i for i, r in enumerate(lv.windows) if r.start_seconds <= 5.0 and r.end_seconds >= 5.6)
+    lv.show_window(window)
+    res = lv.analysis
+    assert res.offset > 0 and lv._grid_offset > 0
+    patches = res.grid.patches_in((5.0, 5.5, 900, 1100), res.spectrogram)
+    sent = []
+    lv.send = lambda content, buffers=None: sent.append((content, buffers))
+    lv._on_message(lv, {"id": 3, "type": "patch_audio", "patches": patches}, [])
+    reply, buffers = sent[-1]
+    assert "error" not in reply, reply
+    boxes = [res.grid.bounds_hz_s(p, res.spectrogram) for p in patches]  # the window's own clock (absolute)
+    t0, t1 = min(b.time_start for b in boxes), max(b.time_end for b in boxes)
+    assert reply["start"] == pytest.approx(t0, abs=1.5 / SR)
+    samples = np.frombuffer(buffers[0], dtype="<f4")
+    assert len(samples) == round((t1 - t0) * SR)
+    # it is the burst: about the energy of the 1 kHz tone inside the span
+    local = reply["start"] + np.arange(len(samples)) / SR
+    inside = (local >= 5.0) & (local < 5.5)
+    tone = 0.5 * np.sin(2 * np.pi * 1000 * local[inside])
+    assert np.sum(samples[inside].astype(np.float64) ** 2) == pytest.approx(np.sum(tone ** 2), rel=0.2)
