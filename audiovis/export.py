@@ -6,7 +6,8 @@ page is nbconvert's JupyterLab look with the CDN parts replaced: the widget mana
 (``@jupyter-widgets/html-manager``, bundled by js/build.mjs into audiovis/static/notebook.js) is inlined,
 and MathJax, Mermaid and require.js are left out. A Content-Security-Policy forbids every fetch. audiovis
 viewers run the front end saved in their own state (the version that made the notebook); widgets that
-need their own front-end library (e.g. jupyter_bokeh) show a placeholder; nothing can call the kernel,
+need a front-end library this page does not carry show a placeholder that says so (jupyter_bokeh plots
+are drawn by the BokehJS an Explorer's output puts in the page); nothing can call the kernel,
 so playback and anything computed in Python answer with a message saying so.
 """
 
@@ -185,7 +186,9 @@ def export_notebook(
     models = state.get("state", {}) if state else {}
     modules = {str(m.get("model_module", "")) for m in models.values()}
     if "@bokeh/jupyter_bokeh" in modules:
-        notes.append("Bokeh plots (jupyter_bokeh) need a kernel and show a placeholder; explorer.save_html keeps them")
+        notes.append("Bokeh plots (jupyter_bokeh) are drawn from their saved figure where BokehJS is in the page "
+                     "(an Explorer puts it there), but nothing links them to other widgets: that runs in Python "
+                     "(explorer.save_html links them in the page)")
     return ExportReport(out, out.stat().st_size, len(_widget_views(nb)), len(models), notes)
 
 

@@ -39,6 +39,17 @@ ex
 """
 
 
+FOREIGN = """
+import traitlets
+class Foreign(W.DOMWidget):  # a widget whose front end this page cannot have
+    _model_module = traitlets.Unicode("some-widget-lib").tag(sync=True)
+    _model_name = traitlets.Unicode("SomeModel").tag(sync=True)
+    _view_module = traitlets.Unicode("some-widget-lib").tag(sync=True)
+    _view_name = traitlets.Unicode("SomeView").tag(sync=True)
+Foreign()
+"""
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("export")
@@ -47,6 +58,7 @@ def exported(tmp_path_factory):
         nbformat.v4.new_code_cell(SETUP),
         nbformat.v4.new_code_cell("import ipywidgets as W\nW.IntSlider(value=3, description='n')"),
         nbformat.v4.new_code_cell(EXPLORER),
+        nbformat.v4.new_code_cell(FOREIGN),
     ])
     nbformat.write(nb, folder / "tutorial.ipynb")
     out = folder / "site" / "tutorial.html"
@@ -86,11 +98,17 @@ def test_exported_notebook_widgets_render_offline(browser, exported):
         page.keyboard.up("Shift")
         page.wait_for_function("(el) => el.textContent.includes('2 selected')", arg=readout.element_handle(), timeout=5000)
 
-        # ipywidgets controls render; the Bokeh plot shows a placeholder saying why
+        # ipywidgets controls render, the explorer's Bokeh plot is drawn from its saved figure, a widget of
+        # an unknown library shows a placeholder saying why
         assert page.locator(".widget-slider, .widget-hslider").count() >= 1
         assert page.locator(".widget-dropdown select").count() >= 3  # the explorer's menus
+        page.wait_for_function(
+            "() => window.Bokeh && [...window.Bokeh.index].some((v) => v.model && v.model.renderers && v.model.renderers.length)",
+            timeout=20000,
+        )
+        assert page.locator('[data-testid="audiovis-static-bokeh"]').count() == 1
         placeholder = page.locator('[data-testid="audiovis-widget-placeholder"]')
-        assert placeholder.count() >= 1 and "jupyter_bokeh" in placeholder.first.inner_text()
+        assert placeholder.count() == 1 and "some-widget-lib SomeView" in placeholder.inner_text()
 
         # playback says it needs the kernel instead of waiting for one
         first.locator('[data-testid="audiovis-play"]').click()

@@ -3,8 +3,8 @@
  * from its saved widget state with @jupyter-widgets/html-manager, bundled into this file, so nothing is
  * fetched. anywidget widgets (audiovis' viewers among them) run the `_esm` module saved in their state,
  * i.e. the front end of the audiovis version that made the notebook; should a browser refuse to import
- * it, audiovis widgets fall back to the viewer bundled here. Widgets of other libraries that need their
- * own front-end code (e.g. jupyter_bokeh) show a placeholder that says so.
+ * it, audiovis widgets fall back to the viewer bundled here. jupyter_bokeh plots are drawn by the BokehJS
+ * in the page, if any; widgets of other libraries that need their own front-end code show a placeholder.
  */
 
 import * as base from "@jupyter-widgets/base";
@@ -120,6 +120,41 @@ class PlaceholderView extends base.DOMWidgetView {
   }
 }
 
+/**
+ * jupyter_bokeh's plot, drawn by the BokehJS already in the page (the output of `output_notebook`, which
+ * an Explorer emits) from the figure saved in `render_bundle`; no link to Python, so selections made in
+ * it stay in the plot. Without BokehJS in the page it is a placeholder.
+ */
+class BokehView extends base.DOMWidgetView {
+  override render(): void {
+    void this.mount().catch((err) => {
+      this.el.textContent = `[Bokeh plot: could not be drawn in this static page: ${String(err)}]`;
+    });
+  }
+
+  private async mount(): Promise<void> {
+    const Bokeh = (window as any).Bokeh;
+    const raw = this.model.get("render_bundle");
+    const bundle = typeof raw === "string" ? JSON.parse(raw) : raw;
+    if (!Bokeh?.embed?.embed_items || !bundle?.docs_json) {
+      PlaceholderView.prototype.render.call(this);
+      return;
+    }
+    for (let i = 0; i < 100 && !this.el.isConnected; i++) await new Promise((r) => setTimeout(r, 50));
+    for (const item of bundle.render_items ?? []) {
+      for (const [rootId, elementId] of Object.entries(item.roots ?? {})) {
+        const holder = document.createElement("div");
+        holder.id = String(elementId);
+        holder.dataset.rootId = rootId;
+        holder.style.display = "contents";
+        this.el.append(holder);
+      }
+    }
+    this.el.dataset.testid = "audiovis-static-bokeh";
+    await Bokeh.embed.embed_items(bundle.docs_json, bundle.render_items);
+  }
+}
+
 /** Classes for modules this page does not carry: every *View / *Model name resolves to a placeholder
  * (and nothing else: a `then` would make the module look like a promise). */
 const placeholders = new Proxy({} as Record<string, unknown>, {
@@ -132,6 +167,7 @@ const placeholders = new Proxy({} as Record<string, unknown>, {
 
 async function loader(moduleName: string): Promise<unknown> {
   if (moduleName === "anywidget") return { AnyModel, AnyView };
+  if (moduleName === "@bokeh/jupyter_bokeh") return { BokehModel: PlaceholderModel, BokehView };
   return placeholders;
 }
 
