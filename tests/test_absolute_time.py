@@ -121,15 +121,27 @@ def test_explorer_and_viewer_show_and_play_the_recordings_clock(recording):
     assert viewer._meta["time_offset"] == pytest.approx(60.0075, abs=1e-9)
     # playback: the audio's first sample plays at 60 s on the viewer's clock
     assert viewer._audio_info["start"] == 60.0
-    assert viewer._audio_info["duration"] == pytest.approx(4.015)
+    assert viewer._audio_info["duration"] == pytest.approx(4.0075)  # cut where the spectrogram ends
     assert viewer.playhead == 60.0
     viewer.playhead = 61.5
-    with pytest.raises(traitlets.TraitError, match=r"playhead must be within 60\.\.64\.015 s, got 1\.5"):
+    with pytest.raises(traitlets.TraitError, match=r"playhead must be within 60\.\.64\.00[78] s, got 1\.5"):
         viewer.playhead = 1.5
     viewer.set_state({"playhead": 1.5})  # the browser's value before the audio: clamped to its start
     assert viewer.playhead == 60.0
     viewer.set_state({"playhead": 99.0})
-    assert viewer.playhead == pytest.approx(64.015)
+    assert viewer.playhead == pytest.approx(64.0075)
+
+
+def test_explorer_of_a_window_of_a_part_plays_that_window(recording):
+    """explore(part, window=1) on a part at 56-70 s: the window at 60 s, its audio cut at the window's end."""
+    x, _ = recording
+    part = av.load_audio(x, SR).segment(56, 70)
+    ex = av.explore(part, window=1)
+    assert ex.analysis.offset == 60.0
+    end = float(ex.viewer.spectrogram.frame_to_time(ex.viewer.spectrogram.num_frames))
+    assert end == pytest.approx(64.0075, abs=1e-9)
+    assert ex.viewer._audio_info["start"] == 56.0  # the part's samples, on the recording's clock
+    assert ex.viewer._duration() == pytest.approx(end, abs=1 / SR)  # up to the window's end, not the part's
 
 
 def test_viewer_of_a_whole_clip_keeps_its_clock_from_zero(recording):

@@ -492,8 +492,9 @@ def load_bokehjs() -> None:
 
 
 def _window_audio(audio: Audio, spec: Spectrogram) -> Audio:
-    """``audio`` up to the end of what the spectrogram shows; sample 0 stays at 0 s, where the viewer's clock starts."""
-    return audio.segment(0.0, float(spec.frame_to_time(spec.num_frames)))
+    """``audio`` up to the end of what the spectrogram shows; its sample 0 plays at ``audio.start`` on the
+    viewer's clock (the recording's), so the cut is at that end less ``audio.start``."""
+    return audio.segment(0.0, max(0.0, float(spec.frame_to_time(spec.num_frames)) - audio.start))
 
 
 def _resolve_model(model: Any) -> "SpectrogramModelMixin":
