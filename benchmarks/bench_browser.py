@@ -59,18 +59,45 @@ _JS_RUN_UNTIL = """
 })
 """
 
-# Records, for the viewer under `root`: every draw's end time and duration, and pointer events' times.
+# Records, for the viewer under `root`: every draw's end time and duration, and pointer events' times. For
+# clicks it also records when the selection was drawn where the pointer went up: the first draw after which
+# a canvas pixel within 2 px of the click has turned towards the selection colour (cyan: blue up against red,
+# which a hover highlight, white, does not do), so a draw that did not show the selection does not count.
 _JS_WATCH = """
 (root) => {
   const canvas = root.querySelector('[data-testid="spectrogram-canvas"]');
-  window.__benchLog = {draws: [], pointer: []};
+  const ctx = canvas.getContext('2d');
+  window.__benchLog = {draws: [], pointer: [], selections: [], missed: 0};
+  let pending = [];
+  // 5 x 5 px around the pointer: a click on a cell's edge may select the cell beside that pixel
+  const pixel = (x, y) => ctx.getImageData(x - 2, y - 2, 5, 5).data;
+  const tinted = (now, was) => {
+    for (let i = 0; i < now.length; i += 4) if ((now[i + 2] - was[i + 2]) - (now[i] - was[i]) >= 20) return true;
+    return false;
+  };
+  const at = (e) => {
+    const scale = canvas.width / canvas.clientWidth;
+    return [Math.floor(e.offsetX * scale), Math.floor(e.offsetY * scale)];
+  };
+  let before = null;
   const observer = new MutationObserver(() => {
-    window.__benchLog.draws.push([performance.now(), Number(root.dataset.drawMs)]);
+    const now = performance.now();
+    window.__benchLog.draws.push([now, Number(root.dataset.drawMs)]);
+    pending = pending.filter((click) => {
+      const shown = tinted(pixel(click.x, click.y), click.before);
+      if (shown) window.__benchLog.selections.push(now - click.t);
+      return !shown;
+    });
   });
   observer.observe(root, {attributes: true, attributeFilter: ['data-draw-count']});
-  for (const type of ['pointerup', 'pointermove']) {
-    canvas.addEventListener(type, () => window.__benchLog.pointer.push([type, performance.now()]), {capture: true});
-  }
+  canvas.addEventListener('pointerdown', (e) => { const [x, y] = at(e); before = pixel(x, y); }, {capture: true});
+  canvas.addEventListener('pointerup', (e) => {
+    const [x, y] = at(e);
+    window.__benchLog.pointer.push(['pointerup', performance.now()]);
+    if (before) pending.push({t: performance.now(), x, y, before: Array.from(before)});
+  }, {capture: true});
+  canvas.addEventListener('pointermove', () => window.__benchLog.pointer.push(['pointermove', performance.now()]), {capture: true});
+  window.__benchPending = () => { const left = pending; pending = []; return left; };
   window.__benchStop = () => observer.disconnect();
 }
 """
@@ -97,7 +124,8 @@ _JS_RUN_REDRAW = """
 })
 """
 
-_JS_LOG = "() => { const log = window.__benchLog; window.__benchLog = {draws: [], pointer: []}; return log; }"
+_JS_LOG = ("() => { const log = window.__benchLog; log.missed = window.__benchPending ? window.__benchPending() : []; "
+           "window.__benchLog = {draws: [], pointer: [], selections: [], missed: 0}; return log; }")
 
 
 def _latencies(log: dict, kind: str) -> list[float]:
@@ -197,14 +225,20 @@ def _measure(frontend) -> list[dict]:
     nb.page.wait_for_function("(el) => el.textContent.startsWith('0.01–10.25 s')",
                               arg=widget.locator('[data-testid="audiovis-readout"]').element_handle())
     nb.evaluate(_JS_LOG)
-    for i in range(15):
+    clicks_made = 15
+    for i in range(clicks_made):
         nb.page.mouse.click(box["x"] + (0.05 + 0.06 * i) * box["width"], box["y"] + (0.1 + 0.05 * i) * box["height"])
         nb.page.wait_for_timeout(120)
+    nb.page.wait_for_timeout(300)
     log = nb.evaluate(_JS_LOG)
-    clicks = _latencies(log, "pointerup")
+    clicks = log["selections"]  # pointer up -> the draw that shows the selection under the pointer
+    if not clicks:
+        raise AssertionError(f"none of {clicks_made} clicks drew a selection under the pointer")
     click_ms = statistics.median(clicks)
-    rows.append(row("browser", f"click -> selection overlay drawn (median of {len(clicks)})", click_ms, "ms",
-                    target="< 100 ms", met=click_ms < 100))
+    missed = len(log["missed"])  # clicks after which no draw showed a selection under the pointer
+    note = f"; {missed} never drawn: {log['missed']}" if missed else ""
+    rows.append(row("browser", f"click -> selection drawn under the pointer (median of {len(clicks)} of {clicks_made} "
+                    f"clicks{note})", click_ms, "ms", target="< 100 ms", met=click_ms < 100 and not missed))
 
     # Python set_heatmap -> overlay drawn (kernel execution and the comm round trip included).
     nb.page.mouse.move(2, 2)
