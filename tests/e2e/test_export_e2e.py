@@ -116,3 +116,32 @@ def test_exported_notebook_widgets_render_offline(browser, exported):
         op.screenshot("export_tutorial_page")
         assert not op.errors, op.errors
         assert op.blocked == [], f"the page tried the network: {op.blocked}"
+
+
+def test_notebook_saved_by_jupyterlab_with_widget_state_exports(lab, browser, tmp_path):
+    """JupyterLab's "Save Widget State Automatically" writes the same metadata: such a notebook exports
+    without --execute, and its viewer renders offline with the selection made in JupyterLab."""
+    from audiovis.export import export_notebook
+
+    setting = lab.server.root_dir.parent / "settings" / "@jupyter-widgets" / "jupyterlab-manager" / "plugin.jupyterlab-settings"
+    setting.parent.mkdir(parents=True, exist_ok=True)
+    setting.write_text('{"saveState": true}')
+    try:
+        nb = lab.open_notebook(cells=[SETUP])  # the page loads its settings now
+    finally:
+        setting.unlink()
+    nb.run_all()
+    nb.wait_for_widget(0, VIEWER)
+    nb.evaluate("async () => { await window.jupyterapp.commands.execute('docmanager:save'); }")
+    path = lab.server.root_dir / nb.path
+    saved = nbformat.read(path, as_version=4)
+    assert "application/vnd.jupyter.widget-state+json" in saved.metadata.get("widgets", {})
+    report = export_notebook(path, tmp_path / "from_lab.html")
+    assert report.widget_views == 1
+    with offline_page(browser) as op:
+        op.open(report.path, ready="body[data-audiovis-widgets]", timeout=60000)
+        page = op.page
+        page.wait_for_function(f"() => Number(document.querySelector('{VIEWER}')?.dataset.drawCount ?? 0) > 0", timeout=20000)
+        assert canvas_pixels(page.locator(CANVAS))[..., :3].std() > 20
+        assert "1 selected" in page.locator('[data-testid="audiovis-readout"]').inner_text()
+        assert not op.errors and op.blocked == []
