@@ -29,6 +29,15 @@ from .frozen_models import SR, tiny_ast, tone
 pytestmark = pytest.mark.ray
 
 
+def _retry(start, attempts: int = 3):
+    for attempt in range(attempts):
+        try:
+            return start()
+        except Exception:  # noqa: BLE001 - Ray raises a bare Exception when a node misses its start-up wait
+            if attempt == attempts - 1:
+                raise
+
+
 @pytest.fixture(scope="session")
 def ray_cluster():
     try:
@@ -36,10 +45,12 @@ def ray_cluster():
         from ray.cluster_utils import Cluster
     except ImportError:
         skip_or_fail("ray is not installed (pip install 'audiovis[ray]')")
-    # a loaded machine can take longer than Ray's default 30 s to start a node's agent
-    head = {"num_cpus": 1, "include_dashboard": False, "_system_config": {"agent_register_timeout_ms": 180_000}}
-    cluster = Cluster(initialize_head=True, head_node_args=head)
-    cluster.add_node(num_cpus=1)
+    from audiovis.store.ray_engine import SLOW_START
+
+    # a loaded machine can take longer than Ray's fixed start-up waits: retry a node that missed them
+    head = {"num_cpus": 1, "include_dashboard": False, "_system_config": SLOW_START}
+    cluster = _retry(lambda: Cluster(initialize_head=True, head_node_args=head))
+    _retry(lambda: cluster.add_node(num_cpus=1))
     ray.init(address=cluster.address, log_to_driver=False)
     cluster.wait_for_nodes()
     yield cluster

@@ -76,6 +76,8 @@ def new_manifest(model: Any, layers: Sequence[int], *, patches: bool, patch_dtyp
         predictions=bool(predictions), class_names=[str(v) for v in model.labels],
         multi_label=bool(model.multi_label), sample_rate=sample_rate, grid=grid.to_dict(), patch_bounds=bounds,
         window_seconds=float(model.window_seconds),
+        # False: the top predictions in store.clips are those of a head that was never trained
+        extra={"head_trained": bool(getattr(model, "head_trained", True))},
     )
 
 

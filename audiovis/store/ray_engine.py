@@ -57,13 +57,28 @@ def connect(progress: bool = True) -> Any:
         else:
             try:  # a cluster started on this machine with `ray start`
                 ray.init(address="auto", **quiet)
-            except ConnectionError:  # none: a local one (agents may start slowly on a busy machine)
-                ray.init(address="local", include_dashboard=False,
-                         _system_config={"agent_register_timeout_ms": 180_000}, **quiet)
+            except ConnectionError:  # none: a local one
+                start_local(ray, **quiet)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = bool(progress)
     ctx.print_on_execution_start = False
     return ray
+
+
+#: Ray's node agents get this long to start (its default, 30 s, is too short on a busy machine).
+SLOW_START = {"agent_register_timeout_ms": 180_000, "raylet_start_wait_time_s": 180}
+
+
+def start_local(ray: Any, attempts: int = 3, **options: Any) -> None:
+    """Start a local Ray cluster, retrying: on a loaded machine a node can miss Ray's fixed start-up wait."""
+    for attempt in range(attempts):
+        try:
+            ray.init(address="local", include_dashboard=False, _system_config=SLOW_START, **options)
+            return
+        except Exception:  # noqa: BLE001 - Ray raises a bare Exception for a node that timed out
+            ray.shutdown()
+            if attempt == attempts - 1:
+                raise
 
 
 def _fetch(ref: Any) -> Any:
