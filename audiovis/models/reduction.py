@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from .base import SpectrogramModelMixin
 
 Method = Literal["prune", "merge"]
+
+#: ``keep_by="attention"`` without ``prune_layer`` prunes progressively (EViT: several stages, inattentive
+#: patches fused); an integer ``prune_layer`` keeps the single-stage scheme of :mod:`audiovis.models.pruning`.
+PROGRESSIVE_BY_DEFAULT = True
 METHODS: tuple[str, ...] = ("prune", "merge")
 
 
@@ -39,7 +43,8 @@ class Reduction:
       away by the last block, in [0, 1).
     - ``ranking``: pruning: ``"energy"`` or ``"attention"`` (what decides which patches stay); merging:
       ``"keys"`` (tokens with the most similar attention keys merge, as Token Merging does).
-    - ``layer``: pruning: the first block that runs on the kept tokens (None: the ranking's default);
+    - ``layer``: pruning: the first block that runs on the kept tokens (None: the ranking's default), or
+      for attention ranking a tuple of blocks to prune before, progressively (:mod:`audiovis.models.progressive`);
       merging: the last block that merges (None: every block merges, as Token Merging does).
     - ``fuse``: pruning: the dropped patches run on as one fused token (proportional attention).
     """
@@ -47,7 +52,7 @@ class Reduction:
     method: str = "prune"
     ratio: float = 1.0
     ranking: str = "energy"
-    layer: int | None = None
+    layer: int | tuple[int, ...] | None = None
     fuse: bool = True
 
     @classmethod
@@ -76,9 +81,15 @@ class Reduction:
 
         if keep_by not in KEEP_BY:
             raise ValueError(f"keep_by must be one of {list(KEEP_BY)}, got {keep_by!r}")
-        if prune_layer is not None and (isinstance(prune_layer, bool) or not isinstance(prune_layer, (int, np.integer))):
-            raise ValueError(f"prune_layer must be an integer block index, got {prune_layer!r}")
-        return cls("prune", keep, keep_by, None if prune_layer is None else int(prune_layer), bool(fuse_dropped))
+        layer: int | tuple[int, ...] | None = None
+        if isinstance(prune_layer, (list, tuple)) and keep_by == "attention":
+            layer = tuple(prune_layer)  # progressive stages, checked by resolve
+        elif prune_layer is not None:
+            if isinstance(prune_layer, bool) or not isinstance(prune_layer, (int, np.integer)):
+                raise ValueError(f"prune_layer must be an integer block index (or, with keep_by='attention', a list of "
+                                 f"them for progressive pruning), got {prune_layer!r}")
+            layer = int(prune_layer)
+        return cls("prune", keep, keep_by, layer, bool(fuse_dropped))
 
     def resolve(self, model: "SpectrogramModelMixin") -> "Reduction":
         """This reduction with ``layer`` filled in and checked against ``model`` (ValueError/ConfigError otherwise)."""
@@ -86,6 +97,13 @@ class Reduction:
             from .pruning import check_keep_ratio, resolve_prune_layer
 
             check_keep_ratio(self.ratio)
+            if self.is_progressive:
+                from .progressive import check_stages, default_stages
+
+                if not self.fuse:
+                    raise ValueError("progressive attention pruning always fuses the dropped patches; pass fuse_dropped=True")
+                stages = default_stages(model.num_layers) if self.layer is None else self.layer
+                return replace(self, layer=check_stages(stages, model.num_layers))
             return replace(self, layer=resolve_prune_layer(self.ranking, self.layer, model.num_layers))
         if self.method == "merge":
             from .merging import check_mergeable, check_merge_ratio
@@ -98,6 +116,14 @@ class Reduction:
                 raise ValueError(f"the last merging block must be in [0, {n - 1}] (the model has {n} blocks), got {self.layer!r}")
             return replace(self, layer=int(layer))
         raise ValueError(f"reduction method must be one of {list(METHODS)}, got {self.method!r}")
+
+    @property
+    def is_progressive(self) -> bool:
+        """Attention-ranked pruning in several stages (:mod:`audiovis.models.progressive`): ``layer`` is a
+        tuple of blocks, or None with ``ranking="attention"`` and :data:`PROGRESSIVE_BY_DEFAULT`."""
+        if self.method != "prune" or self.ranking != "attention":
+            return False
+        return isinstance(self.layer, tuple) or (self.layer is None and PROGRESSIVE_BY_DEFAULT)
 
     def is_identity(self, num_patches: int) -> bool:
         """Whether this reduction leaves every patch token in place (the plain pass)."""
@@ -149,6 +175,8 @@ class ReducedStates(Sequence[torch.Tensor]):
         self.sources = [_check_source(s, self.num_tokens) for s in sources]
         #: pruning: the patches kept (token order); None otherwise
         self.kept = None if kept is None else np.asarray(kept, dtype=np.int64)
+        #: progressive pruning: the patches kept after each stage (to replay the pass with gradients)
+        self.stage_kept: list[torch.Tensor] | None = None
         self.inputs = {b: (t.detach(), _check_source(s, self.num_tokens)) for b, (t, s) in (inputs or {}).items()}
 
     def __len__(self) -> int:
@@ -270,6 +298,17 @@ def reduced_pass(model: "SpectrogramModelMixin", x: torch.Tensor, reduction: Red
 
     Call under :func:`audiovis.models.base.inference`. No attention map and no full-layout tensor is made.
     """
+    if reduction.method == "prune" and reduction.is_progressive:
+        from .progressive import forward_progressive
+
+        states, sources, inputs = [], [], {}
+        out = forward_progressive(model, x, reduction.ratio, reduction.layer, hidden_states=states, sources=sources,
+                                  inputs=inputs)
+        record = ReducedStates(model, [s[0] for s in states], [None if s is None else s[0] for s in sources],
+                               reduction=reduction, inputs={b: (t[0], s[0]) for b, (t, s) in inputs.items()},
+                               kept=out.kept[0].cpu().numpy())
+        record.stage_kept = [k[0].cpu() for k in out.stage_kept]
+        return ReducedPass(record, out.logits[0], record.kept, int(reduction.layer[0]), out.fused_size > 0)
     if reduction.method == "prune":
         from .pruning import forward_pruned, gather_patches, source_rows
 
@@ -300,6 +339,11 @@ def reduced_logits(model: "SpectrogramModelMixin", x: torch.Tensor, patches: tor
     ``[B, N, D]`` (differentiable in them): pruning keeps the recorded patches, merging recomputes its
     matching from these embeddings (the same matching when they are the recorded ones)."""
     reduction = states.reduction
+    if reduction.method == "prune" and reduction.is_progressive:
+        from .progressive import forward_progressive
+
+        replay = [k[None].expand(patches.shape[0], -1) for k in states.stage_kept]
+        return forward_progressive(model, x, reduction.ratio, reduction.layer, patches=patches, kept_per_stage=replay).logits
     if reduction.method == "prune":
         from .pruning import pruned_logits
 

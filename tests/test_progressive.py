@@ -1,0 +1,108 @@
+"""Progressive attention-ranked pruning (EViT-style) against a full-layout reference written here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import audiovis as av
+from audiovis.models.base import block_with_attention
+from audiovis.models.progressive import check_stages, default_stages, forward_progressive, stage_counts
+
+from .frozen_models import SR, tiny_ast, tone
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_ast(seed=11, num_hidden_layers=4)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return av.load_audio(tone(700.0, noise=0.05, seed=5) + tone(2500.0, amp=0.15), SR)
+
+
+def reference(model, x: torch.Tensor, keep_ratio: float, stages: tuple[int, ...]):
+    """Every patch runs every block in the full layout with explicit attention. Before block s of each
+    stage the live patches are ranked by the prefix rows of block s - 1's attention (heads and prefix
+    averaged); the lowest drop out and every dropped patch (earlier ones included) is replaced by the mean
+    of the dropped patches' states. Returns logits, the kept set after each stage, every state and attention."""
+    p, n = model.num_prefix_tokens, model.grid.num_patches
+    counts = stage_counts(n, keep_ratio, len(stages))
+    tokens = model.add_positions(model.embed_patches(x))
+    live = list(range(n))
+    states, attentions, kept_sets = [tokens[0]], [], []
+    for b, block in enumerate(model.blocks):
+        if b in stages:
+            k = counts[stages.index(b)]
+            scores = attentions[-1][:, :p, p:].mean(dim=(0, 1))
+            ranked = sorted(live, key=lambda i: (-float(scores[i]), i))
+            live = sorted(ranked[:k])
+            kept_sets.append(live)
+            dropped = torch.ones(n, dtype=torch.bool)
+            dropped[live] = False
+            rows = torch.nonzero(dropped).flatten() + p
+            tokens = tokens.clone()
+            tokens[0, rows] = tokens[0, rows].mean(dim=0)
+        tokens, probs = block_with_attention(block, tokens)
+        states.append(tokens[0])
+        attentions.append(probs[0])
+    logits = model.forward_head(model.norm(tokens))[0]
+    return logits, kept_sets, states, attentions
+
+
+def test_stages_and_counts():
+    assert default_stages(12) == (1, 4, 7) and default_stages(4) == (1, 2, 3) and default_stages(2) == (1,)
+    assert stage_counts(1212, 0.5, 3) == [962, 764, 606]
+    assert check_stages([2, 5], 12) == (2, 5)
+    for bad in ([0], [3, 2], [13], [1.5], []):
+        with pytest.raises(ValueError, match="stages"):
+            check_stages(bad, 12)
+
+
+@pytest.mark.parametrize("stages", [(1, 2, 3), (2,), (1, 3)])
+def test_progressive_pass_equals_the_full_layout_reference(model, clip, stages):
+    x = model.spectrogram(clip).values[None]
+    with torch.no_grad():
+        logits, kept_sets, states, attentions = reference(model, x, 0.4, stages)
+        out = forward_progressive(model, x, 0.4, stages)
+    assert [k[0].tolist() for k in out.stage_kept] == kept_sets
+    torch.testing.assert_close(out.logits[0], logits, atol=2e-5, rtol=1e-4)
+    res = model.analyze(clip, keep_ratio=0.4, keep_by="attention", prune_layer=list(stages))
+    np.testing.assert_array_equal(res.kept_patches, kept_sets[-1])
+    np.testing.assert_allclose(res.logits, logits.numpy(), atol=2e-5)
+    for layer, state in enumerate(res.hidden_states):
+        np.testing.assert_allclose(state, states[layer].numpy(), atol=5e-5)
+    for layer in range(model.num_layers):
+        np.testing.assert_allclose(res.attention(layer), attentions[layer].numpy(), atol=1e-5)
+    assert res._hidden.states[-1].shape[0] == 2 + len(kept_sets[-1]) + 1, "compact states"
+
+
+def test_attention_ranking_prunes_progressively_by_default(model, clip):
+    res = model.analyze(clip, keep_ratio=0.5, keep_by="attention")
+    x = res.spectrogram.values[None]
+    with torch.no_grad():
+        out = forward_progressive(model, x, 0.5, default_stages(model.num_layers))
+    np.testing.assert_array_equal(res.kept_patches, out.kept[0].numpy())
+    np.testing.assert_allclose(res.logits, out.logits[0].numpy(), atol=1e-6)
+    assert res.prune_layer == 1 and res.fused_dropped
+    groups = res.merge_groups(-1)
+    assert len(np.unique(groups)) == len(res.kept_patches) + 1, "kept patches and one fused token"
+
+
+def test_progressive_saliency_replays_the_pass(model, clip):
+    res = model.analyze(clip, keep_ratio=0.5, keep_by="attention")
+    x = res.spectrogram.values[None]
+    patches = model.embed_patches(x).detach().requires_grad_(True)
+    replay = [k.clone()[None] for k in res._hidden.stage_kept]
+    logit = forward_progressive(model, x, 0.5, patches=patches, kept_per_stage=replay).logits[0, 2]
+    (grad,) = torch.autograd.grad(logit, patches)
+    np.testing.assert_allclose(res.saliency(2), (grad * patches.detach()).sum(-1)[0].numpy(), atol=1e-6)
+
+
+def test_progressive_errors(model, clip):
+    with pytest.raises(ValueError, match="always fuses"):
+        model.analyze(clip, keep_ratio=0.5, keep_by="attention", fuse_dropped=False)
+    with pytest.raises(ValueError, match="increasing"):
+        model.analyze(clip, keep_ratio=0.5, keep_by="attention", prune_layer=[2, 1])
