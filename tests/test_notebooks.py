@@ -15,7 +15,7 @@ def test_there_are_tutorials():
     names = [p.name for p in NOTEBOOKS]
     for expected in ("01_quickstart.ipynb", "02_spectrograms_and_patches.ipynb",
                      "03_attention_and_embeddings.ipynb", "04_your_own_weights.ipynb",
-                     "05_frozen_encoders.ipynb"):
+                     "05_frozen_encoders.ipynb", "06_datasets.ipynb"):
         assert expected in names
 
 

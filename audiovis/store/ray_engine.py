@@ -47,18 +47,15 @@ def _ray():
 
 
 def connect(progress: bool = True) -> Any:
-    """The connected Ray cluster: the one ``ray.init`` joined, ``RAY_ADDRESS``, or a new local one."""
+    """The connected Ray cluster: the one ``ray.init`` joined, else ``RAY_ADDRESS``, else a new local one."""
     ray = _ray()
     if not ray.is_initialized():
         quiet = dict(log_to_driver=False, configure_logging=False)
         address = os.environ.get("RAY_ADDRESS")
         if address:
             ray.init(address=address, **quiet)
-        else:
-            try:  # a cluster started on this machine with `ray start`
-                ray.init(address="auto", **quiet)
-            except ConnectionError:  # none: a local one
-                start_local(ray, **quiet)
+        else:  # (a cluster started with `ray start`: ray.init(address="auto") first, or set RAY_ADDRESS)
+            start_local(ray, **quiet)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = bool(progress)
     ctx.print_on_execution_start = False
