@@ -80,13 +80,14 @@ def test_flac_audio_round_trips_losslessly_and_loud_audio_keeps_its_level():
     np.testing.assert_allclose(decoded * entry["gain"], loud, atol=4 / 32767)
 
 
-def test_long_audio_is_opus_and_sounds_like_the_original():
-    t = np.arange(70 * SR) / SR
+@pytest.mark.parametrize("seconds, audio_format, expected", [(70, "auto", "vorbis"), (5, "opus", "opus")])
+def test_compressed_audio_sounds_like_the_original(seconds, audio_format, expected):
+    t = np.arange(seconds * SR) / SR
     samples = (0.4 * np.sin(2 * np.pi * 330 * t) * (t % 2 < 1)).astype(np.float32)
-    entry, _ = encode_audio(samples, SR)
-    assert entry["format"] == "opus" and entry["mime"] == "audio/ogg"
+    entry, _ = encode_audio(samples, SR, audio_format)
+    assert entry["format"] == expected and entry["mime"] == "audio/ogg"
     raw = base64.b64decode(entry["data"])
-    assert len(raw) < 70 * 40000 / 8  # about 32 kb/s
+    assert len(raw) < seconds * 40000 / 8  # under 40 kb/s
     decoded, rate = sf.read(io.BytesIO(raw), dtype="float32")
     assert rate == SR and abs(len(decoded) - len(samples)) < SR // 10
     n = min(len(decoded), len(samples))
@@ -94,6 +95,10 @@ def test_long_audio_is_opus_and_sounds_like_the_original():
     assert corr > 0.95, corr
     wav, _ = encode_audio(samples[:SR], SR, "wav")
     assert wav["format"] == "wav" and base64.b64decode(wav["data"])[:4] == b"RIFF"
+    with pytest.raises(ValueError, match="Opus takes rates"):
+        from audiovis.widgets.static_page import _encode
+
+        _encode(sf, samples[:100], 22050, "opus")
 
 
 def test_long_spectrogram_frames_all_or_view(tmp_path):

@@ -466,7 +466,8 @@ class Explorer(W.VBox):
             title: the page's title.
             layers: ``"auto"``, ``"all"``, ``"current"`` or layer indices whose embeddings are saved.
             classes: class indices or names whose saliency is saved.
-            audio_format: ``"auto"`` (FLAC up to 60 s, else Ogg/Opus), ``"opus"``, ``"flac"`` or ``"wav"``.
+            audio_format: ``"auto"`` (FLAC up to 60 s, else Ogg/Vorbis), ``"vorbis"``, ``"opus"``, ``"flac"``
+                or ``"wav"``.
 
         Returns:
             A ``PageReport`` (path, size, bytes per part, what the page holds and leaves out).

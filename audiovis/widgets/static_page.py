@@ -33,12 +33,17 @@ VIEWER_STYLES = STATIC_DIR / "viewer.css"
 
 #: Version of the page's JSON layout (js/src/static/page.ts checks it).
 PAGE_FORMAT = 1
-#: Audio up to this long is stored losslessly (FLAC); longer audio as Ogg/Opus.
+#: Audio up to this long is stored losslessly (FLAC); longer audio as Ogg/Vorbis.
 LOSSLESS_SECONDS = 60.0
-#: Rates libopus encodes natively; other rates go to FLAC.
+#: Rates libopus encodes natively (``audio_format="opus"`` only).
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
-#: Bitrate of Ogg/Opus audio (bits per second): speech and sound events stay clear, 10 min is ~2.4 MB.
+#: Bitrate of Ogg/Opus audio (bits per second).
 OPUS_BITRATE = 32000
+#: libsndfile's Vorbis quality knob (0 best .. 1 smallest): ~22 kb/s at 16 kHz, 10 min of noise ~2.2 MB.
+#: Vorbis, not Opus, for long audio: libsndfile's Opus encoder ran at ~8-15x real time here, Vorbis ~150x.
+VORBIS_COMPRESSION = 0.9
+#: Samples per write: one huge write into libsndfile's Ogg encoder crashed the process (10 min at once).
+ENCODE_BLOCK_SECONDS = 10
 #: Traits never saved: the bundle (the page has its own) and the pointer's transient state.
 _SKIP_TRAITS = ("_esm", "_css", "_anywidget_id", "hovered_patch")
 
@@ -47,7 +52,9 @@ CSP = (
     "img-src data: blob:; media-src data: blob:; font-src data:; worker-src blob:"
 )
 
-AudioFormat = Literal["auto", "opus", "flac", "wav"]
+AudioFormat = Literal["auto", "vorbis", "opus", "flac", "wav"]
+AUDIO_FORMATS = ("auto", "vorbis", "opus", "flac", "wav")
+_MIME = {"vorbis": "audio/ogg", "opus": "audio/ogg", "flac": "audio/flac", "wav": "audio/wav"}
 
 
 @dataclass
@@ -107,22 +114,21 @@ def saved_state(widget: Any, *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
 def encode_audio(samples: np.ndarray, sample_rate: int, audio_format: AudioFormat = "auto") -> tuple[dict[str, Any], list[str]]:
     """Mono float samples -> the page's audio entry (base64 of a file the browser decodes) and notes.
 
-    ``"auto"``: FLAC (lossless) up to :data:`LOSSLESS_SECONDS`, Ogg/Opus beyond (at a rate libopus takes),
-    16-bit WAV when neither encoder is available. Samples beyond [-1, 1] are scaled into range and the
+    ``"auto"``: FLAC (lossless) up to :data:`LOSSLESS_SECONDS`, Ogg/Vorbis beyond, 16-bit WAV when
+    neither encoder is available (``"opus"`` for Ogg/Opus at 8/12/16/24/48 kHz). Samples beyond [-1, 1] are scaled into range and the
     page scales them back (``gain``).
     """
     import soundfile as sf
 
-    if audio_format not in ("auto", "opus", "flac", "wav"):
-        raise ValueError(f"audio_format must be 'auto', 'opus', 'flac' or 'wav', got {audio_format!r}")
+    if audio_format not in AUDIO_FORMATS:
+        raise ValueError(f"audio_format must be one of {', '.join(map(repr, AUDIO_FORMATS))}, got {audio_format!r}")
     samples = np.asarray(samples, dtype=np.float32)
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
     gain = peak if peak > 1.0 else 1.0
     data = samples / gain if gain != 1.0 else samples
     duration = len(samples) / sample_rate
     if audio_format == "auto":
-        long = duration > LOSSLESS_SECONDS and sample_rate in OPUS_RATES
-        order = ["opus", "flac", "wav"] if long else ["flac", "wav"]
+        order = ["vorbis", "flac", "wav"] if duration > LOSSLESS_SECONDS else ["flac", "wav"]
     else:
         order = [audio_format] + [f for f in ("flac", "wav") if f != audio_format]
     notes: list[str] = []
@@ -132,8 +138,7 @@ def encode_audio(samples: np.ndarray, sample_rate: int, audio_format: AudioForma
         except Exception as exc:  # an encoder missing from this libsndfile: the next format
             notes.append(f"audio: {fmt} encoding failed ({exc}); fell back")
             continue
-        mime = {"opus": "audio/ogg", "flac": "audio/flac", "wav": "audio/wav"}[fmt]
-        entry = {"format": fmt, "mime": mime, "sample_rate": int(sample_rate), "num_samples": int(len(samples)),
+        entry = {"format": fmt, "mime": _MIME[fmt], "sample_rate": int(sample_rate), "num_samples": int(len(samples)),
                  "gain": gain, "data": _b64(blob)}
         return entry, notes
     raise AudiovisError(f"save_html: could not encode the audio in any of {order}: {'; '.join(notes)}")
@@ -141,14 +146,14 @@ def encode_audio(samples: np.ndarray, sample_rate: int, audio_format: AudioForma
 
 def _encode(sf: Any, data: np.ndarray, rate: int, fmt: str) -> bytes:
     buf = io.BytesIO()
-    if fmt == "opus":
-        if rate not in OPUS_RATES:
+    if fmt in ("opus", "vorbis"):
+        if fmt == "opus" and rate not in OPUS_RATES:
             raise ValueError(f"Opus takes rates {OPUS_RATES}, not {rate}")
-        # compression_level sets the bitrate in libsndfile's Opus encoder: 0 -> 256 kb/s, 1 -> 6 kb/s (linear)
-        level = min(1.0, max(0.0, (256000 - OPUS_BITRATE) / (256000 - 6000)))
-        with sf.SoundFile(buf, "w", rate, 1, format="OGG", subtype="OPUS", compression_level=level) as f:
-            step = rate * 10
-            for i in range(0, len(data), step):  # by blocks: one huge write is slow in libsndfile's Ogg path
+        # compression_level: Opus maps 0..1 to 256..6 kb/s (linear); Vorbis to quality 1..0
+        level = (256000 - OPUS_BITRATE) / (256000 - 6000) if fmt == "opus" else VORBIS_COMPRESSION
+        with sf.SoundFile(buf, "w", rate, 1, format="OGG", subtype=fmt.upper(), compression_level=level) as f:
+            step = rate * ENCODE_BLOCK_SECONDS
+            for i in range(0, len(data), step):
                 f.write(data[i : i + step])
     elif fmt == "flac":
         sf.write(buf, data, rate, format="FLAC", subtype="PCM_16")

@@ -265,7 +265,7 @@ class SpectrogramViewer(anywidget.AnyWidget):
         *,
         title: str | None = None,
         frames: Literal["all", "view"] | None = None,
-        audio_format: Literal["auto", "opus", "flac", "wav"] = "auto",
+        audio_format: Literal["auto", "vorbis", "opus", "flac", "wav"] = "auto",
     ) -> Any:
         """Write this viewer as one self-contained HTML page that works with no kernel and no network.
 
@@ -279,7 +279,7 @@ class SpectrogramViewer(anywidget.AnyWidget):
             path: the ``.html`` file to write; its folder must exist.
             title: the page's title.
             frames: which full-resolution frames of a long spectrogram to keep.
-            audio_format: ``"auto"``, ``"opus"``, ``"flac"`` or ``"wav"``.
+            audio_format: ``"auto"``, ``"vorbis"``, ``"opus"``, ``"flac"`` or ``"wav"``.
 
         Returns:
             A ``PageReport`` (path, size, bytes per part, what was left out).

@@ -269,7 +269,7 @@ def test_ten_minute_viewer_page_is_small_and_zooms_to_saved_tiles(browser, tmp_p
             page.mouse.wheel(0, -400)
             page.wait_for_timeout(50)
         page.wait_for_function(f"() => Number(document.querySelector('{VIEWER}').dataset.tilesReceived ?? 0) > 0", timeout=20000)
-        # the Opus audio decodes in the browser and plays
+        # the Ogg/Vorbis audio decodes in the browser and plays
         page.locator('[data-testid="audiovis-play"]').click()
         page.wait_for_function("() => window.__avAudio.starts >= 1", timeout=30000)
         op.screenshot("static_ten_minute_page")

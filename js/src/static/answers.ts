@@ -11,7 +11,7 @@ import { base64ToBytes, inflate } from "./model";
 
 /** The embedded audio (audiovis/widgets/static_page.py `_audio_part`). */
 export interface SavedAudio {
-  format: "opus" | "flac" | "wav";
+  format: "vorbis" | "opus" | "flac" | "wav";
   mime: string;
   sample_rate: number;
   num_samples: number;
