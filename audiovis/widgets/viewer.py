@@ -273,7 +273,8 @@ class SpectrogramViewer(anywidget.AnyWidget):
         drawing, hover similarity (with embeddings set) and playback (whole clip and selection). It opens at
         the current view, selection and heatmap. Long spectrograms: ``frames="all"`` (the default here)
         saves every frame at full resolution, ``"view"`` only the current view's (the overview elsewhere).
-        Audio is FLAC up to 60 s, else Ogg/Opus (``audio_format`` picks; WAV when no encoder works).
+        Audio is FLAC up to 60 s, else Ogg/Vorbis (``audio_format`` picks: also ``"opus"``; WAV when no
+        encoder works).
 
         Args:
             path: the ``.html`` file to write; its folder must exist.
