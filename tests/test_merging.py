@@ -102,9 +102,11 @@ def groups_from_ids(ids: np.ndarray) -> list[list[int]]:
 
 
 def test_merge_schedule_decreases_and_sums_to_the_ratio():
-    schedule = merge_schedule(1212, 0.5, 12)
+    schedule = merge_schedule(1212, 0.5, 12, last_layer=11)  # ToMe's whole-depth spread
     assert sum(schedule) == 606 == num_merged(1212, 0.5)
     assert all(a >= b for a, b in zip(schedule, schedule[1:])) and schedule[0] > schedule[-1] > 0
+    default = merge_schedule(1212, 0.5, 12)
+    assert sum(default) == 606 and default[:5] == [202, 162, 121, 81, 40] and default[5:] == [0] * 7
     early = merge_schedule(1212, 0.5, 12, last_layer=3)
     assert sum(early) == 606 and early[4:] == [0] * 8
     assert merge_schedule(95, 0.0, 3) == [0, 0, 0]
@@ -112,7 +114,7 @@ def test_merge_schedule_decreases_and_sums_to_the_ratio():
         merge_schedule(95, 0.9, 3, last_layer=0)
 
 
-@pytest.mark.parametrize("ratio,last", [(0.5, None), (0.3, 1), (0.7, None)])
+@pytest.mark.parametrize("ratio,last", [(0.5, None), (0.3, 1), (0.7, None), (0.5, 2)])
 def test_merged_pass_equals_the_plain_tome_reference(model, clip, ratio, last):
     x = model.spectrogram(clip).values[None]
     schedule = merge_schedule(model.grid.num_patches, ratio, model.num_layers, last)

@@ -16,7 +16,10 @@ tokens that stayed (in their order), then the B tokens; ties in the matching go 
 The schedule spreads ``round(merge_ratio * num_patches)`` merges over blocks ``0..last_layer`` the way
 ToMe's "decreasing" schedule does: the number merged falls linearly from the first block to the last, so
 the early, expensive blocks lose the most (:func:`merge_schedule`). A merge never takes more than half
-of the current patch tokens.
+of the current patch tokens. By default merging ends at block ``num_layers // 3``
+(:func:`default_last_layer`): spread over every block, as ToMe spreads it on 197-token ViTs, half of
+AST-base's 1212 patches removed by the last block leave 63 % of the multiply-accumulates (at most 1.6x
+faster); ending at block 4 leaves 53 %. ``last_layer=num_layers - 1`` gives ToMe's whole-depth spread.
 """
 
 from __future__ import annotations
@@ -64,15 +67,20 @@ def check_mergeable(model: "SpectrogramModelMixin") -> None:
             raise ConfigError(f"token merging needs attention keys in every block: {exc}") from None
 
 
+def default_last_layer(num_layers: int) -> int:
+    """The last merging block by default: ``num_layers // 3`` (block 4 of AST-base's 12, block 1 of 4)."""
+    return num_layers // 3
+
+
 def merge_schedule(num_patches: int, merge_ratio: float, num_layers: int, last_layer: int | None = None) -> list[int]:
     """Tokens merged away in each of ``num_layers`` blocks: ``num_merged`` in all, falling linearly over
-    blocks ``0..last_layer`` (default: the last block), none after it.
+    blocks ``0..last_layer`` (default: :func:`default_last_layer`), none after it.
 
     A block merges at most half of its patch tokens; what does not fit moves to the next block. Raises a
     ValueError when ``merge_ratio`` cannot be reached by ``last_layer``.
     """
     total = num_merged(num_patches, merge_ratio)
-    last = num_layers - 1 if last_layer is None else int(last_layer)
+    last = default_last_layer(num_layers) if last_layer is None else int(last_layer)
     if not 0 <= last < num_layers:
         raise ValueError(f"the last merging block must be in [0, {num_layers - 1}], got {last_layer!r}")
     span = last + 1

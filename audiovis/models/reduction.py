@@ -45,7 +45,7 @@ class Reduction:
       ``"keys"`` (tokens with the most similar attention keys merge, as Token Merging does).
     - ``layer``: pruning: the first block that runs on the kept tokens (None: the ranking's default), or
       for attention ranking a tuple of blocks to prune before, progressively (:mod:`audiovis.models.progressive`);
-      merging: the last block that merges (None: every block merges, as Token Merging does).
+      merging: the last block that merges (None: ``num_layers // 3``, see :mod:`audiovis.models.merging`).
     - ``fuse``: pruning: the dropped patches run on as one fused token (proportional attention).
     """
 
@@ -110,8 +110,10 @@ class Reduction:
 
             check_merge_ratio(self.ratio)
             check_mergeable(model)
+            from .merging import default_last_layer
+
             n = model.num_layers
-            layer = n - 1 if self.layer is None else self.layer
+            layer = default_last_layer(n) if self.layer is None else self.layer
             if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < n:
                 raise ValueError(f"the last merging block must be in [0, {n - 1}] (the model has {n} blocks), got {self.layer!r}")
             return replace(self, layer=int(layer))
@@ -362,3 +364,50 @@ def describe(reduction: Reduction | None) -> str:
         return f"merge {reduction.ratio:g}"
     return f"prune {reduction.ranking} {reduction.ratio:g}"
 
+
+
+def block_tokens(model: "SpectrogramModelMixin", reduction: Reduction | None) -> list[tuple[int, int]]:
+    """Tokens each block's attention and MLP run on under ``reduction`` (resolved), ``[(attention, mlp)]``."""
+    p, n, depth = int(model.num_prefix_tokens), model.grid.num_patches, model.num_layers
+    full = p + n
+    if reduction is None or reduction.is_identity(n):
+        return [(full, full)] * depth
+    if reduction.method == "merge":
+        from .merging import merge_schedule
+
+        out, t = [], full
+        for r in merge_schedule(n, reduction.ratio, depth, reduction.layer):
+            out.append((t, t - r))
+            t -= r
+        return out
+    if reduction.is_progressive:
+        from .progressive import stage_counts
+
+        stages = list(reduction.layer)
+        counts = stage_counts(n, reduction.ratio, len(stages))
+        out, t = [], full
+        for b in range(depth):
+            if b in stages:
+                t = p + counts[stages.index(b)] + 1
+            out.append((t, t))
+        return out
+    from .pruning import num_kept
+
+    k = num_kept(n, reduction.ratio)
+    reduced = p + k + (1 if reduction.fuse and k < n else 0)
+    return [(full, full) if b < reduction.layer else (reduced, reduced) for b in range(depth)]
+
+
+def analytic_macs(model: "SpectrogramModelMixin", reduction: Reduction | None = None) -> int:
+    """Multiply-accumulates of one forward pass under ``reduction``: patch embedding, per block q/k/v and output
+    projections (``4 t D^2``), attention (``2 t^2 D``), MLP (``2 t' D I``), and the head. Norms, softmax and
+    the merging/pruning bookkeeping are not counted."""
+    vit = model.backbone
+    dim = int(vit.embed_dim)
+    ph, pw = model.grid.patch_size
+    block = vit.blocks[0]
+    hidden = int(getattr(block.mlp.fc1, "out_features", 4 * dim))
+    total = model.grid.num_patches * ph * pw * dim
+    for attn_tokens, mlp_tokens in block_tokens(model, reduction):
+        total += 4 * attn_tokens * dim * dim + 2 * attn_tokens * attn_tokens * dim + 2 * mlp_tokens * dim * hidden
+    return int(total + dim * len(model.labels))
