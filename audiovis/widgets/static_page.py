@@ -303,8 +303,11 @@ def save_viewer_page(
 #: Explorer pages keep every layer's embeddings (similarity in any layer) while they total at most this.
 EMBEDDING_BUDGET_BYTES = 1_200_000
 #: Overlay modes a saved explorer can switch among (attention from the selection needs every patch pair's
-#: attention, ~N^2 values per layer, so it stays in Python).
-SAVED_MODES = ("none", "similarity", "cls", "rollout", "saliency")
+#: attention, ~N^2 values per layer, integrated gradients dozens of backward passes per class, merged
+#: tokens a merging analysis: they stay in Python).
+SAVED_MODES = ("none", "similarity", "cls", "rollout", "saliency", "relevance")
+#: Saved modes with one map per class (the class menu picks it).
+CLASS_MODES = ("saliency", "relevance")
 
 
 def _saved_array(values: np.ndarray, dtype: str) -> dict[str, Any]:
@@ -361,6 +364,14 @@ def save_explorer_page(
     analysis.saliencies(saved_classes)  # one batched pass for every saved class (then cached)
     for c in saved_classes:
         keep(f"saliency:{c}", overlays.saliency(analysis, c))
+    unavailable = set()
+    for c in saved_classes:
+        try:
+            keep(f"relevance:{c}", overlays.relevance(analysis, c))
+        except (AudiovisError, ValueError, RuntimeError) as exc:  # e.g. a pruned analysis
+            unavailable.add("relevance")
+            notes.append(f"Relevance not saved: {exc}")
+            break
     embeddings = {str(layer): _saved_array(analysis.patch_embeddings(layer), "float16") for layer in saved_layers}
     projections = getattr(explorer.embedding_plot, "_projections", {})
     pca = {}
@@ -369,13 +380,13 @@ def save_explorer_page(
         pca[str(layer)] = {"x": _saved_array(coords[:, 0], "float32"), "y": _saved_array(coords[:, 1], "float32"),
                            "ratio": [float(r) for r in ratio]}
 
-    modes = [(key, label) for key, label in overlays.MODES.items() if key in SAVED_MODES]
+    modes = [(key, label) for key, label in overlays.MODES.items() if key in SAVED_MODES and key not in unavailable]
     overlay = explorer.overlay if explorer.overlay in SAVED_MODES else "none"
     notes.append(
-        f"Overlays saved: rollout, CLS attention of every layer (mean of heads), saliency of "
+        f"Overlays saved: rollout, CLS attention of every layer (mean of heads), saliency and relevance of "
         f"{', '.join(analysis.labels[c] for c in saved_classes)}, similarity (in the browser) for layer"
         f"{'s' if len(saved_layers) > 1 else ''} {', '.join(map(str, saved_layers))}. "
-        "Attention from the selection and single heads need Python."
+        "Attention from the selection, single heads, integrated gradients and merged tokens need Python."
     )
     if explorer.overlay not in SAVED_MODES:
         notes.append(f"The explorer showed '{overlays.MODES[explorer.overlay]}', which a page cannot compute; it opens with none.")
@@ -396,7 +407,7 @@ def save_explorer_page(
             "modes": modes, "overlay": overlay, "layer": int(explorer.layer), "num_layers": num_layers,
             "class_index": int(explorer.class_index) if int(explorer.class_index) in saved_classes else saved_classes[0],
             "classes": [[c, f"{analysis.labels[c]} ({probs[c]:.2f})"] for c in saved_classes],
-            "maps": maps, "embeddings": embeddings, "pca": pca, "plot": plot, "plot_source": SOURCE_NAME,
+            "class_modes": list(CLASS_MODES), "maps": maps, "embeddings": embeddings, "pca": pca, "plot": plot, "plot_source": SOURCE_NAME,
             "notes": [],
         },
     }

@@ -226,6 +226,10 @@ def test_saved_explorer_links_views_and_switches_overlays(browser, tmp_path):
         assert np.mean(np.any(cls2 != cls1, axis=2)) > 0.1, "another layer, another CLS attention map"
         saliency = choose("audiovis-overlay-menu", "saliency")
         assert np.mean(np.any(saliency != rollout, axis=2)) > 0.1
+        relevance = choose("audiovis-overlay-menu", "relevance")
+        assert np.mean(np.any(relevance != saliency, axis=2)) > 0.1
+        second = str(analysis.class_index(analysis.top_labels(2)[1][0]))
+        assert np.mean(np.any(choose("audiovis-class-menu", second) != relevance, axis=2)) > 0.05, "another class"
         choose("audiovis-layer-menu", "1")
 
         # similarity: hovering a patch gives Analysis.similarity of that patch in this layer (float16 embeddings)

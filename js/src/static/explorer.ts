@@ -31,9 +31,11 @@ export interface ExplorerPart {
   layer: number;
   num_layers: number;
   class_index: number;
-  /** Classes whose saliency was saved: [index, menu text]. */
+  /** Classes whose class maps were saved: [index, menu text]. */
   classes: Array<[number, string]>;
-  /** "rollout", "cls:<layer>", "saliency:<class>" -> values. */
+  /** Modes with one map per class ("saliency", "relevance"). */
+  class_modes?: string[];
+  /** "rollout", "cls:<layer>", "<class mode>:<class>" -> values. */
   maps: Record<string, SavedMap>;
   /** Layer -> patch embeddings (for similarity). */
   embeddings: Record<string, SavedArray>;
@@ -139,7 +141,8 @@ export async function mountExplorer(part: ExplorerPart, viewerPart: ViewerPart, 
 
   const refreshOverlay = () => {
     note = "";
-    classMenu.select.disabled = overlay !== "saliency";
+    const classModes = part.class_modes ?? ["saliency"];
+    classMenu.select.disabled = !classModes.includes(overlay);
     const selection = model.get("selected_patches") as number[];
     if (overlay === "similarity") {
       const payload = embeddingPayload(layer);
@@ -160,7 +163,7 @@ export async function mountExplorer(part: ExplorerPart, viewerPart: ViewerPart, 
       }
     } else {
       model.set("hover_mode", "none");
-      const key = overlay === "cls" ? `cls:${layer}` : overlay === "saliency" ? `saliency:${classIndex}` : overlay;
+      const key = overlay === "cls" ? `cls:${layer}` : classModes.includes(overlay) ? `${overlay}:${classIndex}` : overlay;
       const map = overlay === "none" ? null : part.maps[key];
       if (overlay !== "none" && !map) note = `${overlay} overlay for these settings was not saved in this page`;
       setHeatmap(map ? map.values : null, map ? map.label : "");
