@@ -497,7 +497,9 @@ class Analysis:
             rows = self.attention(-1)[:, :prefix] if prefix else self.attention(-1)
             return rows.mean(axis=(0, 1))[prefix:].astype(np.float32)
         if method == "rollout":
-            return self.rollout()
+            return self.rollout(progress=False)
+        if method == "saliency":
+            return self.saliency(class_index, progress=False)
         return getattr(self, method)(class_index)
 
     def faithfulness(
