@@ -120,11 +120,14 @@ def _click_rows(ex, clicks: int = 40) -> list[dict]:
     ex.class_index = top[0]
     first = _timed(lambda: setattr(ex, "overlay", "saliency"))
     assert ex.heatmap is not None
-    rows.append(row("explorer", "saliency overlay, first show (the 5 listed classes in one batched pass)", first, "ms"))
-    switch = [_timed(lambda c=c: setattr(ex, "class_index", c)) for c in top[1:]]
+    rows.append(row("explorer", "saliency overlay, first show (one class: one forward + one backward)", first, "ms"))
+    batch = _timed(lambda: setattr(ex, "class_index", top[1]))
+    rows.append(row("explorer", f"saliency, first class change (the {len(top) - 1} other listed classes in one batched "
+                    "pass)", batch, "ms"))
+    switch = [_timed(lambda c=c: setattr(ex, "class_index", c)) for c in top[2:] + top[:1]]
     worst = max(switch)
-    rows.append(row("explorer", "saliency class change among the listed classes (slowest of 4)", worst, "ms",
-                    target="<= 100 ms", met=worst <= 100))
+    rows.append(row("explorer", f"saliency class change among the listed classes after that (slowest of {len(switch)})",
+                    worst, "ms", target="<= 100 ms", met=worst <= 100))
     return rows
 
 

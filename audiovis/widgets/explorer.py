@@ -101,6 +101,7 @@ class Explorer(W.VBox):
         self._predictions = self._build_predictions(top_k)
         #: the predictions list's classes: their saliency maps are computed together (one batched pass)
         self._top_classes = [int(i) for i in np.argsort(-analysis.probabilities, kind="stable")[:top_k]]
+        self._saliency_shown = False  # the first saliency map is computed alone: the quickest first answer
         self._status = W.Label(layout=W.Layout(margin="2px 0 0 0"))
         rows, cols = analysis.grid.grid_shape
         header = W.Label(
@@ -410,15 +411,18 @@ class Explorer(W.VBox):
 
     def _compute_slow_overlay(self) -> None:
         """Rollout and saliency take seconds on a large model (AST-base): the status line says what is being
-        computed meanwhile, and saliency computes the chosen class with the predictions list's classes in
-        one batched pass, so switching among those classes afterwards is instant (cached on the Analysis)."""
+        computed meanwhile. The first saliency map is computed alone; once the class changes, the chosen class
+        and the predictions list's other classes share one batched pass, so switching among those afterwards
+        is instant (cached on the Analysis)."""
         mode = self.overlay
         if mode not in _SLOW_MODES:
             return
         self._status.value = f"Computing {overlays.MODES[mode].lower()}…"
         if mode == "saliency":
             chosen = self.class_index
-            self.analysis.saliencies([chosen] + [c for c in self._top_classes if c != chosen], progress=False)
+            listed = [c for c in self._top_classes if c != chosen] if self._saliency_shown else []
+            self.analysis.saliencies([chosen] + listed, progress=False)
+            self._saliency_shown = True
         elif mode == "rollout":
             self.analysis.rollout(progress=False)
 
