@@ -7,7 +7,7 @@ import os
 import pytest
 
 #: Values of the CI variable that mean "this is CI" (GitHub/GitLab set "true"; others "1" or "yes").
-TRUTHY = frozenset({"1", "true", "yes", "on"})
+TRUTHY = frozenset({"1", "true", "yes"})  # the same set as tests/e2e/conftest.py (copied into stand-alone test runs)
 
 
 def in_ci() -> bool:
