@@ -158,7 +158,8 @@ def test_viewer_answers_patch_audio_requests_with_the_region_only():
     full = np.zeros(audio.num_samples, dtype=np.float32)
     full[int(round(t0 * SR)): int(round(t0 * SR)) + len(samples)] = samples
     assert energy_share_inside(full, (t0, t1, f0, f1)) >= 0.9
-    for bad in ([], [grid.num_patches], "all", None, [1.5]):
+    for bad in ([], [grid.num_patches], [-1], "all", None, [1.5], [True], [10**400], [float("nan")], [[1]], {"0": 1},
+                list(range(grid.num_patches + 1))):
         viewer._on_message(viewer, {"id": 8, "type": "patch_audio", "patches": bad}, [])
         assert sent[-1][0]["id"] == 8 and "error" in sent[-1][0], bad
     silent = av.SpectrogramViewer(spec, grid=grid)
