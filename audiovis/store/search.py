@@ -3,7 +3,7 @@
 Vectors are L2-normalised once, so the inner product is the cosine. Exact search multiplies blocks of
 rows with the queries and keeps a running top k. The approximate index is ``faiss.IndexIVFFlat`` with the
 inner-product metric: ``nlist = 2 * sqrt(n)`` k-means cells trained on a sample, ``nprobe`` cells visited per
-query (default ``max(16, nlist // 16)``), exact scores inside the visited cells. Why IVF and not HNSW:
+query (default ``max(64, nlist // 16)``), exact scores inside the visited cells. Why IVF and not HNSW:
 see docs/ARCHITECTURE.md ("Embedding store").
 """
 
@@ -70,7 +70,7 @@ class PatchIndex:
         index.cp.seed = seed
         index.train(np.ascontiguousarray(train))
         index.add(self.vectors)
-        index.nprobe = int(nprobe or max(16, nlist // 16))
+        index.nprobe = int(nprobe or max(64, nlist // 16))
         self.index = index
         self.vectors = None  # faiss holds its own copy: keep one in memory, not two
 
