@@ -117,6 +117,25 @@ def test_rollout_equals_the_full_matrix_product_of_transformers_attention(model,
     assert res._attn == {}  # rollout keeps no [heads, tokens, tokens] maps behind
 
 
+def test_rollout_never_builds_every_heads_map_and_visits_each_layer_once(model, hf, audio, monkeypatch):
+    """One head-mean map per layer; the [heads, tokens, tokens] block of any layer is never made."""
+    import audiovis.models.base as base
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("rollout built a [heads, tokens, tokens] attention block")
+
+    calls = []
+    real = base.mean_attention
+    monkeypatch.setattr(analysis_module, "attention_probabilities", refuse)
+    monkeypatch.setattr(base, "attention_probabilities", refuse)
+    monkeypatch.setattr(analysis_module, "mean_attention", lambda *a, **k: calls.append(1) or real(*a, **k))
+    res = model.analyze(audio)
+    got = res.rollout()
+    assert len(calls) == res.num_layers
+    monkeypatch.undo()
+    np.testing.assert_allclose(got, reference_rollout(hf_attentions(hf, res), prefix=2), rtol=1e-5, atol=1e-7)
+
+
 def test_rollout_from_cached_attention_is_the_same(model, hf, audio):
     eager = model.analyze(audio, attention=True)
     lazy = model.analyze(audio)
