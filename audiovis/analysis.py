@@ -555,8 +555,8 @@ class Analysis:
         idx = check_patches(patches, self.num_patches)
         if self.audio is None:
             raise ValueError(
-                "this analysis was made from a Spectrogram, so it has no sound: analyse the audio itself "
-                "(model.analyze(audio)) to listen to patches"
+                "this analysis was made from a Spectrogram (or without its audio), so it has no sound: analyse "
+                "the audio itself (model.analyze(audio)) to listen to patches"
             )
         return window_patch_audio(self.audio, self.grid, self.spectrogram, idx, window_start=self.offset)
 
