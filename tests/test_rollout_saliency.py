@@ -244,12 +244,15 @@ def test_saliencies_refuse_a_single_class_and_unknown_names(model, audio):
         res.saliencies(["dog", "no such class"])
 
 
-@pytest.mark.parametrize("fuse", [True, False])
-def test_pruned_batched_saliency_equals_one_class_at_a_time(model, audio, fuse):
-    batched = model.analyze(audio, keep_ratio=0.5, fuse_dropped=fuse)
+@pytest.mark.parametrize(
+    "options", [dict(keep_ratio=0.5, fuse_dropped=True), dict(keep_ratio=0.5, fuse_dropped=False), dict(merge_ratio=0.5)],
+    ids=["pruned-fused", "pruned", "merged"],
+)
+def test_reduced_batched_saliency_equals_one_class_at_a_time(model, audio, options):
+    batched = model.analyze(audio, **options)
     maps = batched.saliencies([0, 3, 4])
     for row, c in zip(maps, [0, 3, 4]):
-        fresh = model.analyze(audio, keep_ratio=0.5, fuse_dropped=fuse)
+        fresh = model.analyze(audio, **options)
         np.testing.assert_allclose(row, fresh.saliency(c), rtol=1e-5, atol=1e-8)
 
 
