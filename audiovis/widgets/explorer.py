@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 _MEAN_HEAD = -1  # the head menu's value for "mean over heads" (a Dropdown cannot hold None)
 _WIDE = {"description_width": "initial"}
 #: overlays that take seconds on a large model: the status line says so while they are computed
-_SLOW_MODES = frozenset({"rollout", "saliency"})
+_SLOW_MODES = frozenset({"rollout", "saliency", "relevance", "integrated_gradients"})
 
 
 class Explorer(W.VBox):
