@@ -8,7 +8,8 @@ and MathJax, Mermaid and require.js are left out. A Content-Security-Policy forb
 viewers run the front end saved in their own state (the version that made the notebook); widgets that
 need a front-end library this page does not carry show a placeholder that says so (jupyter_bokeh plots
 are drawn by the BokehJS an Explorer's output puts in the page); nothing can call the kernel,
-so playback and anything computed in Python answer with a message saying so.
+so anything computed in Python answers with a message saying so. With ``--execute`` the audio of every
+viewer (up to 10 min each) is read from the kernel at the end and put in the page, so playback works.
 """
 
 from __future__ import annotations
@@ -33,6 +34,25 @@ CSP = (
     "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval' blob:; style-src 'unsafe-inline'; "
     "img-src data: blob:; media-src data: blob:; font-src data:; worker-src blob:"
 )
+
+#: Audio of viewers longer than this is not put in an exported page (a saved viewer page holds any length).
+AUDIO_LIMIT_SECONDS = 600
+#: The last cell --execute runs (then removes): the audio of every live viewer, keyed by widget model id.
+_COLLECT_AUDIO = f"""
+def __audiovis_collect_audio():
+    import json
+    from ipywidgets.widgets import widget as _w
+    from audiovis.widgets.viewer import SpectrogramViewer
+    from audiovis.widgets.static_page import encode_audio
+    found = {{}}
+    for w in list(getattr(_w, "_instances", {{}}).values()):
+        pcm = getattr(w, "_pcm", None) if isinstance(w, SpectrogramViewer) else None
+        if pcm is not None and len(pcm) <= {AUDIO_LIMIT_SECONDS} * w._audio_rate:
+            found[w.model_id] = encode_audio(pcm, int(w._audio_rate))[0]
+    print("AUDIOVIS-AUDIO " + json.dumps(found))
+__audiovis_collect_audio()
+del __audiovis_collect_audio
+"""
 
 HOW_TO_SAVE_STATE = (
     "run it with `python -m audiovis.export NOTEBOOK --execute`, or in JupyterLab turn on "
@@ -94,11 +114,18 @@ def _widget_views(nb: Any) -> list[str]:
     return ids
 
 
-def execute_notebook(nb: Any, workdir: Path, *, timeout: int = 600, kernel_name: str | None = None) -> None:
-    """Run every cell with nbclient in ``workdir``, keeping the widget state in the notebook's metadata."""
+def execute_notebook(nb: Any, workdir: Path, *, timeout: int = 600, kernel_name: str | None = None) -> dict:
+    """Run every cell with nbclient in ``workdir``, keeping the widget state in the notebook's metadata.
+
+    Returns the audio of every live viewer (``{model_id: audio entry}``, as saved pages store it), read by
+    one extra cell run last in the same kernel and then removed, so exported pages can play it.
+    """
+    import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    collect = nbformat.v4.new_code_cell(_COLLECT_AUDIO)
+    nb.cells.append(collect)
     client = NotebookClient(
         nb, timeout=timeout, kernel_name=kernel_name or "python3", store_widget_state=True,
         resources={"metadata": {"path": str(workdir)}},
@@ -110,6 +137,15 @@ def execute_notebook(nb: Any, workdir: Path, *, timeout: int = 600, kernel_name:
         raise NotebookExportError(
             f"audiovis.export: a cell raised while executing the notebook: {first[-1] if first else exc}"
         ) from None
+    finally:
+        if nb.cells and nb.cells[-1] is collect:
+            nb.cells.pop()
+    audio: dict = {}
+    for output in collect.get("outputs", []):
+        for line in str(output.get("text", "")).splitlines():
+            if line.startswith("AUDIOVIS-AUDIO "):
+                audio.update(json.loads(line[len("AUDIOVIS-AUDIO "):]))
+    return audio
 
 
 def check_widget_state(nb: Any, name: str) -> tuple[dict, list[str]]:
@@ -167,9 +203,10 @@ def export_notebook(
     if not WIDGET_SCRIPT.is_file():
         raise AudiovisError(f"the notebook page's widget manager is not built ({WIDGET_SCRIPT} is missing); "
                             "run `npm install && npm run build` in js/")
-    if execute:
-        execute_notebook(nb, src.resolve().parent, timeout=timeout, kernel_name=kernel_name)
+    audio = execute_notebook(nb, src.resolve().parent, timeout=timeout, kernel_name=kernel_name) if execute else {}
     state, notes = check_widget_state(nb, str(src))
+    if not execute and state:
+        notes.append("Playback is off in this page: the audio is saved only when exporting with --execute")
     exporter = HTMLExporter(template_name="audiovis_export", extra_template_basedirs=[str(TEMPLATES)])
     resources = {
         "metadata": {"name": src.stem},
@@ -177,6 +214,7 @@ def export_notebook(
             "csp": CSP,
             "widget_js": WIDGET_SCRIPT.read_text(encoding="utf-8").replace("</script", "<\\/script"),
             "widget_css": WIDGET_STYLES.read_text(encoding="utf-8") if WIDGET_STYLES.is_file() else "",
+            "audio": json.dumps(audio, separators=(",", ":")).replace("<", "\\u003c"),
         },
     }
     body, _ = exporter.from_notebook_node(nb, resources=resources)

@@ -50,6 +50,16 @@ Foreign()
 """
 
 
+def _wait_console(op, text: str, timeout: float = 5.0) -> None:
+    """Wait until the page logged a message containing ``text`` (the viewer logs failed playback)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not any(text in line for line in op.console):
+        assert time.monotonic() < deadline, f"no console message with {text!r}: {op.console[-5:]}"
+        op.page.wait_for_timeout(100)
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("export")
@@ -110,9 +120,13 @@ def test_exported_notebook_widgets_render_offline(browser, exported):
         placeholder = page.locator('[data-testid="audiovis-widget-placeholder"]')
         assert placeholder.count() == 1 and "some-widget-lib SomeView" in placeholder.inner_text()
 
-        # playback says it needs the kernel instead of waiting for one
+        # --execute read each viewer's audio from the kernel into the page: playback starts
         first.locator('[data-testid="audiovis-play"]').click()
-        page.wait_for_function("(el) => el.textContent.includes('no kernel')", arg=readout.element_handle(), timeout=5000)
+        page.wait_for_function("() => window.__avAudio.starts >= 1", timeout=15000)
+        first.locator('[data-testid="audiovis-play"]').click()
+        # what Python computes says so at once instead of waiting for a kernel
+        first.locator('[data-testid="audiovis-play-patches"]').click()
+        _wait_console(op, "no kernel")
         op.screenshot("export_tutorial_page")
         assert not op.errors, op.errors
         assert op.blocked == [], f"the page tried the network: {op.blocked}"
@@ -143,5 +157,8 @@ def test_notebook_saved_by_jupyterlab_with_widget_state_exports(lab, browser, tm
         page = op.page
         page.wait_for_function(f"() => Number(document.querySelector('{VIEWER}')?.dataset.drawCount ?? 0) > 0", timeout=20000)
         assert canvas_pixels(page.locator(CANVAS))[..., :3].std() > 20
-        assert "1 selected" in page.locator('[data-testid="audiovis-readout"]').inner_text()
+        readout = page.locator('[data-testid="audiovis-readout"]')
+        assert "1 selected" in readout.inner_text()
+        page.locator('[data-testid="audiovis-play"]').click()  # no audio without --execute: it says so
+        _wait_console(op, "export with --execute to keep it")
         assert not op.errors and op.blocked == []

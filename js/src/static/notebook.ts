@@ -12,6 +12,8 @@ import { HTMLManager } from "@jupyter-widgets/html-manager/lib/htmlmanager";
 import "@jupyter-widgets/controls/css/widgets-base.css";
 import "@lumino/widgets/style/index.css";
 import viewerWidget from "../viewer";
+import { type SavedAudio, pageAnswers } from "./answers";
+import type { Answerer } from "./model";
 
 const STATE_TYPE = "application/vnd.jupyter.widget-state+json";
 const VIEW_TYPE = "application/vnd.jupyter.widget-view+json";
@@ -19,6 +21,35 @@ const VIEW_TYPE = "application/vnd.jupyter.widget-view+json";
 type RenderFn = (props: { model: unknown; el: HTMLElement }) => unknown;
 
 const modules = new Map<string, Promise<{ render?: RenderFn }>>();
+const answerers = new Map<string, Answerer>();
+let savedAudio: Record<string, SavedAudio> | null = null;
+
+/** Answers a viewer's requests from the audio export.py read from the kernel (by model id), else an error. */
+function answererFor(modelId: string): Answerer {
+  let found = answerers.get(modelId);
+  if (!found) {
+    if (savedAudio === null) {
+      try {
+        savedAudio = JSON.parse(document.getElementById("audiovis-audio")?.textContent || "{}");
+      } catch {
+        savedAudio = {};
+      }
+    }
+    const audio = savedAudio?.[modelId] ?? null;
+    const answer = pageAnswers({ audio, frames: null, tiles: null });
+    found = async (request) => {
+      if (request.type === "audio" && !audio) {
+        throw new Error("this is a static page of the notebook without this viewer's audio (export with --execute to keep it)");
+      }
+      if (request.type !== "audio") {
+        throw new Error("this is a static page of the notebook: there is no kernel to answer (it is computed in Python)");
+      }
+      return answer(request);
+    };
+    answerers.set(modelId, found);
+  }
+  return found;
+}
 const styles = new Set<string>();
 
 /** The widget's front-end module from its saved `_esm` text (imported once per distinct text). */
@@ -69,9 +100,11 @@ export class AnyView extends base.DOMWidgetView {
       off: (name?: string, fn?: (...args: any[]) => void) => model.off(name, fn),
       save_changes: () => {},
       send: (content: any) => {
-        const id = content && typeof content === "object" ? content.id : undefined;
-        const error = "this is a static page of the notebook: there is no kernel to answer (audio and other data come from Python)";
-        window.setTimeout(() => model.trigger("msg:custom", { id, error }, []), 0);
+        const request = content && typeof content === "object" ? content : {};
+        answererFor(model.model_id)(request).then(
+          (reply) => model.trigger("msg:custom", { ...reply.content, id: request.id }, reply.buffers),
+          (err: unknown) => model.trigger("msg:custom", { id: request.id, error: err instanceof Error ? err.message : String(err) }, []),
+        );
       },
       widget_manager: model.widget_manager,
     };
