@@ -122,3 +122,22 @@ def test_long_spectrogram_frames_all_or_view(tmp_path):
     assert part["end_frame"] - part["start_frame"] < n_frames / 2
     assert any("full resolution saved for" in note for note in report.notes)
     assert (tmp_path / "all.html").stat().st_size > report.size_bytes
+
+
+def test_long_viewer_page_keeps_the_view_and_says_so(tmp_path):
+    from audiovis.datasets.synthetic import SyntheticEvents
+
+    clips = SyntheticEvents(30, seed=4)
+    wav = np.concatenate([clips[i].waveform.numpy()[0] for i in range(30)])  # 120 s
+    lv = av.LongViewer(av.Audio(torch.tensor(wav)[None], SR), background=False)
+    lv.show_window(5)
+    report = lv.save_html(tmp_path / "long.html")
+    data = page_data(tmp_path / "long.html")["viewer"]
+    frames = data["frames"]
+    window = lv.windows[5]
+    assert frames["start_frame"] <= window.start and frames["end_frame"] >= window.end
+    assert frames["end_frame"] - frames["start_frame"] < lv.spectrogram.num_frames / 2  # the view, not all
+    assert not data["overview_from_frames"]  # the overview is stored for the rest
+    assert data["state"]["_windows"] and data["state"]["window"] == 5  # the label strip and window of save time
+    assert any("LongViewer page" in note and "window 5" in note for note in report.notes)
+    assert any("full resolution saved for" in note for note in report.notes)
