@@ -122,9 +122,9 @@ def test_saved_viewer_paints_selects_hovers_and_plays(browser, tmp_path):
         assert op.blocked == [], f"the page tried the network: {op.blocked}"
 
 
-def test_saved_page_keeps_working_without_the_package_bundle(browser, tmp_path, monkeypatch):
-    """The page holds its own loader and styles: deleting nothing of the install can break it, and it
-    reads no file besides itself (every request is recorded)."""
+def test_saved_page_needs_nothing_but_itself(browser, tmp_path):
+    """The page holds its loader (the bundle of the version that saved it), styles and data: moved
+    elsewhere it works and requests no file besides itself (every request is recorded)."""
     viewer = chirp_viewer()
     path = tmp_path / "v.html"
     viewer.save_html(path)
