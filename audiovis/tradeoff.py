@@ -1,53 +1,114 @@
-"""Speed against fidelity: a model with token pruning (and coarser strides) measured against itself in full.
+"""Speed against fidelity: ways of reducing compute measured through the user's own call, against the full model.
 
-For each setting, ``compute_tradeoff`` times the forward pass over a dataset (front end excluded: every
-setting sees the same spectrograms), and compares the predictions with the full model's: top-1 agreement,
-and mAP (multi-hot labels) or accuracy (class ids) when the data carries labels.
+``compute_tradeoff(model, data, methods=[...])`` runs every setting on the same clips the way a user runs
+it: the front end (``model.spectrogram``) and then ``model.analyze`` on that spectrogram, the same call
+``model.analyze(audio, ...)`` makes, timed apart (front end, model, total per clip). Settings (strings,
+parts joined by ``+``):
+
+- ``"full"``: the model as it is (always the first row, the reference);
+- ``"prune 0.5"`` / ``"prune energy 0.5"`` / ``"prune attention 0.5"``: token pruning (``keep_ratio``);
+- ``"merge 0.5"``: token merging (``merge_ratio``);
+- ``"stride 16"``: :func:`~audiovis.models.pruning.convert_stride` (no fine-tuning);
+- ``"int8"``, ``"bf16"``: :func:`~audiovis.quantize`;
+- combinations, e.g. ``"int8 + prune 0.5"``.
+
+Each row has the time per clip (median over ``repeats`` rounds; in every round the settings take turns,
+fair under drifting load), the speed-up of the total over the full model's, analytic multiply-accumulates
+(:func:`audiovis.models.reduction.analytic_macs`), top-1 agreement with the full model and, when the data
+carries labels, mAP (multi-hot) or accuracy (class ids).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 
-from .models.pruning import PrunedModel, check_keep_ratio, convert_stride
-
 if TYPE_CHECKING:
-    from bokeh.plotting import figure as Figure
+    from bokeh.models import LayoutDOM
 
     from .models.base import SpectrogramModelMixin
+
+#: Published reference points drawn beside our curve: (label, speed-up or MAC share, score change in points).
+ANCHORS = {
+    "tome": dict(label="ToMe, ViT-B (Bolya et al. 2023): 2x throughput, -0.4 points", speedup=2.0, delta=-0.4),
+    "topk": dict(label="TopK audio pruning (arXiv 2504.01690): -30-40 % MACs, < 1 point lost",
+                 macs=(0.6, 0.7), delta=-1.0),
+}
+
+_PART = re.compile(r"^(?:(full|fp32|int8|bf16)|prune(?:\s+(energy|attention))?\s+([0-9.]+)|merge\s+([0-9.]+)|stride\s+(\d+))$")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row's configuration: ``name``, ``precision``, ``stride`` and ``analyze`` keywords."""
+
+    name: str
+    precision: str = "fp32"
+    stride: int | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def analyze_options(self) -> dict[str, Any]:
+        return dict(self.options)
+
+
+def parse_setting(text: str) -> Setting:
+    """A :class:`Setting` from ``"int8 + prune attention 0.5"``-style text (ValueError naming what is wrong)."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"a trade-off method is a string such as 'prune 0.5', 'merge 0.5', 'stride 16', 'int8', got {text!r}")
+    precision, stride, options = "fp32", None, {}
+    for part in (p.strip().lower() for p in text.split("+")):
+        match = _PART.match(re.sub(r"\s+", " ", part))
+        if not match:
+            raise ValueError(f"unknown trade-off method {part!r} in {text!r}; use 'full', 'prune [energy|attention] R', "
+                             "'merge R', 'stride S', 'int8', 'bf16', joined by '+'")
+        word, keep_by, keep, merge, coarse = match.groups()
+        if word in ("int8", "bf16", "fp32"):
+            precision = word
+        elif keep is not None:
+            options.update(keep_ratio=float(keep), keep_by=keep_by or "energy")
+        elif merge is not None:
+            options["merge_ratio"] = float(merge)
+        elif coarse is not None:
+            stride = int(coarse)
+    return Setting(" + ".join(p.strip() for p in text.lower().split("+")), precision, stride, tuple(sorted(options.items())))
 
 
 @dataclass
 class Tradeoff:
-    """One row per setting: ``method``, ``keep_ratio``, ``tokens``, ``time_ms`` (per clip), ``speedup``,
-    ``agreement`` (top-1 equal to the full model's) and, with labels, ``score`` (``score_name``)."""
+    """One row per setting: ``method``, ``keep_ratio`` (share of patch tokens left by the last block),
+    ``tokens``, ``frontend_ms``, ``model_ms``, ``time_ms`` (per clip: front end + model), ``speedup``
+    (total), ``model_speedup``, ``macs`` (G), ``macs_ratio``, ``agreement`` and, with labels, ``score``."""
 
     rows: list[dict] = field(default_factory=list)
     score_name: str | None = None
 
     def row(self, method: str, keep_ratio: float | None = None) -> dict:
-        """The row of ``method`` (``"full"``, ``"energy"``, ``"attention"``, ``"stride 16"``...) at ``keep_ratio``."""
+        """The row of ``method`` (``"full"``, ``"prune energy 0.5"``, ``"stride 16"``...; or a ranking name
+        ``"energy"``/``"attention"`` with ``keep_ratio``)."""
         for r in self.rows:
-            if r["method"] == method and (keep_ratio is None or abs(r["keep_ratio"] - keep_ratio) < 1e-9):
+            if r["method"] == method:
                 return r
-        raise KeyError(f"no row for method {method!r} at keep_ratio {keep_ratio}")
+        if keep_ratio is not None:
+            return self.row(f"prune {method} {keep_ratio:g}")
+        raise KeyError(f"no row for method {method!r}; rows: {[r['method'] for r in self.rows]}")
 
     def to_markdown(self) -> str:
         score = f" | {self.score_name}" if self.score_name else ""
         lines = [
-            f"| method | keep ratio | tokens | ms / clip | speed-up | top-1 agreement{score} |",
-            "|---|---:|---:|---:|---:|---:|" + ("---:|" if self.score_name else ""),
+            f"| method | tokens left | front end ms | model ms | ms / clip | speed-up | MACs (G) | top-1 agreement{score} |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if self.score_name else ""),
         ]
         for r in self.rows:
             extra = f" | {r['score']:.3f}" if self.score_name else ""
             lines.append(
-                f"| {r['method']} | {r['keep_ratio']:.2f} | {r['tokens']} | {r['time_ms']:.1f} | "
-                f"{r['speedup']:.2f}x | {r['agreement']:.3f}{extra} |"
+                f"| {r['method']} | {r['tokens']} | {r['frontend_ms']:.1f} | {r['model_ms']:.1f} | {r['time_ms']:.1f} | "
+                f"{r['speedup']:.2f}x | {r['macs']:.2f} | {r['agreement']:.3f}{extra} |"
             )
         return "\n".join(lines)
 
@@ -55,34 +116,47 @@ class Tradeoff:
         return self.to_markdown()
 
     @property
-    def figure(self) -> "Figure":
+    def figure(self) -> "LayoutDOM":
         return self.plot()
 
-    def plot(self, *, width: int = 560, height: int = 320) -> "Figure":
-        """Bokeh: top-1 agreement (and the labelled score) against speed-up, one line per method."""
-        from bokeh.models import ColumnDataSource
+    def plot(self, *, width: int = 460, height: int = 320) -> "LayoutDOM":
+        """Bokeh, two panels: the change in score (or top-1 agreement) against the speed-up, with ToMe's published
+        point; and against the share of MACs, with the TopK audio-pruning band."""
+        from bokeh.layouts import row as bokeh_row
+        from bokeh.models import ColumnDataSource, Label
         from bokeh.palettes import Category10_10
         from bokeh.plotting import figure
 
-        fig = figure(width=width, height=height, title="Speed-up against fidelity to the full model",
-                     x_axis_label="speed-up (x, forward pass)", y_axis_label="top-1 agreement / score",
-                     tools="hover,save,reset",
-                     tooltips=[("method", "@method"), ("keep ratio", "@keep_ratio{0.00}"), ("tokens", "@tokens"),
-                               ("speed-up", "@speedup{0.00}x"), ("agreement", "@agreement{0.000}")])
-        methods = list(dict.fromkeys(r["method"] for r in self.rows if r["method"] != "full"))
-        full = [r for r in self.rows if r["method"] == "full"]
-        for i, method in enumerate(methods):
-            rows = sorted(full + [r for r in self.rows if r["method"] == method], key=lambda r: r["speedup"])
-            data = {k: [r[k] for r in rows] for k in ("method", "keep_ratio", "tokens", "speedup", "agreement")}
-            src = ColumnDataSource(data)
-            color = Category10_10[i % 10]
-            fig.line("speedup", "agreement", source=src, color=color, line_width=2, legend_label=f"{method}: agreement")
-            fig.scatter("speedup", "agreement", source=src, color=color, size=7)
-            if self.score_name:
-                fig.line([r["speedup"] for r in rows], [r["score"] for r in rows], color=color, line_dash="dashed",
-                         legend_label=f"{method}: {self.score_name}")
-        fig.legend.location = "bottom_left"
-        return fig
+        full = self.rows[0]
+        if self.score_name:
+            y = [100 * (r["score"] - full["score"]) for r in self.rows]
+            y_label = f"{self.score_name} change vs full model (points)"
+        else:
+            y = [100 * (r["agreement"] - 1.0) for r in self.rows]
+            y_label = "top-1 agreement - 100 % (points)"
+        data = dict(method=[r["method"] for r in self.rows], speedup=[r["speedup"] for r in self.rows],
+                    macs_ratio=[r["macs_ratio"] for r in self.rows], delta=y,
+                    agreement=[r["agreement"] for r in self.rows],
+                    color=[Category10_10[i % 10] for i in range(len(self.rows))])
+        source = ColumnDataSource(data)
+        tooltips = [("method", "@method"), ("speed-up", "@speedup{0.00}x"), ("MACs", "@macs_ratio{0%}"),
+                    ("agreement", "@agreement{0.000}"), ("change", "@delta{0.00} points")]
+        speed = figure(width=width, height=height, title="Through the user path: speed-up", x_axis_label="speed-up (x, per clip)",
+                       y_axis_label=y_label, tools="hover,save,reset", tooltips=tooltips)
+        speed.scatter("speedup", "delta", source=source, color="color", size=9, legend_field="method")
+        tome = ANCHORS["tome"]
+        speed.scatter([tome["speedup"]], [tome["delta"]], marker="star", size=16, color="black")
+        speed.add_layout(Label(x=tome["speedup"], y=tome["delta"], text="ToMe ViT-B", x_offset=6, y_offset=-14, text_font_size="9pt"))
+        macs = figure(width=width, height=height, title="Analytic multiply-accumulates", x_axis_label="MACs (share of full model)",
+                      y_axis_label=y_label, tools="hover,save,reset", tooltips=tooltips, x_range=(1.05, 0.0))
+        macs.scatter("macs_ratio", "delta", source=source, color="color", size=9)
+        low, high = ANCHORS["topk"]["macs"]
+        macs.quad(left=[high], right=[low], bottom=[ANCHORS["topk"]["delta"]], top=[0.0], fill_alpha=0.15, color="black",
+                  legend_label="TopK audio (AST): -30-40 % MACs, < 1 point")
+        for fig in (speed, macs):
+            fig.legend.location = "bottom_left"
+            fig.legend.label_text_font_size = "8pt"
+        return bokeh_row(speed, macs)
 
 
 def _labels_of(item) -> np.ndarray | None:
@@ -90,43 +164,6 @@ def _labels_of(item) -> np.ndarray | None:
     if value is None:
         return None
     return value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-
-
-def check_labels(labels, class_names: Sequence[str], total: int, *, source: str = "") -> np.ndarray:
-    """``labels`` as class ids ``[clips]`` or multi-hot rows ``[clips, classes]`` of the model's classes.
-
-    Class names are turned into ids. Ids outside the model's classes, unknown names, or multi-hot rows of
-    another width raise ValueError naming them and the class count (they would score 0 silently).
-    """
-    what = f"{source} labels".strip()
-    arr = np.asarray(labels)
-    n = len(class_names)
-    if arr.ndim == 0 or arr.shape[0] != total:
-        raise ValueError(f"{arr.shape[0] if arr.ndim else 'a scalar'} {what} for {total} clips")
-    if arr.ndim == 2:
-        if arr.shape[1] != n:
-            raise ValueError(f"{what} are multi-hot rows of {arr.shape[1]} classes, but the model has {n} classes")
-        return arr
-    if arr.ndim != 1:
-        raise ValueError(f"{what} must be class ids [clips] or multi-hot rows [clips, {n}], got shape {arr.shape}")
-    if arr.dtype.kind in "US":
-        index = {name: i for i, name in enumerate(class_names)}
-        unknown = sorted({str(v) for v in arr.tolist() if v not in index})
-        if unknown:
-            raise ValueError(f"{what} name classes the model does not have: {unknown[:10]} (the model has {n} classes)")
-        return np.array([index[v] for v in arr.tolist()], dtype=np.int64)
-    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"{what} must be integer class ids or class names, got {arr.dtype} values")
-    bad = np.unique(arr[(arr < 0) | (arr >= n)])
-    if bad.size:
-        shown = bad[:10].tolist()
-        raise ValueError(
-            f"{what} {shown}{' ...' if bad.size > 10 else ''} are not classes of the model, which has {n} classes "
-            f"(ids 0..{n - 1}); map the dataset's classes to the model's, or fine-tune its head first"
-        )
-    return arr
 
 
 def _score(logits: np.ndarray, labels: np.ndarray) -> tuple[str, float]:
@@ -137,110 +174,142 @@ def _score(logits: np.ndarray, labels: np.ndarray) -> tuple[str, float]:
     return "accuracy", float(np.mean(logits.argmax(-1) == labels))
 
 
-def _timed_pass(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int) -> tuple[np.ndarray, float]:
-    """Logits of every clip and the summed forward time (s) of its batches."""
-    logits, total = [], 0.0
-    for start in range(0, x.shape[0], batch_size):
-        batch = x[start:start + batch_size]
-        t0 = time.perf_counter()
-        out = forward(batch)
-        total += time.perf_counter() - t0
-        logits.append(out.float().cpu())
-    return torch.cat(logits).numpy(), total
+def _settings(methods: Sequence[Any], keep_by: str | Sequence[str], strides: Sequence[int]) -> list[Setting]:
+    """The settings asked for; numbers are keep ratios (ranked by each of ``keep_by``), as before methods were named."""
+    rankings = [keep_by] if isinstance(keep_by, str) else list(keep_by)
+    from .models.pruning import KEEP_BY, check_keep_ratio
+
+    for ranking in rankings:
+        if ranking not in KEEP_BY:
+            raise ValueError(f"keep_by must be one of {list(KEEP_BY)}, got {ranking!r}")
+    texts: list[str] = []
+    numbers = [m for m in methods if not isinstance(m, str)]
+    for ratio in numbers:
+        check_keep_ratio(ratio)
+    for ranking in rankings:
+        texts += [f"prune {ranking} {float(r):g}" for r in numbers if float(r) < 1.0]
+    texts += [m for m in methods if isinstance(m, str)]
+    texts += [f"stride {int(s)}" for s in strides]
+    settings = [parse_setting(t) for t in texts]
+    settings = [s for s in settings if s.name not in ("full", "fp32")]
+    return [Setting("full")] + list(dict.fromkeys(settings))
 
 
-def _measure(forwards: list[Callable], x: torch.Tensor, batch_size: int, repeats: int, progress: bool) -> list[tuple[np.ndarray, float]]:
-    """Each setting's logits and best pass time, the settings taking turns in every round (fair under drifting load)."""
-    from tqdm.auto import tqdm
+def _model_for(model: "SpectrogramModelMixin", setting: Setting, cache: dict) -> "SpectrogramModelMixin":
+    key = (setting.stride, setting.precision)
+    if key not in cache:
+        from .models.precision import quantize
+        from .models.pruning import convert_stride
 
-    results: list[tuple[np.ndarray, float]] = []
-    with torch.inference_mode(), tqdm(total=repeats * len(forwards), desc="timing", disable=not progress) as bar:
-        for forward in forwards:
-            forward(x[:batch_size])  # warm-up
-        for round_ in range(repeats):
-            for i, forward in enumerate(forwards):
-                logits, seconds = _timed_pass(forward, x, batch_size)
-                if round_ == 0:
-                    results.append((logits, seconds))
-                else:
-                    results[i] = (results[i][0], min(results[i][1], seconds))
-                bar.update(1)
-    return results
+        m = model if setting.stride is None else convert_stride(model, setting.stride)
+        cache[key] = m if setting.precision == "fp32" else quantize(m, setting.precision)
+    return cache[key]
 
 
 def compute_tradeoff(
     model: "SpectrogramModelMixin",
     dataset,
-    keep_ratios: Sequence[float] = (1.0, 0.75, 0.5, 0.25),
+    methods: Sequence[Any] = ("prune 0.75", "prune 0.5", "prune 0.25"),
     *,
-    keep_by: Literal["energy", "attention"] | Sequence[str] = "energy",
-    prune_layer: int | None = None,
-    fuse_dropped: bool = True,
+    keep_by: str | Sequence[str] = "energy",
     strides: Sequence[int] = (),
     labels: np.ndarray | None = None,
-    batch_size: int = 8,
     repeats: int = 1,
     sample_rate: int | None = None,
     progress: bool = True,
+    batch_size: int | None = None,
 ) -> Tradeoff:
-    """Time and compare ``model`` with token pruning at each of ``keep_ratios`` (and at each of ``strides``).
+    """Time and compare ``model`` under each of ``methods`` on the clips of ``dataset``, through the user path.
 
-    ``dataset`` is anything :func:`audiovis.extract_embeddings` reads; labels come from its items'
-    ``.labels`` unless given. ``keep_by`` may list several scores; ``fuse_dropped`` as in
-    :func:`audiovis.models.pruning.forward_pruned`. Speed-ups are full-model time over the
-    setting's time, each the best of ``repeats`` timed passes over the data, the settings taking turns. Stride rows use
-    :func:`audiovis.models.pruning.convert_stride` (no fine-tuning).
+    ``dataset`` is anything :func:`audiovis.extract_embeddings` reads (audio, paths, Spectrograms, a dataset
+    of items with ``.audio``/``.labels``); labels come from the items unless given. ``methods`` are setting
+    strings (module docstring) or, as before, keep ratios (pruned by each of ``keep_by``); ``strides`` adds
+    stride conversions. Every setting runs the front end and ``analyze`` on every clip; a Spectrogram
+    clip has no front end to time. ``repeats`` rounds (settings taking turns); each setting's time is
+    the median of its rounds. ``batch_size`` is accepted for compatibility: ``analyze`` runs one clip at a time.
     """
     from tqdm.auto import tqdm
 
     from .embeddings import iter_sources, read_source
-    from .models.base import inference
+    from .models.reduction import analytic_macs, block_tokens
+    from .spectrogram import Spectrogram
 
-    ratios = [check_keep_ratio(r) for r in keep_ratios]
-    methods = [keep_by] if isinstance(keep_by, str) else list(keep_by)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
-    for method in methods:
-        PrunedModel(model, 1.0, method, prune_layer)  # checks keep_by and prune_layer up front
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if isinstance(methods, str):
+        methods = [methods]
+    settings = _settings(list(methods), keep_by, strides)
+    models: dict = {}
+    for setting in settings:  # bad methods fail before any clip is read
+        m = _model_for(model, setting, models)
+        m._reduction(**{"keep_ratio": 1.0, "keep_by": "energy", "prune_layer": None, "fuse_dropped": True,
+                        "merge_ratio": 0.0, **setting.analyze_options})
 
     total, items = iter_sources(dataset, "compute_tradeoff")
     if total == 0:
         raise ValueError("compute_tradeoff needs at least one clip")
-    if labels is not None:  # before any clip is read: a mismatch would otherwise score 0.000 at the end
-        labels = check_labels(labels, model.labels, total)
-    specs, found = [], []
-    for position, item in enumerate(tqdm(items, total=total, desc="spectrograms", disable=not progress)):
-        specs.append(model.spectrogram(read_source(item, sample_rate, position)[1], sample_rate=sample_rate).values)
+    clips, found = [], []
+    for position, item in enumerate(tqdm(items, total=total, desc="clips", disable=not progress)):
+        clips.append(read_source(item, sample_rate, position)[1])
         found.append(_labels_of(item))
-    x = torch.stack(specs).to(model.device)
     if labels is None and all(v is not None for v in found):
-        labels = check_labels(np.stack(found), model.labels, total, source="the dataset's")
+        labels = np.stack(found)
+    labels = None if labels is None else np.asarray(labels)
+    if labels is not None and labels.shape[0] != total:
+        raise ValueError(f"{labels.shape[0]} labels for {total} clips")
 
-    settings: list[tuple[str, float, int, Callable]] = [("full", 1.0, model.grid.num_patches, model)]
-    for method in methods:
-        for ratio in ratios:
-            if ratio < 1.0:
-                pruned = PrunedModel(model, ratio, method, prune_layer, fuse_dropped)
-                settings.append((method, ratio, pruned.num_tokens, pruned))
-    for stride in strides:
-        coarse = convert_stride(model, stride)
-        n = coarse.grid.num_patches
-        settings.append((f"stride {stride}", n / model.grid.num_patches, n, coarse))
+    def run(setting: Setting) -> tuple[np.ndarray, float, float]:
+        m = _model_for(model, setting, models)
+        out, front, body = [], 0.0, 0.0
+        for clip in clips:
+            spec = clip
+            if not isinstance(clip, Spectrogram):  # the front end, timed apart
+                t0 = time.perf_counter()
+                spec = m.spectrogram(clip, sample_rate=sample_rate)
+                front += time.perf_counter() - t0
+            t1 = time.perf_counter()
+            res = m.analyze(spec, **setting.analyze_options)
+            body += time.perf_counter() - t1
+            out.append(res.logits)
+        return np.stack(out), front, body
 
-    with inference(model):
-        measured = _measure([s[3] for s in settings], x, batch_size, repeats, progress)
-    results = [(name, ratio, tokens, logits, seconds) for (name, ratio, tokens, _), (logits, seconds) in zip(settings, measured)]
+    logits: dict[str, np.ndarray] = {}
+    timings: dict[str, list[tuple[float, float]]] = {s.name: [] for s in settings}
+    with tqdm(total=repeats * len(settings), desc="timing", disable=not progress) as bar:
+        for setting in settings:  # warm-up, and the logits
+            logits[setting.name] = run(setting)[0]
+        for _ in range(repeats):
+            for setting in settings:
+                _, front, body = run(setting)
+                timings[setting.name].append((front, body))
+                bar.update(1)
 
-    full_logits, full_time = results[0][3], results[0][4]
-    top_full = full_logits.argmax(-1)
+    full = settings[0].name
+    top_full = logits[full].argmax(-1)
+    medians = {k: (float(np.median([f for f, _ in v])), float(np.median([b for _, b in v]))) for k, v in timings.items()}
+    full_total = sum(medians[full])
+    full_macs = analytic_macs(model)
     rows, score_name = [], None
-    for name, ratio, tokens, logits, seconds in results:
-        row = dict(method=name, keep_ratio=ratio, tokens=tokens, time_ms=1000 * seconds / total,
-                   speedup=full_time / seconds, agreement=float(np.mean(logits.argmax(-1) == top_full)))
+    for setting in settings:
+        m = _model_for(model, setting, models)
+        reduction = m._reduction(**{"keep_ratio": 1.0, "keep_by": "energy", "prune_layer": None, "fuse_dropped": True,
+                                    "merge_ratio": 0.0, **setting.analyze_options})
+        left = block_tokens(m, reduction)[-1][1] - int(m.num_prefix_tokens)
+        if reduction is not None and reduction.method == "prune" and reduction.fuse and left < m.grid.num_patches:
+            left -= 1  # the fused token
+        front, body = medians[setting.name]
+        macs = analytic_macs(m, reduction)
+        row = dict(method=setting.name, keep_ratio=left / model.grid.num_patches, tokens=int(left),
+                   frontend_ms=1000 * front / total, model_ms=1000 * body / total, time_ms=1000 * (front + body) / total,
+                   speedup=full_total / (front + body), model_speedup=medians[full][1] / body,
+                   macs=macs / 1e9, macs_ratio=macs / full_macs,
+                   agreement=float(np.mean(logits[setting.name].argmax(-1) == top_full)))
         if labels is not None:
-            score_name, row["score"] = _score(logits, labels)
+            score_name, row["score"] = _score(logits[setting.name], labels)
         rows.append(row)
     return Tradeoff(rows, score_name)
 
+
+__all__ = ["ANCHORS", "Setting", "Tradeoff", "compute_tradeoff", "parse_setting"]

@@ -1,4 +1,4 @@
-"""compute_tradeoff: every row checked against direct runs of the full, pruned and re-strided models."""
+"""compute_tradeoff: every row checked against direct runs of the same setting, on a model whose settings disagree."""
 
 from __future__ import annotations
 
@@ -8,85 +8,128 @@ import torch
 
 import audiovis as av
 from audiovis.datasets import SyntheticEvents
+from audiovis.models.merging import MergedModel
+from audiovis.models.progressive import forward_progressive
 from audiovis.models.pruning import convert_stride, forward_pruned
+from audiovis.models.reduction import Reduction, analytic_macs
 from audiovis.probe import mean_average_precision
-from audiovis.tradeoff import Tradeoff
+from audiovis.tradeoff import Tradeoff, parse_setting
 
 from .frozen_models import SR, tiny_ast, tone
 
+METHODS = ["prune 0.3", "prune attention 0.3", "merge 0.6", "stride 16", "int8"]
+
 
 @pytest.fixture(scope="module")
-def setup():
-    model = tiny_ast(seed=4)
-    freqs = [300.0, 800.0, 1800.0, 4000.0, 600.0, 2500.0]
-    specs = [model.spectrogram(av.load_audio(tone(f, noise=0.02, seed=i), SR)) for i, f in enumerate(freqs)]
-    labels = np.array([0, 1, 2, 3, 1, 2])
-    return model, specs, labels
+def demo():
+    return av.load_demo_model()
 
 
-def test_rows_match_direct_runs(setup):
-    model, specs, labels = setup
-    result = av.compute_tradeoff(model, specs, [1.0, 0.5, 0.3], keep_by=["energy", "attention"], strides=[16],
-                                 labels=labels, batch_size=4, progress=False)
-    assert isinstance(result, Tradeoff) and result.score_name == "accuracy"
-    assert [(r["method"], r["keep_ratio"]) for r in result.rows] == [
-        ("full", 1.0), ("energy", 0.5), ("energy", 0.3), ("attention", 0.5), ("attention", 0.3),
-        ("stride 16", 48 / 95),
-    ]
-    x = torch.stack([s.values for s in specs])
+@pytest.fixture(scope="module")
+def data():
+    return SyntheticEvents(10, seed=5)
+
+
+@pytest.fixture(scope="module")
+def result(demo, data):
+    return av.compute_tradeoff(demo, data, METHODS, progress=False)
+
+
+def reference_logits(demo, data) -> dict[str, np.ndarray]:
+    """Each setting run directly on each clip's model input, one clip at a time."""
+    x = torch.stack([demo.spectrogram(data[i].audio).values for i in range(len(data))])
+    coarse, fast = convert_stride(demo, 16), av.quantize(demo, "int8")
+    runs = {
+        "full": lambda b: demo(b),
+        "prune 0.3": lambda b: forward_pruned(demo, b, keep_ratio=0.3).logits,
+        "prune attention 0.3": lambda b: forward_progressive(demo, b, 0.3).logits,
+        "merge 0.6": MergedModel(demo, 0.6),
+        "stride 16": coarse,
+        "int8": fast,
+    }
     with torch.no_grad():
-        top_full = model(x).argmax(-1).numpy()
-        full = result.row("full")
-        assert full["speedup"] == 1.0 and full["agreement"] == 1.0 and full["tokens"] == 95
-        assert full["score"] == pytest.approx(np.mean(top_full == labels))
-        for method in ("energy", "attention"):
-            for ratio in (0.5, 0.3):
-                row = result.row(method, ratio)
-                top = forward_pruned(model, x, keep_ratio=ratio, keep_by=method).logits.argmax(-1).numpy()
-                assert row["tokens"] == round(ratio * 95)
-                assert row["agreement"] == pytest.approx(np.mean(top == top_full))
-                assert row["score"] == pytest.approx(np.mean(top == labels))
-        coarse = result.row("stride 16")
-        assert coarse["tokens"] == 48
-        assert coarse["agreement"] == pytest.approx(np.mean(convert_stride(model, 16)(x).argmax(-1).numpy() == top_full))
+        return {k: torch.cat([f(x[i:i + 1]) for i in range(len(x))]).numpy() for k, f in runs.items()}
+
+
+def test_rows_match_direct_runs_of_each_setting(demo, data, result):
+    assert isinstance(result, Tradeoff) and result.score_name == "mAP"
+    assert [r["method"] for r in result.rows] == ["full"] + METHODS
+    reference = reference_logits(demo, data)
+    truth = np.stack([data[i].labels.numpy() for i in range(len(data))])
+    top_full = reference["full"].argmax(-1)
+    assert len(set(top_full.tolist())) >= 3, "the full model predicts several classes"
+    agreements = {}
+    for name, logits in reference.items():
+        row = result.row(name)
+        agreements[name] = float(np.mean(logits.argmax(-1) == top_full))
+        assert row["agreement"] == pytest.approx(agreements[name]), name
+        assert row["score"] == pytest.approx(mean_average_precision(truth, logits), abs=1e-6), name
+    assert min(agreements.values()) < 1.0 and len(set(agreements.values())) >= 2, "settings disagree with the full model"
+    assert len({round(result.row(n)["score"], 6) for n in reference}) >= 3, "settings score differently"
+
+
+def test_tokens_macs_and_timing_columns(demo, result):
+    n = demo.grid.num_patches
+    assert result.row("full")["tokens"] == n and result.row("full")["speedup"] == 1.0
+    assert result.row("prune 0.3")["tokens"] == round(0.3 * n)
+    assert result.row("merge 0.6")["tokens"] == n - round(0.6 * n)
+    assert result.row("stride 16")["tokens"] == convert_stride(demo, 16).grid.num_patches
+    assert result.row("int8")["tokens"] == n and result.row("int8")["macs_ratio"] == 1.0
+    full_macs = analytic_macs(demo)
+    expected = analytic_macs(demo, Reduction("prune", 0.3, "energy", 0, True))
+    assert result.row("prune 0.3")["macs"] == pytest.approx(expected / 1e9)
+    assert result.row("prune 0.3")["macs_ratio"] == pytest.approx(expected / full_macs) and expected < 0.5 * full_macs
     for r in result.rows:
-        assert r["time_ms"] > 0 and np.isfinite(r["speedup"]) and r["speedup"] > 0
+        assert r["frontend_ms"] > 0 and r["model_ms"] > 0  # audio clips: the front end runs and is timed apart
+        assert r["time_ms"] == pytest.approx(r["frontend_ms"] + r["model_ms"])
+        assert np.isfinite(r["speedup"]) and r["speedup"] > 0
 
 
-def test_table_and_figure(setup):
-    model, specs, labels = setup
-    result = av.compute_tradeoff(model, specs, [0.5], labels=labels, progress=False)
+def test_spectrogram_clips_have_no_front_end_to_time_and_old_keep_ratio_lists_still_work():
+    model = tiny_ast(seed=4)
+    specs = [model.spectrogram(av.load_audio(tone(f, noise=0.02, seed=i), SR)) for i, f in enumerate([300.0, 2500.0])]
+    result = av.compute_tradeoff(model, specs, [1.0, 0.5], keep_by=["energy", "attention"], strides=[16], progress=False)
+    assert [r["method"] for r in result.rows] == ["full", "prune energy 0.5", "prune attention 0.5", "stride 16"]
+    assert result.row("energy", 0.5) is result.row("prune energy 0.5")
+    assert all(r["frontend_ms"] == 0 for r in result.rows)
+    assert result.score_name is None and "score" not in result.rows[0]
+
+
+def test_table_and_figure(result):
     lines = result.to_markdown().splitlines()
-    assert lines[0].startswith("| method |") and "accuracy" in lines[0] and len(lines) == 4
-    from bokeh.plotting import figure
+    assert lines[0].startswith("| method |") and "front end ms" in lines[0] and "mAP" in lines[0]
+    assert len(lines) == 2 + 1 + len(METHODS)
+    from bokeh.models import Row
 
-    assert isinstance(result.figure, figure)
-    unlabelled = av.compute_tradeoff(model, specs, [0.5], progress=False)
-    assert unlabelled.score_name is None and "score" not in unlabelled.rows[0]
-    assert "accuracy" not in unlabelled.to_markdown()
-
-
-def test_dataset_labels_give_map():
-    model = tiny_ast(seed=4, num_mel_bins=128, max_length=400, num_labels=9, multi_label=True)
-    data = SyntheticEvents(5, seed=2)
-    result = av.compute_tradeoff(model, data, [0.5], progress=False)
-    assert result.score_name == "mAP"
-    truth = np.stack([data[i].labels.numpy() for i in range(5)])
-    x = torch.stack([model.spectrogram(data[i].audio).values for i in range(5)])
-    with torch.no_grad():
-        expected = mean_average_precision(truth, model(x).numpy())
-    assert result.row("full")["score"] == pytest.approx(expected)
+    fig = result.figure
+    assert isinstance(fig, Row) and len(fig.children) == 2
+    titles = [c.title.text for c in fig.children]
+    assert any("speed-up" in t for t in titles) and any("multiply-accumulates" in t for t in titles)
 
 
-def test_bad_arguments(setup):
-    model, specs, labels = setup
+def test_setting_text():
+    s = parse_setting("INT8 +  prune attention 0.5")
+    assert s.name == "int8 + prune attention 0.5" and s.precision == "int8"
+    assert s.analyze_options == {"keep_ratio": 0.5, "keep_by": "attention"}
+    assert parse_setting("merge 0.25 + stride 16").stride == 16
+
+
+def test_bad_arguments():
+    model = tiny_ast(seed=4)
+    specs = [model.spectrogram(av.load_audio(tone(500.0), SR))]
     with pytest.raises(ValueError, match="keep_ratio"):
         av.compute_tradeoff(model, specs, [0.0], progress=False)
     with pytest.raises(ValueError, match="keep_by"):
         av.compute_tradeoff(model, specs, [0.5], keep_by="volume", progress=False)
+    with pytest.raises(ValueError, match="unknown trade-off method 'prune half'"):
+        av.compute_tradeoff(model, specs, ["prune half"], progress=False)
+    with pytest.raises(ValueError, match="merge_ratio"):
+        av.compute_tradeoff(model, specs, ["merge 1.5"], progress=False)
+    with pytest.raises(ValueError, match="precision|unknown trade-off"):
+        av.compute_tradeoff(model, specs, ["fp16"], progress=False)
     with pytest.raises(ValueError, match="at least one clip"):
-        av.compute_tradeoff(model, [], [0.5], progress=False)
-    with pytest.raises(ValueError, match="5 labels for 6 clips"):
-        av.compute_tradeoff(model, specs, [0.5], labels=labels[:5], progress=False)
+        av.compute_tradeoff(model, [], ["prune 0.5"], progress=False)
+    with pytest.raises(ValueError, match="2 labels for 1 clips"):
+        av.compute_tradeoff(model, specs, ["prune 0.5"], labels=np.array([0, 1]), progress=False)
     with pytest.raises(ValueError, match="repeats"):
-        av.compute_tradeoff(model, specs, [0.5], repeats=0, progress=False)
+        av.compute_tradeoff(model, specs, ["prune 0.5"], repeats=0, progress=False)
