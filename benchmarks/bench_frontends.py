@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .common import alternating_medians, print_rows, row
+from .common import paired_medians, print_rows, row
 
 
 def run(*, minutes: float = 10, rounds: int = 5) -> list[dict]:
@@ -42,9 +42,9 @@ def run(*, minutes: float = 10, rounds: int = 5) -> list[dict]:
 
     # Each comparison: medians of the same number of alternating runs of both sides.
     with torch.inference_mode():
-        t_ours_bare, t_bare = alternating_medians(lambda: ours(audio), lambda: bare(tensor), rounds=rounds)
-        t_ours_floor, t_floor = alternating_medians(lambda: ours(audio), rfft_only, rounds=rounds)
-    t_ours, t_librosa = alternating_medians(
+        t_ours_bare, t_bare = paired_medians(lambda: ours(audio), lambda: bare(tensor), rounds=rounds)
+        t_ours_floor, t_floor = paired_medians(lambda: ours(audio), rfft_only, rounds=rounds)
+    t_ours, t_librosa = paired_medians(
         lambda: ours(audio),
         lambda: librosa.feature.melspectrogram(y=wav, sr=sr, htk=True, norm=None, pad_mode="constant", **params),
         rounds=rounds,

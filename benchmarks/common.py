@@ -57,7 +57,7 @@ def alternating(a: Callable[[], object], b: Callable[[], object], rounds: int = 
     return ta, tb
 
 
-def alternating_medians(a: Callable[[], object], b: Callable[[], object], rounds: int = 5) -> tuple[float, float]:
+def paired_medians(a: Callable[[], object], b: Callable[[], object], rounds: int = 5) -> tuple[float, float]:
     """Median times of ``a`` and ``b`` over the same number of runs, in alternation after one warm-up each:
     like with like against drifting machine load (no side gets more tries at a lucky minimum)."""
     a(), b()
