@@ -89,3 +89,26 @@ def print_rows(rows: list[dict]) -> None:
         met = "" if r.get("met") is None else ("  [met]" if r["met"] else "  [MISSED]")
         print(f"{r['benchmark']:<14} {r['measure']:<48} {r['value']:.4g} {r['unit']}{peer}{ratio}"
               f"  {r.get('target') or ''}{met}")
+
+
+def alternating_medians(fns: dict[str, Callable[[], object]], rounds: int = 5) -> dict[str, float]:
+    """Median wall time (s) of each of ``fns`` over ``rounds`` rounds in which they take turns (the same number
+    of runs on every side, fair against drifting load); one warm-up call each first."""
+    import statistics
+
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def smoke() -> bool:
+    """``AUDIOVIS_BENCH_SMOKE=1``: tiny sizes and one round, to check a benchmark runs (figures meaningless)."""
+    import os
+
+    return os.environ.get("AUDIOVIS_BENCH_SMOKE", "") not in ("", "0")
