@@ -270,7 +270,7 @@ class SpectrogramViewer(anywidget.AnyWidget):
         """Write this viewer as one self-contained HTML page that works with no kernel and no network.
 
         The page keeps what the browser does alone: zoom, pan, axes, colour bar, tooltip, grid, selection
-        drawing, hover similarity (with embeddings set) and playback (whole clip and selection). It opens at
+        drawing, hover similarity (with embeddings set) and playback (whole clip, selection, "▶ patches"). It opens at
         the current view, selection and heatmap. Long spectrograms: ``frames="all"`` (the default here)
         saves every frame at full resolution, ``"view"`` only the current view's (the overview elsewhere).
         Audio is FLAC up to 60 s, else Ogg/Vorbis (``audio_format`` picks: also ``"opus"``; WAV when no

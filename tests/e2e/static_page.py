@@ -20,7 +20,12 @@ AUDIO_INSTRUMENT = """
   const createBuffer = BaseAudioContext.prototype.createBuffer;
   BaseAudioContext.prototype.createBuffer = function (...args) { audio.buffers++; return createBuffer.apply(this, args); };
   const start = AudioBufferSourceNode.prototype.start;
-  AudioBufferSourceNode.prototype.start = function (...args) { audio.starts++; return start.apply(this, args); };
+  AudioBufferSourceNode.prototype.start = function (...args) {
+    audio.starts++;
+    // what this start plays: its buffer's first channel and rate
+    if (this.buffer) audio.last = { rate: this.buffer.sampleRate, samples: Array.from(this.buffer.getChannelData(0)) };
+    return start.apply(this, args);
+  };
 })();
 """
 

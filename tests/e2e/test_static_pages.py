@@ -117,6 +117,28 @@ def test_saved_viewer_paints_selects_hovers_and_plays(browser, tmp_path):
         # the selection plays too
         page.locator('[data-testid="audiovis-play-selection"]').click()
         page.wait_for_function("() => window.__avAudio.starts >= 2", timeout=15000)
+        # "▶ patches": the page computes the sound of the selected patch as the kernel would
+        from audiovis.explain.patch_audio import frame_boxes, region_audio
+
+        pcm = (np.round(viewer._pcm * 32767) / 32767).astype(np.float32)  # the page's FLAC holds 16-bit samples
+
+        def patch_sound(row: int) -> np.ndarray:
+            boxes = frame_boxes(viewer.grid, viewer.spectrogram, [row * N_TIME + 30])
+            return region_audio(pcm, SR, 0.0, boxes, SR)[0]
+
+        row = max(range(12), key=lambda r: float(np.abs(patch_sound(r)).max()))  # the chirp's patch at 3 s
+        expected = patch_sound(row)
+        page.mouse.click(*patch_centre(box, row, 30))
+        page.wait_for_function("() => document.querySelector('[data-testid=\"audiovis-readout\"]').textContent.includes('1 selected')")
+        starts = int(page.evaluate("() => window.__avAudio.starts"))
+        page.locator('[data-testid="audiovis-play-patches"]').click()
+        page.wait_for_function(f"() => window.__avAudio.starts > {starts}", timeout=15000)
+        played = page.evaluate("() => window.__avAudio.last")
+        got = np.asarray(played["samples"], dtype=np.float32)
+        assert played["rate"] == SR and abs(len(got) - len(expected)) <= 1
+        n = min(len(got), len(expected))
+        np.testing.assert_allclose(got[:n], expected[:n], atol=2e-3)
+        assert np.abs(expected).max() > 0.05  # a patch on the chirp: there is sound to compare
         op.screenshot("static_viewer_page")
         assert not op.errors, op.errors
         assert op.blocked == [], f"the page tried the network: {op.blocked}"

@@ -5,7 +5,10 @@
  * quantisation is monotone).
  */
 
+import { binToHz, frameToTime, numPatches, patchBounds } from "../geometry";
 import type { TileSpec } from "../tiles";
+import type { GridSpec, SpectrogramMeta } from "../types";
+import { regionAudio } from "./patchaudio";
 import type { Answerer } from "./model";
 import { base64ToBytes, inflate } from "./model";
 
@@ -122,8 +125,23 @@ function parseWav16(bytes: Uint8Array): Float32Array {
   throw new Error("the page's WAV audio has no data chunk");
 }
 
-/** The answering function of a saved viewer: audio chunks and tiles from the page's own data. */
-export function pageAnswers(options: { audio: SavedAudio | null; frames: SavedFrames | null; tiles: TileSpec | null }): Answerer {
+/** Where the viewer's patches lie (read from its model when a request comes). */
+export interface PatchGeometry {
+  grid: GridSpec | null;
+  meta: SpectrogramMeta;
+  /** Frame of the spectrogram where the grid's frame 0 lies. */
+  gridOffset: number;
+  /** Clock time (s) of the audio's first sample. */
+  audioStart: number;
+}
+
+/** The answering function of a saved viewer: audio chunks, tiles and the sound of patches from the page's own data. */
+export function pageAnswers(options: {
+  audio: SavedAudio | null;
+  frames: SavedFrames | null;
+  tiles: TileSpec | null;
+  geometry?: () => PatchGeometry;
+}): Answerer {
   let samples: Promise<Float32Array> | null = null;
   let frames: Promise<Uint8Array | Float32Array> | null = null;
   return async (request) => {
@@ -146,7 +164,32 @@ export function pageAnswers(options: { audio: SavedAudio | null; frames: SavedFr
       return tileFromFrames(options.tiles, options.frames, await frames, Number(request.level), Number(request.index));
     }
     if (request.type === "patch_audio") {
-      throw new Error("the sound of single patches is computed in Python; a saved page has no kernel (▶ selection plays their time span)");
+      const geometry = options.geometry?.();
+      if (!options.audio) throw new Error("this page holds no audio");
+      if (!geometry?.grid) throw new Error("this viewer has no patch grid");
+      const grid = geometry.grid;
+      const patches = request.patches;
+      const n = numPatches(grid);
+      if (!Array.isArray(patches) || !patches.length || !patches.every((p) => Number.isInteger(p) && p >= 0 && p < n)) {
+        throw new Error(`patches must be a non-empty list of patch indices in 0..${n - 1}`);
+      }
+      const axes = { timeOffset: geometry.meta.time_offset, hopSeconds: geometry.meta.hop_seconds, edges: geometry.meta.frequency_edges };
+      const regions = [...new Set(patches as number[])].map((p) => {
+        const b = patchBounds(grid, p);
+        return {
+          t0: frameToTime(axes, b.timeStart + geometry.gridOffset),
+          t1: frameToTime(axes, b.timeEnd + geometry.gridOffset),
+          f0: binToHz(axes, b.freqStart),
+          f1: binToHz(axes, b.freqEnd),
+        };
+      });
+      samples ??= decodeAudio(options.audio);
+      const all = await samples;
+      const out = regionAudio(all, options.audio.sample_rate, geometry.audioStart, regions);
+      return {
+        content: { type: "patch_audio", sample_rate: options.audio.sample_rate, start: out.start, dtype: "float32", shape: [out.samples.length] },
+        buffers: [new DataView(out.samples.buffer)],
+      };
     }
     throw new Error(`a saved page cannot answer ${JSON.stringify(request.type)} (no kernel)`);
   };

@@ -7,7 +7,7 @@
 
 import viewerWidget from "../viewer";
 import type { TileSpec } from "../tiles";
-import type { SpectrogramMeta } from "../types";
+import type { GridSpec, SpectrogramMeta } from "../types";
 import { type SavedAudio, type SavedFrames, decodeFrames, pageAnswers } from "./answers";
 import { type ExplorerPart, mountExplorer } from "./explorer";
 import { type SavedState, StaticModel, restoreState } from "./model";
@@ -52,7 +52,20 @@ export async function mountViewer(part: ViewerPart, host: HTMLElement): Promise<
     const frames = await decodeFrames(part.frames);
     state._spectrogram = { view: poolOverview(frames, meta), dtype: part.frames.dtype, shape: [meta.n_bins, Math.ceil(meta.n_frames / meta.frames_per_column)] };
   }
-  const model = new StaticModel(state, pageAnswers({ audio: part.audio, frames: part.frames, tiles: (state._tiles as TileSpec | null) ?? null }));
+  const geometry = () => {
+    const info = model.get("_audio_info") as { start?: number } | null;
+    const offset = model.get("_grid_offset");
+    return {
+      grid: (model.get("_grid") as GridSpec | null) ?? null,
+      meta: model.get("_meta") as SpectrogramMeta,
+      gridOffset: typeof offset === "number" && Number.isFinite(offset) ? offset : 0,
+      audioStart: typeof info?.start === "number" && Number.isFinite(info.start) ? info.start : 0,
+    };
+  };
+  const model: StaticModel = new StaticModel(
+    state,
+    pageAnswers({ audio: part.audio, frames: part.frames, tiles: (state._tiles as TileSpec | null) ?? null, geometry }),
+  );
   const destroy = viewerWidget.render({ model: model as any, el: host } as any);
   return { model, destroy };
 }
