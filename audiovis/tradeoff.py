@@ -166,6 +166,43 @@ def _labels_of(item) -> np.ndarray | None:
     return value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
 
 
+def check_labels(labels, class_names: Sequence[str], total: int, *, source: str = "") -> np.ndarray:
+    """``labels`` as class ids ``[clips]`` or multi-hot rows ``[clips, classes]`` of the model's classes.
+
+    Class names are turned into ids. Ids outside the model's classes, unknown names, or multi-hot rows of
+    another width raise ValueError naming them and the class count (they would score 0 silently).
+    """
+    what = f"{source} labels".strip()
+    arr = np.asarray(labels)
+    n = len(class_names)
+    if arr.ndim == 0 or arr.shape[0] != total:
+        raise ValueError(f"{arr.shape[0] if arr.ndim else 'a scalar'} {what} for {total} clips")
+    if arr.ndim == 2:
+        if arr.shape[1] != n:
+            raise ValueError(f"{what} are multi-hot rows of {arr.shape[1]} classes, but the model has {n} classes")
+        return arr
+    if arr.ndim != 1:
+        raise ValueError(f"{what} must be class ids [clips] or multi-hot rows [clips, {n}], got shape {arr.shape}")
+    if arr.dtype.kind in "US":
+        index = {name: i for i, name in enumerate(class_names)}
+        unknown = sorted({str(v) for v in arr.tolist() if v not in index})
+        if unknown:
+            raise ValueError(f"{what} name classes the model does not have: {unknown[:10]} (the model has {n} classes)")
+        return np.array([index[v] for v in arr.tolist()], dtype=np.int64)
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"{what} must be integer class ids or class names, got {arr.dtype} values")
+    bad = np.unique(arr[(arr < 0) | (arr >= n)])
+    if bad.size:
+        shown = bad[:10].tolist()
+        raise ValueError(
+            f"{what} {shown}{' ...' if bad.size > 10 else ''} are not classes of the model, which has {n} classes "
+            f"(ids 0..{n - 1}); map the dataset's classes to the model's, or fine-tune its head first"
+        )
+    return arr
+
+
 def _score(logits: np.ndarray, labels: np.ndarray) -> tuple[str, float]:
     from .probe import mean_average_precision
 
@@ -250,15 +287,14 @@ def compute_tradeoff(
     total, items = iter_sources(dataset, "compute_tradeoff")
     if total == 0:
         raise ValueError("compute_tradeoff needs at least one clip")
+    if labels is not None:  # before any clip is read: a mismatch would otherwise score 0.000 at the end
+        labels = check_labels(labels, model.labels, total)
     clips, found = [], []
     for position, item in enumerate(tqdm(items, total=total, desc="clips", disable=not progress)):
         clips.append(read_source(item, sample_rate, position)[1])
         found.append(_labels_of(item))
     if labels is None and all(v is not None for v in found):
-        labels = np.stack(found)
-    labels = None if labels is None else np.asarray(labels)
-    if labels is not None and labels.shape[0] != total:
-        raise ValueError(f"{labels.shape[0]} labels for {total} clips")
+        labels = check_labels(np.stack(found), model.labels, total, source="the dataset's")
 
     def run(setting: Setting) -> tuple[np.ndarray, float, float]:
         m = _model_for(model, setting, models)
@@ -312,4 +348,4 @@ def compute_tradeoff(
     return Tradeoff(rows, score_name)
 
 
-__all__ = ["ANCHORS", "Setting", "Tradeoff", "compute_tradeoff", "parse_setting"]
+__all__ = ["ANCHORS", "Setting", "Tradeoff", "check_labels", "compute_tradeoff", "parse_setting"]
