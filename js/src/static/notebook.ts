@@ -24,8 +24,9 @@ const modules = new Map<string, Promise<{ render?: RenderFn }>>();
 const answerers = new Map<string, Answerer>();
 let savedAudio: Record<string, SavedAudio> | null = null;
 
-/** Answers a viewer's requests from the audio export.py read from the kernel (by model id), else an error. */
-function answererFor(modelId: string): Answerer {
+/** Answers a viewer's audio and "▶ patches" requests from the audio export.py read from the kernel (by
+ * model id), anything else with an error. */
+function answererFor(modelId: string, model: base.DOMWidgetModel): Answerer {
   let found = answerers.get(modelId);
   if (!found) {
     if (savedAudio === null) {
@@ -36,12 +37,23 @@ function answererFor(modelId: string): Answerer {
       }
     }
     const audio = savedAudio?.[modelId] ?? null;
-    const answer = pageAnswers({ audio, frames: null, tiles: null });
+    const geometry = () => {
+      const info = model.get("_audio_info");
+      const offset = model.get("_grid_offset");
+      return {
+        grid: model.get("_grid") ?? null,
+        meta: model.get("_meta"),
+        gridOffset: typeof offset === "number" && Number.isFinite(offset) ? offset : 0,
+        audioStart: typeof info?.start === "number" && Number.isFinite(info.start) ? info.start : 0,
+      };
+    };
+    const answer = pageAnswers({ audio, frames: null, tiles: null, geometry });
     found = async (request) => {
-      if (request.type === "audio" && !audio) {
+      const sound = request.type === "audio" || request.type === "patch_audio";
+      if (sound && !audio) {
         throw new Error("this is a static page of the notebook without this viewer's audio (export with --execute to keep it)");
       }
-      if (request.type !== "audio") {
+      if (!sound) {
         throw new Error("this is a static page of the notebook: there is no kernel to answer (it is computed in Python)");
       }
       return answer(request);
@@ -101,7 +113,7 @@ export class AnyView extends base.DOMWidgetView {
       save_changes: () => {},
       send: (content: any) => {
         const request = content && typeof content === "object" ? content : {};
-        answererFor(model.model_id)(request).then(
+        answererFor(model.model_id, model)(request).then(
           (reply) => model.trigger("msg:custom", { ...reply.content, id: request.id }, reply.buffers),
           (err: unknown) => model.trigger("msg:custom", { id: request.id, error: err instanceof Error ? err.message : String(err) }, []),
         );
