@@ -126,6 +126,11 @@ def execute_notebook(nb: Any, workdir: Path, *, timeout: int = 600, kernel_name:
 
     collect = nbformat.v4.new_code_cell(_COLLECT_AUDIO)
     nb.cells.append(collect)
+    # Bokeh's output_notebook() loads BokehJS from a CDN unless told otherwise: inline it in the outputs
+    import os
+
+    bokeh_resources = os.environ.get("BOKEH_RESOURCES")
+    os.environ["BOKEH_RESOURCES"] = "inline"
     client = NotebookClient(
         nb, timeout=timeout, kernel_name=kernel_name or "python3", store_widget_state=True,
         resources={"metadata": {"path": str(workdir)}},
@@ -140,6 +145,10 @@ def execute_notebook(nb: Any, workdir: Path, *, timeout: int = 600, kernel_name:
     finally:
         if nb.cells and nb.cells[-1] is collect:
             nb.cells.pop()
+        if bokeh_resources is None:
+            os.environ.pop("BOKEH_RESOURCES", None)
+        else:
+            os.environ["BOKEH_RESOURCES"] = bokeh_resources
     audio: dict = {}
     for output in collect.get("outputs", []):
         for line in str(output.get("text", "")).splitlines():
