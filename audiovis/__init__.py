@@ -36,6 +36,8 @@ _EXPORTS: dict[str, str] = {
     "chunked_spectrogram": "longform",
     "Explorer": "widgets.explorer",
     "explore": "widgets.explorer",
+    "DatasetExplorer": "widgets.dataset_explorer",
+    "explore_dataset": "widgets.dataset_explorer",
     "extract_embeddings": "embeddings",
     "embed_dataset": "store",
     "open_store": "store",
@@ -83,6 +85,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .tradeoff import compute_tradeoff
     from .models.precision import quantize
     from .widgets.explorer import Explorer, explore
+    from .widgets.dataset_explorer import DatasetExplorer, explore_dataset
     from .longform import chunked_spectrogram
     from .widgets.longview import LongViewer
     from .widgets.viewer import SpectrogramViewer

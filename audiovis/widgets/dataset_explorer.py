@@ -1,0 +1,503 @@
+"""DatasetExplorer: a WebGL map of every clip of an embedding store, linked to one clip's Explorer and patch search.
+
+``explore_dataset(store, model)`` projects the clip vectors of one layer to 2-D (PCA, or UMAP when asked) and
+draws them with jupyter-scatter (an anywidget: binary point buffers, pans and zooms 100 k points in WebGL).
+``selection`` (clip ids) is two-way with the map's box/lasso selection; ``open(clip_id)`` puts that clip's
+:class:`~audiovis.widgets.explorer.Explorer` below the map; ``find_similar`` searches the store for patches like
+the ones selected in that Explorer; ``fit_probe`` adds a cross-validated probe's out-of-fold predictions as
+colour options. Clips whose embedding failed stay off the map, are counted and listed, and are never opened.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as W
+import numpy as np
+import traitlets
+
+from ..store import EmbeddingStore
+from ..store.projection import project
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .explorer import Explorer
+
+#: store.clips columns that are not labels
+_FIXED = ("clip_id", "source", "duration", "error", "num_windows", "window_starts", "top_labels", "top_probs")
+_TABLE_ROWS = 200
+
+
+def _jscatter():
+    try:
+        import jscatter
+    except ImportError:
+        raise ImportError("the dataset map needs jupyter-scatter: pip install 'audiovis[datasets]'") from None
+    return jscatter
+
+
+def _text(value: Any) -> str:
+    """A label value as one string: lists joined by ', ', missing as ''."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, float) and np.isnan(value):
+        return ""
+    return str(value)
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+class DatasetExplorer(traitlets.HasTraits):
+    """A map of every clip of an :class:`~audiovis.store.EmbeddingStore` (see :func:`explore_dataset`).
+
+    ``selection``: clip ids selected on the map (set it from Python too). ``color_by``: a key of
+    :attr:`color_options`. ``explorer``: the opened clip's Explorer (None until :meth:`open`). ``hits``: the
+    last :meth:`find_similar` result. ``widget``: the ipywidgets box shown in a notebook (the explorer is not
+    itself a widget because ``Widget.open`` is ipywidgets' own method and ``open(clip_id)`` is this one's).
+    """
+
+    selection = traitlets.List(traitlets.Unicode(), help="Selected clip ids (two-way with the map).")
+    color_by = traitlets.Unicode("", help="What colours the map's points: a key of color_options.")
+
+    def __init__(self, store: EmbeddingStore, model: Any = None, *, layer: int = -1, color_by: str | None = None,
+                 projection: str = "pca", height: int = 420) -> None:
+        if not isinstance(store, EmbeddingStore):
+            raise TypeError(f"explore_dataset: store must be an EmbeddingStore (av.open_store(path)), "
+                            f"got {type(store).__name__}")
+        if model is not None:
+            store.check_model(model)
+        self.store, self.model = store, model
+        self.layer = store.manifest.resolve_layer(layer)
+        clips = store.clips
+        if len(clips) == 0:
+            raise ValueError(f"explore_dataset: the store at {str(store.path)!r} holds no clips; "
+                             "fill it with av.embed_dataset(sources, model, path)")
+        vectors = store.clip_embeddings(self.layer)
+        ok = clips["error"].isna().to_numpy() & np.all(np.isfinite(vectors), axis=1)
+        self.clips = clips.reset_index(drop=True)
+        self.failed = self.clips.loc[~ok].reset_index(drop=True)
+        if not ok.any():
+            raise ValueError(f"explore_dataset: none of the {len(clips)} clips of the store at {str(store.path)!r} "
+                             f"has vectors at layer {self.layer}; errors: {sorted(set(map(str, clips['error'])))[:3]}")
+        self._vectors = vectors[ok]
+        self.label_columns = [c for c in clips.columns if c not in _FIXED]
+        self.points = self._point_table(self.clips.loc[ok].reset_index(drop=True), project(self._vectors, projection))
+        self._row_of = {cid: i for i, cid in enumerate(self.points["clip_id"])}
+        self._all_ids = set(self.clips["clip_id"])
+        self.explorer: "Explorer | None" = None
+        self.hits: "pd.DataFrame | None" = None
+        self.probe_scores: Any = None
+        self._guard = False
+        self._specs: dict[str, Any] = {}
+
+        jscatter = _jscatter()
+        self.scatter = jscatter.Scatter(
+            data=self.points, x="x", y="y", height=height, legend=True, tooltip=True,
+            tooltip_properties=["color", "clip_id", "labels_text", "prediction"], lasso_initiator=True,
+        )
+        self.scatter.widget.observe(self._on_map_selection, names="selection")
+        self._color = W.Dropdown(options=self.color_options, description="colour by", style={"description_width": "initial"})
+        self._color.observe(lambda ch: setattr(self, "color_by", ch["new"]), names="value")
+        n_failed = len(self.failed)
+        self._counts = W.HTML(html.escape(
+            f"{len(self.points)} clips on the map (layer {self.layer}, {projection.upper()})"
+            + (f"; {n_failed} failed clip(s) left off the map, listed below" if n_failed else "")))
+        self._table = W.HTML()
+        self._failed_table = W.HTML(self._html_table(self.failed, ["clip_id", "source", "error"]) if n_failed else "")
+        self._status = W.HTML()
+        self._gallery = W.Box(layout=W.Layout(flex_flow="row wrap"))
+        self._explorer_box = W.VBox()
+        super().__init__()
+        self.widget = W.VBox([
+            W.HBox([self._color, self._counts]), self.scatter.widget, self._status, self._table,
+            self._failed_table, self._gallery, self._explorer_box,
+        ])
+        self.widget.add_class("audiovis-dataset-explorer")
+        self.color_by = color_by if color_by is not None else self._default_color()
+        self._show_table()
+
+    # -- the points ------------------------------------------------------------------------------
+
+    def _point_table(self, rows: "pd.DataFrame", xy: np.ndarray) -> "pd.DataFrame":
+        import pandas as pd
+
+        out = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "clip_id": rows["clip_id"].astype(str)})
+        for c in self.label_columns:
+            out[c] = pd.Categorical([_text(v) for v in rows[c]])
+        out["labels_text"] = [" | ".join(_text(rows[c][i]) for c in self.label_columns) for i in range(len(rows))]
+        out["duration"] = rows["duration"].astype(float).to_numpy()
+        if "top_labels" in rows:
+            top = [(t[0] if t is not None and len(t) else "") for t in rows["top_labels"]]
+            out["prediction"] = pd.Categorical(top)
+            out["confidence"] = [float(p[0]) if p is not None and len(p) else np.nan for p in rows["top_probs"]]
+            label = self._truth_column()
+            if label is not None:
+                out["correct"] = pd.Categorical(
+                    [_verdict(truth, pred) for truth, pred in zip(rows[label], top)],
+                    categories=["correct", "wrong", "no label"])
+        else:
+            out["prediction"] = ""
+        return out
+
+    def _truth_column(self, label: str | None = None) -> str | None:
+        """The label column compared with predictions: ``label``, else ``label``/``labels``, else the first."""
+        if label is not None:
+            if label not in self.label_columns:
+                raise ValueError(f"no label column {label!r}; the store's label columns are {self.label_columns}")
+            return label
+        for name in ("label", "labels"):
+            if name in self.label_columns:
+                return name
+        return self.label_columns[0] if self.label_columns else None
+
+    @property
+    def color_options(self) -> list[str]:
+        """Columns the map can be coloured by (labels, prediction, correct, confidence, probe results, ...)."""
+        return [c for c in self.points.columns if c not in ("x", "y", "clip_id", "labels_text")]
+
+    def _default_color(self) -> str:
+        for name in ("correct", "label", "labels", *self.label_columns, "prediction", "duration"):
+            if name in self.color_options:
+                return name
+        return self.color_options[0]
+
+    @traitlets.validate("color_by")
+    def _check_color(self, proposal: dict) -> str:
+        value = proposal["value"]
+        if value not in self.color_options:
+            raise traitlets.TraitError(f"color_by must be one of {self.color_options}, got {value!r}")
+        return value
+
+    @traitlets.observe("color_by")
+    def _on_color(self, change: dict) -> None:
+        column = change["new"]
+        categorical = str(self.points[column].dtype) == "category"
+        self.scatter.color(by=column, map="auto" if not categorical else _category_map(self.points[column]))
+        if self._color.options != tuple(self.color_options):
+            self._color.options = self.color_options
+        self._color.value = column
+
+    # -- selection -------------------------------------------------------------------------------
+
+    @traitlets.validate("selection")
+    def _check_selection(self, proposal: dict) -> list[str]:
+        ids = list(dict.fromkeys(proposal["value"]))
+        unknown = [c for c in ids if c not in self._all_ids]
+        if unknown:
+            raise traitlets.TraitError(f"selection: clip id(s) {unknown[:5]} are not in the store "
+                                       f"({len(self._all_ids)} clips, e.g. {sorted(self._all_ids)[:3]})")
+        return ids
+
+    @traitlets.observe("selection")
+    def _on_selection(self, change: dict) -> None:
+        if not self._guard:
+            self._guard = True
+            try:
+                self.scatter.selection([self._row_of[c] for c in change["new"] if c in self._row_of])
+            finally:
+                self._guard = False
+        self._show_table()
+
+    def _on_map_selection(self, change: dict) -> None:
+        if self._guard:
+            return
+        rows = [int(i) for i in (change["new"] if change["new"] is not None else [])]
+        ids = [self.points["clip_id"][i] for i in rows if 0 <= i < len(self.points)]
+        self._guard = True
+        try:
+            self.selection = ids
+        finally:
+            self._guard = False
+        if len(ids) == 1:  # a click on one point opens it
+            self._open_safely(ids[0])
+
+    def _open_safely(self, clip_id: str) -> None:
+        """Open from a click: errors go to the status line, never to the kernel's log."""
+        if self.model is None:
+            self._status.value = html.escape("pass model= to explore_dataset to open clips")
+            return
+        try:
+            self.open(clip_id)
+        except Exception as exc:  # a click must not raise into the comm handler
+            self._status.value = f"<b>cannot open {html.escape(clip_id)}</b>: {html.escape(str(exc))}"
+
+    def _show_table(self) -> None:
+        rows = self.clips[self.clips["clip_id"].isin(self.selection)]
+        columns = ["clip_id", "source", "duration", *self.label_columns]
+        if "top_labels" in rows:
+            rows = rows.assign(prediction=[_text(t[:1]) if t is not None else "" for t in rows["top_labels"]])
+            columns.append("prediction")
+        columns.append("error")
+        self._table.value = (self._html_table(rows, columns, f"{len(rows)} selected clip(s)") if len(rows) else "")
+
+    @staticmethod
+    def _html_table(rows: "pd.DataFrame", columns: list[str], title: str | None = None) -> str:
+        title = title or f"{len(rows)} failed clip(s) (not on the map, never opened)"
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(_text(r[c]) if c != 'duration' else f'{r[c]:.2f}')}</td>"
+                             for c in columns) + "</tr>"
+            for _, r in rows.head(_TABLE_ROWS).iterrows())
+        more = f"<p>... {len(rows) - _TABLE_ROWS} more</p>" if len(rows) > _TABLE_ROWS else ""
+        return f"<p><b>{html.escape(title)}</b></p><table><tr>{head}</tr>{body}</table>{more}"
+
+    # -- into one clip ---------------------------------------------------------------------------
+
+    def _clip_row(self, clip_id: str) -> "pd.Series":
+        if not isinstance(clip_id, str):
+            raise TypeError(f"clip_id must be a string, got {type(clip_id).__name__}")
+        match = self.clips.index[self.clips["clip_id"] == clip_id]
+        if len(match) == 0:
+            close = sorted(self._all_ids)[:3]
+            raise KeyError(f"clip {clip_id!r} is not in the store at {str(self.store.path)!r} (ids look like {close})")
+        return self.clips.loc[match[0]]
+
+    def open(self, clip_id: str, *, patch: int | None = None, window: int | None = None) -> "Explorer":
+        """Show ``clip_id``'s Explorer below the map (computed from its source) and return it.
+
+        Args:
+            clip_id: a clip of the store.
+            patch: select this patch (token index) and zoom the viewer to it.
+            window: the model window of a clip longer than one (default 0).
+
+        Raises:
+            KeyError for an unknown clip id; ValueError for a failed clip, a clip without a stored source path
+            or when the explorer was made without a model.
+        """
+        from ..audio import load_audio
+        from .explorer import Explorer
+
+        row = self._clip_row(clip_id)
+        if row["error"] is not None:
+            raise ValueError(f"clip {clip_id!r} failed when the store was built ({row['error']}); it cannot be opened")
+        if self.model is None:
+            raise ValueError("open() computes the clip with the store's model: pass it, "
+                             "explore_dataset(store, model)")
+        if not isinstance(row["source"], str) or not row["source"]:
+            raise ValueError(f"clip {clip_id!r} has no source path in the store (it was given as audio in memory), "
+                             "so it cannot be recomputed")
+        windows = int(row["num_windows"])
+        window = 0 if window is None else int(window)
+        if not 0 <= window < max(windows, 1):
+            raise IndexError(f"window {window} outside 0..{windows - 1} of clip {clip_id!r}")
+        audio = load_audio(row["source"], self.store.manifest.sample_rate or None)
+        (analysis,) = self.model.analyze_windows(audio, windows=[window])
+        explorer = Explorer(analysis, audio=audio, layer=self.layer)
+        if patch is not None:
+            explorer.select([int(patch)])
+            t0, t1, _, _ = self.store.manifest.patch_bounds[int(patch)]
+            pad = 4 * (t1 - t0)
+            explorer.viewer.time_range = (float(analysis.offset + t0 - pad), float(analysis.offset + t1 + pad))
+        self.explorer, self._open_id, self._open_window = explorer, clip_id, window
+        self._explorer_box.children = [W.HTML(f"<b>{html.escape(clip_id)}</b> {html.escape(row['source'])}"), explorer]
+        self._status.value = ""
+        return explorer
+
+    # -- patch search ----------------------------------------------------------------------------
+
+    def find_similar(self, k: int = 12, *, exclude_clip: bool = False) -> "pd.DataFrame":
+        """The ``k`` stored patches most like the mean of the patches selected in :attr:`explorer`.
+
+        Shows them as a gallery of crops (click one to open it) and colours their clips on the map
+        (``color_by="similar"``). ``exclude_clip=True`` leaves out the opened clip's own patches.
+
+        Returns:
+            ``store.search_patches``' DataFrame: clip_id, window, patch, score, time_start, time_end,
+            freq_low, freq_high.
+        """
+        import pandas as pd
+
+        if not self.store.manifest.patches:
+            raise ValueError(f"the store at {str(self.store.path)!r} was built without patches; rebuild it with "
+                             "av.embed_dataset(..., patches=True) to find similar patches")
+        if self.explorer is None:
+            raise ValueError("find_similar: open a clip first (dx.open(clip_id)) and select patches in it")
+        sel = list(self.explorer.selection)
+        if not sel:
+            raise ValueError("find_similar: select one or more patches in dx.explorer first")
+        windows = int(self._clip_row(self._open_id)["num_windows"])
+        stored = self.store.patch_embeddings(self._open_id, self.layer,
+                                             window=self._open_window if windows > 1 else None)
+        query = stored[np.asarray(sel)].astype(np.float32).mean(axis=0)
+        hits = self.store.search_patches(query, k, self.layer,
+                                         exclude_clip=self._open_id if exclude_clip else None)
+        self.hits = hits
+        best = hits.groupby("clip_id")["score"].max()
+        self.points["similar"] = pd.Categorical(
+            ["hit" if c in best.index else "other" for c in self.points["clip_id"]], categories=["hit", "other"])
+        self.color_by = "similar"
+        self._on_color({"new": "similar"})  # the column changed even when color_by did not
+        self._gallery.children = [self._card(r) for r in hits.itertuples(index=False)]
+        return hits
+
+    def _card(self, hit: Any) -> W.Widget:
+        button = W.Button(description=f"{hit.clip_id} {hit.time_start:.2f}s {hit.score:.3f}",
+                          layout=W.Layout(width="180px"), tooltip=f"open {hit.clip_id} at patch {hit.patch}")
+        button.on_click(lambda _b, h=hit: self._open_hit(h))
+        parts: list[W.Widget] = [button]
+        if self.model is not None:
+            png = self._crop_png(hit)
+            if png is not None:
+                parts.insert(0, W.Image(value=png, format="png", layout=W.Layout(width="180px")))
+        return W.VBox(parts, layout=W.Layout(margin="2px"))
+
+    def _open_hit(self, hit: Any) -> None:
+        try:
+            self.open(hit.clip_id, patch=int(hit.patch), window=int(hit.window))
+        except Exception as exc:  # a click must not raise into the comm handler
+            self._status.value = f"<b>cannot open {html.escape(hit.clip_id)}</b>: {html.escape(str(exc))}"
+
+    def _crop_png(self, hit: Any, context: float = 0.5) -> bytes | None:
+        """A small greyscale PNG of the spectrogram around the hit (``context`` s each side), the patch boxed."""
+        from PIL import Image, ImageDraw
+
+        from ..audio import load_audio
+
+        source = self._clip_row(hit.clip_id)["source"]
+        if not isinstance(source, str):
+            return None
+        if hit.clip_id not in self._specs:
+            audio = load_audio(source, self.store.manifest.sample_rate or None)
+            self._specs[hit.clip_id] = self.model.spectrogram(audio)
+        spec = self._specs[hit.clip_id]
+        values = spec.numpy()
+        frames = values.shape[1]  # a last window's patches may lie in its padding, past the audio's end
+        f0 = min(max(0, int(spec.time_to_frame(hit.time_start - context))), frames - 1)
+        f1 = min(frames, max(f0 + 1, int(np.ceil(spec.time_to_frame(hit.time_end + context)))))
+        crop = values[:, f0:f1]
+        lo, hi = float(np.min(crop)), float(np.max(crop))
+        pixels = ((crop - lo) / (hi - lo if hi > lo else 1.0) * 255).astype(np.uint8)[::-1]
+        image = Image.fromarray(pixels).convert("RGB").resize((180, 90))
+        sx, sy = 180 / pixels.shape[1], 90 / pixels.shape[0]
+        x0 = (spec.time_to_frame(hit.time_start) - f0) * sx
+        x1 = (spec.time_to_frame(hit.time_end) - f0) * sx
+        y0 = (pixels.shape[0] - spec.hz_to_bin(hit.freq_high)) * sy
+        y1 = (pixels.shape[0] - spec.hz_to_bin(hit.freq_low)) * sy
+        ImageDraw.Draw(image).rectangle([x0, min(y0, y1), x1, max(y0, y1)], outline=(255, 200, 0))
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    # -- probes ----------------------------------------------------------------------------------
+
+    def fit_probe(self, layer: int | None = None, *, label: str | None = None, folds: int = 5,
+                  epochs: int = 200) -> "pd.DataFrame":
+        """Cross-validate a :class:`~audiovis.probe.LinearProbe` on the stored clip vectors of ``layer``.
+
+        Adds ``probe_prediction``, ``probe_confidence`` and ``probe_correct`` (out-of-fold: each clip is
+        predicted by the probe that did not see it) as colour options, and colours the map by ``probe_correct``.
+
+        Args:
+            layer: the stored block (default: the map's layer).
+            label: the label column (default ``label``/``labels``/the first); list values are multi-label.
+            folds: cross-validation folds.
+            epochs: the probe's training steps.
+
+        Returns:
+            One row per clip on the map: clip_id, label, probe_prediction, probe_confidence, probe_correct.
+        """
+        import pandas as pd
+
+        from ..probe import LinearProbe, kfold_indices
+
+        column = self._truth_column(label)
+        if column is None:
+            raise ValueError("fit_probe: the store has no label column (pass labels= to av.embed_dataset)")
+        ly = self.layer if layer is None else self.store.manifest.resolve_layer(layer)
+        vectors = self._vectors if ly == self.layer else self._map_vectors(ly)
+        truth = self.clips.set_index("clip_id").loc[self.points["clip_id"], column].tolist()
+        multilabel = any(_is_list(t) for t in truth)
+        if multilabel:
+            classes = sorted({str(v) for t in truth if _is_list(t) for v in t})
+            y = np.array([[c in set(map(str, t)) for c in classes] if _is_list(t) else [False] * len(classes)
+                          for t in truth], np.int64)
+            has = np.ones(len(truth), bool)
+        else:
+            has = np.array([_text(t) != "" for t in truth])
+            classes = sorted({_text(t) for t in truth if _text(t) != ""})
+            y = np.array([classes.index(_text(t)) if h else -1 for t, h in zip(truth, has)], np.int64)
+        if len(classes) < 2:
+            raise ValueError(f"fit_probe: label column {column!r} has {len(classes)} class(es); a probe needs two")
+        idx = np.flatnonzero(has)
+        if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= len(idx):
+            raise ValueError(f"folds must be an integer in [2, {len(idx)}] (labelled clips), got {folds!r}")
+        X = vectors[idx]
+        Y = y[idx]
+        probs = np.zeros((len(idx), len(classes)), np.float32)
+        task = "multilabel" if multilabel else "multiclass"
+        for test in kfold_indices(None if multilabel else Y, len(idx), folds, 0):
+            train = np.setdiff1d(np.arange(len(idx)), test)
+            probe = LinearProbe(task=task, epochs=epochs).fit(X[train], Y[train])
+            p = probe.predict_proba(X[test])
+            probs[test, : p.shape[1]] = p
+        pred, conf, correct = [""] * len(truth), [np.nan] * len(truth), ["no label"] * len(truth)
+        for j, i in enumerate(idx):
+            if multilabel:
+                on = [c for c, v in zip(classes, probs[j]) if v >= 0.5]
+                pred[i] = ", ".join(on)
+                conf[i] = float(probs[j].max())
+                correct[i] = "correct" if (probs[j] >= 0.5).astype(int).tolist() == Y[j].tolist() else "wrong"
+            else:
+                c = int(probs[j].argmax())
+                pred[i], conf[i] = classes[c], float(probs[j, c])
+                correct[i] = "correct" if c == Y[j] else "wrong"
+        self.points["probe_prediction"] = pd.Categorical(pred)
+        self.points["probe_confidence"] = np.array(conf, np.float64)
+        self.points["probe_correct"] = pd.Categorical(correct, categories=["correct", "wrong", "no label"])
+        self.color_by = "probe_correct"
+        self._on_color({"new": "probe_correct"})
+        return pd.DataFrame({"clip_id": self.points["clip_id"], "label": [_text(t) for t in truth],
+                             "probe_prediction": pred, "probe_confidence": conf, "probe_correct": correct})
+
+    def _map_vectors(self, layer: int) -> np.ndarray:
+        vectors = self.store.clip_embeddings(layer)
+        rows = self.clips.index[self.clips["clip_id"].isin(self._row_of)]
+        return vectors[rows]
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        return (f"DatasetExplorer({len(self.points)} clips on the map, {len(self.failed)} failed, layer {self.layer}, "
+                f"colour by {self.color_by!r}, {len(self.selection)} selected)")
+
+
+def _verdict(truth: Any, prediction: str) -> str:
+    """``correct`` when the top prediction is the label (or one of a list of labels)."""
+    if not prediction or truth is None or _text(truth) == "":
+        return "no label"
+    if _is_list(truth):
+        return "correct" if prediction in [str(t) for t in truth] else "wrong"
+    return "correct" if prediction == str(truth) else "wrong"
+
+
+def _category_map(column: "pd.Series") -> Any:
+    """Fixed colours for correct/wrong/hit so the mistakes and the hits stand out; ``auto`` otherwise."""
+    cats = list(column.cat.categories)
+    fixed = {"correct": "#4c9a2a", "wrong": "#d62728", "no label": "#bbbbbb", "hit": "#ff7f0e", "other": "#cccccc"}
+    if cats and all(c in fixed for c in cats):
+        return {c: fixed[c] for c in cats}
+    return "auto"
+
+
+def explore_dataset(store: EmbeddingStore, model: Any = None, *, layer: int = -1, color_by: str | None = None,
+                    projection: str = "pca", height: int = 420) -> DatasetExplorer:
+    """Open a :class:`DatasetExplorer` on ``store``: a map of its clips at ``layer``.
+
+    Args:
+        store: an :class:`~audiovis.store.EmbeddingStore` (``av.open_store(path)``).
+        model: the model that built the store (checked: a :class:`~audiovis.store.StoreError` otherwise); needed
+            only to open clips and draw the search gallery.
+        layer: the stored block whose clip vectors make the map.
+        color_by: a column to colour by (default: correct/wrong when labels and predictions exist).
+        projection: ``"pca"`` (default) or ``"umap"`` (needs umap-learn).
+        height: the map's height in pixels.
+    """
+    return DatasetExplorer(store, model, layer=layer, color_by=color_by, projection=projection, height=height)

@@ -1,0 +1,194 @@
+"""DatasetExplorer: the map's points, selection both ways, open, find_similar against store.search_patches,
+probe colouring against a hand-run cross-validation, failed clips, and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+import audiovis as av
+from audiovis.probe import LinearProbe, kfold_indices
+from audiovis.store import StoreError, embed_dataset
+from audiovis.store.projection import project
+from audiovis.widgets.dataset_explorer import DatasetExplorer, explore_dataset
+
+from .frozen_models import SR, tiny_ast, tone
+
+FREQS = [250.0, 300.0, 1500.0, 1800.0, 3000.0, 3500.0, 400.0, 2500.0]
+LABELS = ["low", "low", "mid", "mid", "high", "high", "low", "high"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_ast(seed=1)
+
+
+@pytest.fixture(scope="module")
+def built(model, tmp_path_factory):
+    """Eight labelled tones (one of 5 s: three windows) and one file that is not audio, with patches."""
+    root = tmp_path_factory.mktemp("dx")
+    paths = []
+    for i, f in enumerate(FREQS):
+        path = root / "clips" / f"tone{i}.wav"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(path, tone(f, seconds=5.0 if i == 0 else 2.0, noise=0.01, seed=i), SR)
+        paths.append(path)
+    fake = root / "clips" / "fake.wav"
+    fake.write_text("text renamed .wav")
+    sources = pd.DataFrame({"source": [str(p) for p in paths] + [str(fake)], "label": LABELS + ["low"]})
+    store = embed_dataset(sources, model, root / "store", layers=[0, -1], patches=True, progress=False)
+    return store
+
+
+@pytest.fixture
+def dx(built, model):
+    return explore_dataset(built, model)
+
+
+def test_points_are_the_stored_vectors_projected_and_failed_clips_are_listed(dx, built):
+    clips = built.clips
+    bad = clips["error"].notna().to_numpy()
+    assert bad.sum() == 1
+    assert list(dx.points["clip_id"]) == list(clips["clip_id"][~bad])
+    assert list(dx.failed["clip_id"]) == list(clips["clip_id"][bad])
+    # PCA reference written here: centred rows onto the top two right singular vectors (up to sign)
+    x = built.clip_embeddings(-1)[~bad].astype(np.float64)
+    x = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    ref = x @ vt[:2].T
+    got = dx.points[["x", "y"]].to_numpy()
+    for j in range(2):
+        assert np.allclose(np.abs(got[:, j]), np.abs(ref[:, j]), atol=1e-4)
+    assert "1 failed clip(s) left off the map" in dx._counts.value
+    assert "could not be decoded" in dx._failed_table.value
+    with pytest.raises(ValueError, match="failed when the store was built"):
+        dx.open(dx.failed["clip_id"][0])
+    assert dx.explorer is None
+    # correct/wrong from the stored top prediction against the label
+    top = [t[0] for t in clips["top_labels"][~bad]]
+    expected = ["correct" if p == lab else "wrong" for p, lab in zip(top, clips["label"][~bad])]
+    assert list(dx.points["correct"]) == expected
+    assert dx.color_by == "correct"
+
+
+def test_projection_keeps_nan_rows_and_names_bad_methods():
+    v = np.arange(12, dtype=np.float32).reshape(4, 3) ** 1.5
+    v[2] = np.nan
+    xy = project(v)
+    assert np.isnan(xy[2]).all() and np.isfinite(xy[[0, 1, 3]]).all()
+    with pytest.raises(ValueError, match="projection method must be one of"):
+        project(v, "tsne")
+
+
+def test_selection_is_two_way(dx):
+    ids = list(dx.points["clip_id"])
+    dx.selection = [ids[3], ids[1]]
+    assert sorted(dx.scatter.widget.selection.tolist()) == [1, 3]
+    assert ids[3] in dx._table.value and "2 selected clip(s)" in dx._table.value
+    dx.scatter.widget.selection = np.array([0, 2, 4])  # what a lasso in the browser sends
+    assert dx.selection == [ids[0], ids[2], ids[4]]
+    dx.selection = []
+    assert len(dx.scatter.widget.selection) == 0 and dx._table.value == ""
+    with pytest.raises(Exception, match="not in the store"):
+        dx.selection = ["no-such-clip"]
+
+
+def test_color_options_and_bad_colour(dx):
+    assert {"label", "prediction", "confidence", "correct", "duration"} <= set(dx.color_options)
+    dx.color_by = "confidence"
+    assert dx.scatter.color()["by"] == "confidence"
+    with pytest.raises(Exception, match="color_by must be one of"):
+        dx.color_by = "nope"
+
+
+def test_open_shows_the_clip_explorer_of_its_source(dx, built, model):
+    cid = dx.points["clip_id"][2]
+    source = built.clips.set_index("clip_id").loc[cid, "source"]
+    explorer = dx.open(cid)
+    assert dx.explorer is explorer and explorer in dx._explorer_box.children
+    np.testing.assert_allclose(explorer.analysis.patch_embeddings(-1), model.analyze(source).patch_embeddings(-1),
+                               atol=1e-5)
+    dx.scatter.widget.selection = np.array([4])  # a click on one point opens it
+    assert dx.explorer is not explorer and dx._open_id == dx.points["clip_id"][4]
+    with pytest.raises(KeyError, match="'nope' is not in the store"):
+        dx.open("nope")
+
+
+def test_find_similar_equals_a_direct_search_and_opens_hits(dx, built):
+    cid = dx.points["clip_id"][3]
+    dx.open(cid)
+    dx.explorer.select([5, 17, 40])
+    hits = dx.find_similar(k=6)
+    query = built.patch_embeddings(cid, -1)[[5, 17, 40]].astype(np.float32).mean(axis=0)
+    pd.testing.assert_frame_equal(hits, built.search_patches(query, 6, -1))
+    assert list(hits["score"]) == sorted(hits["score"], reverse=True)
+    assert {"clip_id", "patch", "score", "time_start", "time_end", "freq_low", "freq_high"} <= set(hits.columns)
+    assert len(dx._gallery.children) == 6
+    first_card = dx._gallery.children[0]
+    assert first_card.children[0].value[:8] == b"\x89PNG\r\n\x1a\n"
+    assert dx.color_by == "similar"
+    assert set(dx.points.loc[dx.points["similar"] == "hit", "clip_id"]) == set(hits["clip_id"])
+    # clicking the last hit opens its clip with the hit patch selected and zoomed
+    hit = hits.iloc[-1]
+    dx._gallery.children[-1].children[-1].click()
+    assert dx._open_id == hit["clip_id"] and list(dx.explorer.selection) == [int(hit["patch"])]
+    t0, t1 = dx.explorer.viewer.time_range
+    assert t0 <= hit["time_start"] and hit["time_end"] <= t1 and t1 - t0 < 0.75 * 2.0  # zoomed in from the 2 s window
+    excluded = dx.find_similar(k=4, exclude_clip=True)
+    assert hit["clip_id"] not in set(excluded["clip_id"])
+
+
+def test_find_similar_needs_an_open_clip_and_a_selection(dx):
+    with pytest.raises(ValueError, match="open a clip first"):
+        dx.find_similar()
+    dx.open(dx.points["clip_id"][1])
+    with pytest.raises(ValueError, match="select one or more patches"):
+        dx.find_similar()
+
+
+def test_probe_colouring_is_out_of_fold(dx, built):
+    table = dx.fit_probe(folds=3, epochs=50)
+    assert dx.color_by == "probe_correct"
+    bad = built.clips["error"].notna().to_numpy()
+    X = built.clip_embeddings(-1)[~bad]
+    labels = list(built.clips["label"][~bad])
+    classes = sorted(set(labels))
+    y = np.array([classes.index(v) for v in labels])
+    pred = np.empty(len(y), object)
+    for test in kfold_indices(y, len(y), 3, 0):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        probe = LinearProbe(epochs=50).fit(X[train], y[train])
+        pred[test] = [classes[c] for c in probe.predict(X[test])]
+    assert list(table["probe_prediction"]) == list(pred)
+    assert list(dx.points["probe_correct"]) == ["correct" if p == t else "wrong" for p, t in zip(pred, labels)]
+    assert {"probe_prediction", "probe_confidence", "probe_correct"} <= set(dx.color_options)
+    with pytest.raises(ValueError, match="no label column 'genre'"):
+        dx.fit_probe(label="genre")
+
+
+def test_patches_false_store_says_to_rebuild(model, built, tmp_path):
+    sources = [s for s in built.clips["source"] if s.endswith(("tone1.wav", "tone2.wav"))]
+    store = embed_dataset(sources, model, tmp_path / "nopatch", progress=False)
+    dx = explore_dataset(store, model)
+    dx.open(dx.points["clip_id"][0])
+    dx.explorer.select([0])
+    with pytest.raises(ValueError, match=r"built without patches; rebuild it with .*patches=True"):
+        dx.find_similar()
+
+
+def test_bad_input(model, built, tmp_path):
+    with pytest.raises(StoreError, match="built with another model"):
+        explore_dataset(built, tiny_ast(seed=2))
+    with pytest.raises(TypeError, match="store must be an EmbeddingStore"):
+        explore_dataset(str(built.path), model)
+    store = embed_dataset([str(p) for p in built.clips["source"][:1]], model, tmp_path / "one", progress=False)
+    store.clips.drop(store.clips.index, inplace=True)  # a store with no clips
+    with pytest.raises(ValueError, match="holds no clips"):
+        explore_dataset(store, model)
+    no_model = explore_dataset(built)
+    with pytest.raises(ValueError, match="pass it, explore_dataset\\(store, model\\)"):
+        no_model.open(no_model.points["clip_id"][0])
+    assert isinstance(av.explore_dataset(built, model), av.DatasetExplorer)
+    assert isinstance(no_model, DatasetExplorer)
