@@ -192,3 +192,20 @@ def test_bad_input(model, built, tmp_path):
         no_model.open(no_model.points["clip_id"][0])
     assert isinstance(av.explore_dataset(built, model), av.DatasetExplorer)
     assert isinstance(no_model, DatasetExplorer)
+
+
+def test_clips_embedded_from_memory_open_from_sources(model, tmp_path):
+    from audiovis.datasets import SyntheticEvents
+
+    data = SyntheticEvents(3, seed=5, duration=2.0)
+    store = embed_dataset(data, model, tmp_path / "mem", patches=True, progress=False)
+    bare = explore_dataset(store, model)
+    cid = bare.points["clip_id"][1]
+    with pytest.raises(ValueError, match=r"pass the dataset it came from: explore_dataset\(store, model, sources=dataset\)"):
+        bare.open(cid)
+    dx = explore_dataset(store, model, sources=data)
+    explorer = dx.open(cid)
+    (ref,) = model.analyze_windows(data[1].audio, windows=[0])
+    np.testing.assert_allclose(explorer.analysis.patch_embeddings(-1), ref.patch_embeddings(-1), atol=1e-5)
+    np.testing.assert_allclose(explorer.analysis.patch_embeddings(-1).mean(axis=0), store.clip_embeddings(-1)[1],
+                               atol=1e-3)

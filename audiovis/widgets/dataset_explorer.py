@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import io
+import os
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
@@ -67,13 +68,13 @@ class DatasetExplorer(traitlets.HasTraits):
     color_by = traitlets.Unicode("", help="What colours the map's points: a key of color_options.")
 
     def __init__(self, store: EmbeddingStore, model: Any = None, *, layer: int = -1, color_by: str | None = None,
-                 projection: str = "pca", height: int = 420) -> None:
+                 projection: str = "pca", height: int = 420, sources: Any = None) -> None:
         if not isinstance(store, EmbeddingStore):
             raise TypeError(f"explore_dataset: store must be an EmbeddingStore (av.open_store(path)), "
                             f"got {type(store).__name__}")
         if model is not None:
             store.check_model(model)
-        self.store, self.model = store, model
+        self.store, self.model, self.sources = store, model, sources
         self.layer = store.manifest.resolve_layer(layer)
         clips = store.clips
         if len(clips) == 0:
@@ -259,6 +260,26 @@ class DatasetExplorer(traitlets.HasTraits):
             raise KeyError(f"clip {clip_id!r} is not in the store at {str(self.store.path)!r} (ids look like {close})")
         return self.clips.loc[match[0]]
 
+    def _audio_of(self, clip_id: str) -> Any:
+        """The clip's audio: from ``sources`` (aligned with store.clips rows, or a callable), else its stored path."""
+        from ..audio import Audio, load_audio
+
+        row = self._clip_row(clip_id)
+        rate = self.store.manifest.sample_rate or None
+        if self.sources is not None:
+            if callable(self.sources):
+                item = self.sources(clip_id)
+            else:
+                item = self.sources[int(self.clips.index[self.clips["clip_id"] == clip_id][0])]
+            item = getattr(item, "audio", item)
+            return item if isinstance(item, Audio) else load_audio(item, rate)
+        source = row["source"]
+        if not isinstance(source, str) or not source or not os.path.isfile(source):
+            raise ValueError(f"clip {clip_id!r}: its stored source {source!r} is not an audio file here (embedded from "
+                             "memory, or moved); pass the dataset it came from: "
+                             "explore_dataset(store, model, sources=dataset)")
+        return load_audio(source, rate)
+
     def open(self, clip_id: str, *, patch: int | None = None, window: int | None = None) -> "Explorer":
         """Show ``clip_id``'s Explorer below the map (computed from its source) and return it.
 
@@ -271,7 +292,6 @@ class DatasetExplorer(traitlets.HasTraits):
             KeyError for an unknown clip id; ValueError for a failed clip, a clip without a stored source path
             or when the explorer was made without a model.
         """
-        from ..audio import load_audio
         from .explorer import Explorer
 
         row = self._clip_row(clip_id)
@@ -280,14 +300,11 @@ class DatasetExplorer(traitlets.HasTraits):
         if self.model is None:
             raise ValueError("open() computes the clip with the store's model: pass it, "
                              "explore_dataset(store, model)")
-        if not isinstance(row["source"], str) or not row["source"]:
-            raise ValueError(f"clip {clip_id!r} has no source path in the store (it was given as audio in memory), "
-                             "so it cannot be recomputed")
         windows = int(row["num_windows"])
         window = 0 if window is None else int(window)
         if not 0 <= window < max(windows, 1):
             raise IndexError(f"window {window} outside 0..{windows - 1} of clip {clip_id!r}")
-        audio = load_audio(row["source"], self.store.manifest.sample_rate or None)
+        audio = self._audio_of(clip_id)
         (analysis,) = self.model.analyze_windows(audio, windows=[window])
         explorer = Explorer(analysis, audio=audio, layer=self.layer)
         if patch is not None:
@@ -343,8 +360,11 @@ class DatasetExplorer(traitlets.HasTraits):
         button.on_click(lambda _b, h=hit: self._open_hit(h))
         parts: list[W.Widget] = [button]
         if self.model is not None:
-            png = self._crop_png(hit)
-            if png is not None:
+            try:
+                png = self._crop_png(hit)
+            except ValueError as exc:  # the clip's audio is not reachable: the card says why, the search stands
+                parts.insert(0, W.HTML(f"<small>{html.escape(str(exc))}</small>", layout=W.Layout(width="180px")))
+            else:
                 parts.insert(0, W.Image(value=png, format="png", layout=W.Layout(width="180px")))
         return W.VBox(parts, layout=W.Layout(margin="2px"))
 
@@ -354,17 +374,12 @@ class DatasetExplorer(traitlets.HasTraits):
         except Exception as exc:  # a click must not raise into the comm handler
             self._status.value = f"<b>cannot open {html.escape(hit.clip_id)}</b>: {html.escape(str(exc))}"
 
-    def _crop_png(self, hit: Any, context: float = 0.5) -> bytes | None:
+    def _crop_png(self, hit: Any, context: float = 0.5) -> bytes:
         """A small greyscale PNG of the spectrogram around the hit (``context`` s each side), the patch boxed."""
         from PIL import Image, ImageDraw
 
-        from ..audio import load_audio
-
-        source = self._clip_row(hit.clip_id)["source"]
-        if not isinstance(source, str):
-            return None
         if hit.clip_id not in self._specs:
-            audio = load_audio(source, self.store.manifest.sample_rate or None)
+            audio = self._audio_of(hit.clip_id)
             self._specs[hit.clip_id] = self.model.spectrogram(audio)
         spec = self._specs[hit.clip_id]
         values = spec.numpy()
@@ -488,7 +503,7 @@ def _category_map(column: "pd.Series") -> Any:
 
 
 def explore_dataset(store: EmbeddingStore, model: Any = None, *, layer: int = -1, color_by: str | None = None,
-                    projection: str = "pca", height: int = 420) -> DatasetExplorer:
+                    projection: str = "pca", height: int = 420, sources: Any = None) -> DatasetExplorer:
     """Open a :class:`DatasetExplorer` on ``store``: a map of its clips at ``layer``.
 
     Args:
@@ -499,5 +514,9 @@ def explore_dataset(store: EmbeddingStore, model: Any = None, *, layer: int = -1
         color_by: a column to colour by (default: correct/wrong when labels and predictions exist).
         projection: ``"pca"`` (default) or ``"umap"`` (needs umap-learn).
         height: the map's height in pixels.
+        sources: where to read clips that were embedded from memory (a torch Dataset like SyntheticEvents, a
+            list of Audio or paths, aligned with ``store.clips`` rows), or a callable ``clip_id -> audio``;
+            by default each clip's stored ``source`` path.
     """
-    return DatasetExplorer(store, model, layer=layer, color_by=color_by, projection=projection, height=height)
+    return DatasetExplorer(store, model, layer=layer, color_by=color_by, projection=projection, height=height,
+                           sources=sources)
