@@ -12,12 +12,9 @@
 
 from __future__ import annotations
 
-import tempfile
-
-import numpy as np
 import torch
 
-from .common import alternating_medians, print_rows, row, smoke
+from .common import alternating_medians, ast_base_peer, print_rows, row, smoke
 
 ROUNDS = 5
 HELD_OUT_CLIPS = 300
@@ -34,21 +31,11 @@ def _precisions() -> list[str]:
 
 
 def ast_base_rows() -> list[dict]:
-    from transformers import ASTFeatureExtractor, ASTForAudioClassification
-
     import audiovis as av
 
     torch.manual_seed(0)
     model = av.ASTModel(av.ASTConfig(num_hidden_layers=2) if smoke() else av.ASTConfig()).eval()
-    with tempfile.TemporaryDirectory() as tmp:
-        model.save_pretrained(tmp)
-        theirs = ASTForAudioClassification.from_pretrained(tmp, attn_implementation="sdpa").eval()
-        extractor = ASTFeatureExtractor.from_pretrained(tmp)
-    rng = np.random.default_rng(0)
-    t = np.arange(160000) / 16000
-    wav = (0.3 * np.sin(2 * np.pi * 440 * t * (1 + t / 5)) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
-    audio = av.load_audio(wav, 16000)
-    features = extractor(wav, sampling_rate=16000, return_tensors="pt")["input_values"]
+    theirs, _, _, audio, features = ast_base_peer(model)
     fast = {p: av.quantize(model, p) for p in _precisions()}
 
     def peer():

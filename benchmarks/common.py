@@ -43,20 +43,6 @@ def best_of(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float
     return best
 
 
-def alternating(a: Callable[[], object], b: Callable[[], object], rounds: int = 5) -> tuple[float, float]:
-    """Best times of ``a`` and ``b`` run in alternation (fair against drifting machine load)."""
-    a(), b()
-    ta = tb = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        a()
-        ta = min(ta, time.perf_counter() - start)
-        start = time.perf_counter()
-        b()
-        tb = min(tb, time.perf_counter() - start)
-    return ta, tb
-
-
 def paired_medians(a: Callable[[], object], b: Callable[[], object], rounds: int = 5) -> tuple[float, float]:
     """Median times of ``a`` and ``b`` over the same number of runs, in alternation after one warm-up each:
     like with like against drifting machine load (no side gets more tries at a lucky minimum)."""
@@ -112,3 +98,28 @@ def smoke() -> bool:
     import os
 
     return os.environ.get("AUDIOVIS_BENCH_SMOKE", "") not in ("", "0")
+
+
+def ast_base_peer(model):
+    """transformers' ASTForAudioClassification (sdpa) on ``model``'s weights, its feature extractor, and the
+    benchmarks' 10 s clip (a 440 Hz sweep plus noise) as a waveform, an ``av.Audio`` and the peer's features.
+
+    Returns:
+        ``(theirs, extractor, wav, audio, features)``.
+    """
+    import tempfile
+
+    import numpy as np
+    from transformers import ASTFeatureExtractor, ASTForAudioClassification
+
+    import audiovis as av
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        theirs = ASTForAudioClassification.from_pretrained(tmp, attn_implementation="sdpa").eval()
+        extractor = ASTFeatureExtractor.from_pretrained(tmp)
+    rng = np.random.default_rng(0)
+    t = np.arange(160000) / 16000
+    wav = (0.3 * np.sin(2 * np.pi * 440 * t * (1 + t / 5)) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    features = extractor(wav, sampling_rate=16000, return_tensors="pt")["input_values"]
+    return theirs, extractor, wav, av.load_audio(wav, 16000), features
