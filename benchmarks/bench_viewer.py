@@ -22,6 +22,9 @@ _MEASURE_JS = """
 async ([kind, n, patches]) => {
   const root = document.querySelector('[data-testid="audiovis-viewer"]');
   const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  // the hover run starts from the whole recording in view, as the zoom run found it
+  window.__fullRange ??= window.__model.get('time_range');
+  if (kind === 'hover') window.__model.set('time_range', window.__fullRange);
   await frame();
   const [t0, t1] = window.__model.get('time_range');
   const times = [];
