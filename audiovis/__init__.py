@@ -69,6 +69,19 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)
 
 
+def _analysis_runner() -> Any:
+    """The analysis layer's runner (``audiovis.runner``), imported on first use: what ``model.analyze``,
+    ``analyze_windows``, ``windows`` and ``window_starts`` hand over to."""
+    return importlib.import_module("audiovis.runner")
+
+
+# Models never import the analysis layer; this root, which Python runs before any submodule, wires their
+# analyze methods to it (docs/ARCHITECTURE.md, "Layers"). Nothing heavy is imported here.
+from .models.delegate import install as _install_runner  # noqa: E402
+
+_install_runner(_analysis_runner)
+
+
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .analysis import Analysis, WindowedAnalyses
     from .audio import Audio, load_audio

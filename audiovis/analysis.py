@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
-from .models.base import attention_probabilities, check_attention_block, check_patches, inference, mean_attention
+from .models.blocks import attention_probabilities, check_attention_block, inference, mean_attention
 from .models.pruning import pruned_logits
 from .models.reduction import ReducedStates, reduced_logits
-from .patches import PatchGrid
+from .patches import PatchGrid, check_patches
 from .spectrogram import Spectrogram
 
 if TYPE_CHECKING:

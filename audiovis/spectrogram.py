@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .audio import Audio, _check_rate
+from .audio import Audio, _check_rate, load_audio
 from .errors import ConfigError, InvalidAudioError
 
 Scale = Literal["linear", "mel"]
@@ -636,3 +636,12 @@ class KaldiFbank(nn.Module):
             source=source,
             frontend=self.signature,
         )
+
+
+def load_source(source: object, sample_rate: int | None = None) -> Audio | Spectrogram:
+    """What a model runs on, from what the user passed: an Audio or a Spectrogram as it is; a path, array or
+    tensor read by :func:`~audiovis.audio.load_audio` (``sample_rate``: a file's rate to resample to, or an
+    array's own rate)."""
+    if isinstance(source, (Audio, Spectrogram)):
+        return source
+    return load_audio(source, sample_rate)  # type: ignore[arg-type]

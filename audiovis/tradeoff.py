@@ -268,7 +268,7 @@ def compute_tradeoff(
     from tqdm.auto import tqdm
 
     from .embeddings import iter_sources, read_source
-    from .models.reduction import analytic_macs, block_tokens
+    from .models.reduction import analytic_macs, block_tokens, resolve_options
     from .spectrogram import Spectrogram
 
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
@@ -281,8 +281,7 @@ def compute_tradeoff(
     models: dict = {}
     for setting in settings:  # bad methods fail before any clip is read
         m = _model_for(model, setting, models)
-        m._reduction(**{"keep_ratio": 1.0, "keep_by": "energy", "prune_layer": None, "fuse_dropped": True,
-                        "merge_ratio": 0.0, **setting.analyze_options})
+        resolve_options(m, **setting.analyze_options)
 
     total, items = iter_sources(dataset, "compute_tradeoff")
     if total == 0:
@@ -330,8 +329,7 @@ def compute_tradeoff(
     rows, score_name = [], None
     for setting in settings:
         m = _model_for(model, setting, models)
-        reduction = m._reduction(**{"keep_ratio": 1.0, "keep_by": "energy", "prune_layer": None, "fuse_dropped": True,
-                                    "merge_ratio": 0.0, **setting.analyze_options})
+        reduction = resolve_options(m, **setting.analyze_options)
         left = block_tokens(m, reduction)[-1][1] - int(m.num_prefix_tokens)
         if reduction is not None and reduction.method == "prune" and reduction.fuse and left < m.grid.num_patches:
             left -= 1  # the fused token

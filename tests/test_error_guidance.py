@@ -16,7 +16,7 @@ import pytest
 import traitlets
 
 import audiovis as av
-from audiovis.models.base import check_patches
+from audiovis.patches import check_patches
 from audiovis.widgets.explorer import Explorer
 
 from .frozen_models import SR, tiny_ast, tone

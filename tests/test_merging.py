@@ -159,7 +159,7 @@ def test_merged_analysis_full_layout(model, clip):
         att = res.attention(layer)
         np.testing.assert_allclose(att.sum(-1), 1.0, atol=1e-5)
     # attention of block 1 equals a full-layout pass where each group is repeated (proportional attention)
-    from audiovis.models.base import attention_probabilities
+    from audiovis.models.blocks import attention_probabilities
 
     full = torch.from_numpy(res.hidden_states[1].copy())[None]
     with torch.no_grad():

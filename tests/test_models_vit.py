@@ -8,7 +8,7 @@ import timm
 import torch
 
 import audiovis as av
-from audiovis.models.base import block_with_attention
+from audiovis.models.blocks import block_with_attention
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import audiovis as av
-from audiovis.models.base import block_with_attention
+from audiovis.models.blocks import block_with_attention
 from audiovis.models.progressive import check_stages, default_stages, forward_progressive, stage_counts
 
 from .frozen_models import SR, tiny_ast, tone

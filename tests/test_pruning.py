@@ -351,7 +351,7 @@ def copies_reference(model, x: torch.Tensor, kept: np.ndarray, prune_layer: int,
     """Explicit-attention pass in the full layout: the tokens entering every block and each block's
     attention ``[heads, T, T]``. From ``prune_layer`` on the dropped patches are replaced by their mean
     (``fuse``) or masked out as keys (not ``fuse``)."""
-    from audiovis.models.base import block_with_attention
+    from audiovis.models.blocks import block_with_attention
 
     p = model.num_prefix_tokens
     tokens = model.add_positions(model.embed_patches(x))
@@ -443,7 +443,7 @@ def test_analyze_rejects_bad_pruning_arguments(model, clip):
 
 
 def test_pruned_analyze_computes_no_attention_until_asked(model, clip, monkeypatch):
-    from audiovis.models import base
+    from audiovis.models import base, blocks
     from audiovis.models.reduction import ReducedStates
 
     asked: list[int] = []
@@ -453,7 +453,8 @@ def test_pruned_analyze_computes_no_attention_until_asked(model, clip, monkeypat
     def no_explicit_attention(*args, **kwargs):
         raise AssertionError("the pruned pass formed a full attention map")
 
-    monkeypatch.setattr(base, "block_with_attention", no_explicit_attention)
+    monkeypatch.setattr(base, "block_with_attention", no_explicit_attention)  # run_blocks
+    monkeypatch.setattr(blocks, "block_with_attention", no_explicit_attention)  # the reduced passes
     k = num_kept(model.grid.num_patches, 0.4)
     for keep_by in ("energy", "attention"):
         res = model.analyze(clip, keep_ratio=0.4, keep_by=keep_by)

@@ -14,7 +14,7 @@ from transformers import ASTForAudioClassification
 
 import audiovis as av
 import audiovis.analysis as analysis_module
-from audiovis.models.base import attention_probabilities, inference, mean_attention
+from audiovis.models.blocks import attention_probabilities, inference, mean_attention
 
 SR = 16000
 LABELS = ["dog", "cat", "siren", "rain", "speech", "music"]
@@ -119,15 +119,15 @@ def test_rollout_equals_the_full_matrix_product_of_transformers_attention(model,
 
 def test_rollout_never_builds_every_heads_map_and_visits_each_layer_once(model, hf, audio, monkeypatch):
     """One head-mean map per layer; the [heads, tokens, tokens] block of any layer is never made."""
-    import audiovis.models.base as base
+    import audiovis.models.blocks as blocks
 
     def refuse(*args, **kwargs):
         raise AssertionError("rollout built a [heads, tokens, tokens] attention block")
 
     calls = []
-    real = base.mean_attention
+    real = blocks.mean_attention
     monkeypatch.setattr(analysis_module, "attention_probabilities", refuse)
-    monkeypatch.setattr(base, "attention_probabilities", refuse)
+    monkeypatch.setattr(blocks, "attention_probabilities", refuse)
     monkeypatch.setattr(analysis_module, "mean_attention", lambda *a, **k: calls.append(1) or real(*a, **k))
     res = model.analyze(audio)
     got = res.rollout()

@@ -164,7 +164,7 @@ def test_audio_just_over_one_window_gives_no_window_of_padding(demo):
 
 
 def test_window_rule():
-    from audiovis.models.windows import window_starts
+    from audiovis.windows import window_starts
 
     assert window_starts(3, 4, 4) == [0] and window_starts(4, 4, 4) == [0]
     assert window_starts(8, 4, 4) == [0, 4]

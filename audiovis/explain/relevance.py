@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..models.base import inference
+from ..models.blocks import inference
 
 
 def attention_relevance(model, x: torch.Tensor, class_index: int) -> np.ndarray:

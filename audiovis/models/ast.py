@@ -24,7 +24,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..spectrogram import KaldiFbank
-from . import checkpoints as ckpt
+import audiovis.models.checkpoints as ckpt
 from .base import SpectrogramModelMixin
 from .labels import default_labels, is_placeholder
 from .patch_embed import StridedPatchEmbed

@@ -55,7 +55,7 @@ def num_merged(num_patches: int, merge_ratio: float) -> int:
 
 def check_mergeable(model: "SpectrogramModelMixin") -> None:
     """ConfigError unless every block has timm's standard attention (merging needs its keys)."""
-    from .base import check_attention_block
+    from .blocks import check_attention_block
 
     blocks = getattr(model.backbone, "blocks", None)
     if not blocks:
@@ -153,7 +153,7 @@ def _bias(sizes: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None
 
 def block_with_merge(block: nn.Module, x: torch.Tensor, sizes: torch.Tensor | None, r: int, num_prefix_tokens: int) -> MergeStep:
     """One timm ``Block`` (eval mode) with proportional attention, merging ``r`` tokens between attention and MLP."""
-    from .base import _qkv
+    from .blocks import _qkv
 
     attn = block.attn
     q, k, v = _qkv(attn, block.norm1(x))

@@ -56,7 +56,7 @@ def stage_counts(num_patches: int, keep_ratio: float, num_stages: int) -> list[i
 
 def _block_with_prefix_rows(block, x: torch.Tensor, bias: torch.Tensor | None, p: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One block with fused attention (key bias ``[B, T]`` when given) and the prefix rows of its softmax ``[B, heads, P, T]``."""
-    from .base import _qkv
+    from .blocks import _qkv
 
     attn = block.attn
     q, k, v = _qkv(attn, block.norm1(x))
@@ -108,7 +108,7 @@ def forward_progressive(
     of a recorded pass). ``hidden_states``/``sources`` receive every state and its layout (``[B, P + N]``
     compact rows, None before the first stage); ``inputs`` each stage's block input and layout.
     """
-    from .base import check_attention_block
+    from .blocks import check_attention_block
 
     p = int(model.num_prefix_tokens)
     n = model.grid.num_patches

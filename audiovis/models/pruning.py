@@ -104,7 +104,7 @@ def block_with_prefix_attention(block: nn.Module, x: torch.Tensor, num_prefix_to
 
     q, k and v are projected once; only the ``P`` prefix rows of the softmax are formed explicitly.
     """
-    from .base import _qkv
+    from .blocks import _qkv
 
     attn = block.attn
     q, k, v = _qkv(attn, block.norm1(x))
@@ -211,7 +211,7 @@ def forward_pruned(
         scores = energy_scores(x, grid)
         tokens = model.run_blocks(tokens, stop=layer, hidden_states=hidden_states, attentions=attentions)
     else:
-        from .base import block_with_attention, check_attention_block
+        from .blocks import block_with_attention, check_attention_block
 
         tokens = model.run_blocks(tokens, stop=layer - 1, hidden_states=hidden_states, attentions=attentions)
         block = model.backbone.blocks[layer - 1]

@@ -138,6 +138,30 @@ class Reduction:
         return num_merged(num_patches, self.ratio) == 0
 
 
+def resolve_options(
+    model: "SpectrogramModelMixin",
+    *,
+    keep_ratio: float = 1.0,
+    keep_by: str = "energy",
+    prune_layer: int | None = None,
+    fuse_dropped: bool = True,
+    merge_ratio: float = 0.0,
+) -> Reduction | None:
+    """The checked :class:`Reduction` that ``analyze``'s keywords ask of ``model``, resolved; None for the plain pass.
+
+    Args:
+        model: the model the pass runs on (its blocks and patches decide the defaults and the checks).
+        keep_ratio, keep_by, prune_layer, fuse_dropped, merge_ratio: ``model.analyze``'s keywords.
+
+    Returns:
+        The resolved reduction, or None when it leaves every patch token in place.
+    """
+    reduction = Reduction.from_options(keep_ratio=keep_ratio, keep_by=keep_by, prune_layer=prune_layer,
+                                       fuse_dropped=fuse_dropped, merge_ratio=merge_ratio)
+    reduction = reduction.resolve(model)
+    return None if reduction.is_identity(model.grid.num_patches) else reduction
+
+
 def _check_source(source: torch.Tensor | None, num_tokens: int) -> torch.Tensor | None:
     if source is None:
         return None
@@ -232,7 +256,7 @@ class ReducedStates(Sequence[torch.Tensor]):
         shared equally among them (attention to the ``m`` copies it stands for), so rows still sum to
         one; a patch pruned without fusing has a zero row and column.
         """
-        from .base import _qkv, attention_probabilities, check_attention_block
+        from .blocks import _qkv, attention_probabilities, check_attention_block
 
         model = self.model
         layer = model.backbone.blocks[block]
@@ -241,7 +265,7 @@ class ReducedStates(Sequence[torch.Tensor]):
         param = next(layer.parameters())
         dtype = param.dtype if param.dtype.is_floating_point else torch.float32
         hidden = tokens[None].to(model.device, dtype)
-        from .base import inference
+        from .blocks import inference
 
         with inference(model):
             if source is None:
@@ -298,7 +322,7 @@ class ReducedPass:
 def reduced_pass(model: "SpectrogramModelMixin", x: torch.Tensor, reduction: Reduction) -> ReducedPass:
     """Run ``model`` on one input ``x`` ``[1, F, T]`` under ``reduction`` (resolved) and record its compact states.
 
-    Call under :func:`audiovis.models.base.inference`. No attention map and no full-layout tensor is made.
+    Call under :func:`audiovis.models.blocks.inference`. No attention map and no full-layout tensor is made.
     """
     if reduction.method == "prune" and reduction.is_progressive:
         from .progressive import forward_progressive

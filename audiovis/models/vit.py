@@ -14,7 +14,7 @@ from torch import nn
 from ..errors import AudiovisError, CheckpointError, ConfigError
 from ..patches import PatchGrid
 from ..spectrogram import MelSpectrogram
-from . import checkpoints as ckpt
+import audiovis.models.checkpoints as ckpt
 from .base import SpectrogramModelMixin
 from .labels import default_labels
 from .patch_embed import StridedPatchEmbed

@@ -81,7 +81,7 @@ class WindowEmbedder:
     def __call__(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
         """``inputs`` ``[W, F, T]`` -> ``{"mean_L": [W, D], "cls_L": [W, D], "patches_L": [W, N, D], "probs": [W, C]}``."""
         from ..analysis import probabilities_of
-        from ..models.base import inference
+        from ..models.blocks import inference
 
         model = self.model
         last = model.num_layers - 1

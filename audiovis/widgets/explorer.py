@@ -20,7 +20,8 @@ from ..analysis import UNTRAINED_HEAD_NOTE, Analysis, top_labels_of
 from ..audio import Audio, load_audio
 from ..errors import AudiovisError
 from ..patches import check_patches
-from ..spectrogram import Spectrogram
+from ..spectrogram import Spectrogram, load_source
+from ..windows import model_window_starts
 from . import overlays
 from .embedding_plot import COLOR_BY, EmbeddingPlot
 from .png import COLORMAPS
@@ -569,8 +570,8 @@ def explore(
             "explore(analysis, audio=clip)"
         )
     model = _resolve_model(model)
-    source = audio if isinstance(audio, (Audio, Spectrogram)) else load_audio(audio, sample_rate)
-    starts = model.window_starts(source)
+    source = load_source(audio, sample_rate)
+    starts = model_window_starts(model, source)
     if window is None and len(starts) == 1:
         analysis = model.analyze(source)
     else:

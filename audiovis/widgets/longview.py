@@ -5,8 +5,9 @@ The recording's spectrogram is computed in chunks (audiovis.longform) and shown 
 the spectrogram names each window's top label. Zoomed to about one window, the model's patch grid of
 the window under view appears: hover, selection and heatmaps then refer to that window's patches.
 
-The labels come from batched, logits-only passes (:func:`window_labels`); the full Analysis (hidden
-states, attention) is computed only for the window under view, when asked for.
+The labels come from batched, logits-only passes (:func:`audiovis.runner.window_labels`); the full Analysis
+(hidden states, attention) is computed only for the window under view, when asked for. The windows are
+the model's own (:func:`audiovis.windows.model_window_starts`, the rule ``model.analyze`` uses).
 """
 
 from __future__ import annotations
@@ -16,19 +17,16 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
 import numpy as np
-import torch
 import traitlets
 
-from ..analysis import probabilities_of, top_labels_of
 from ..audio import Audio
-from ..errors import ConfigError
 from ..longform import LongSource, chunked_spectrogram
-from ..models.base import inference
-from ..models.windows import window_starts
+from ..runner import iter_window_labels
 from ..spectrogram import KaldiFbank, Spectrogram
+from ..windows import model_window_starts
 from .viewer import SpectrogramViewer
 
 #: The grid shows when the visible span is at most this many windows long.
@@ -56,51 +54,6 @@ def long_frontend(frontend: Any) -> Any:
     if isinstance(frontend, KaldiFbank) and frontend.target_frames is not None:
         return KaldiFbank(frontend.num_mel_bins, None, frontend.mean, frontend.std, frontend.normalize)
     return frontend
-
-
-def window_labels(
-    model: Any,
-    spec: Spectrogram,
-    starts: Sequence[int],
-    *,
-    top_k: int = 3,
-    batch_size: int = 16,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[list[tuple[str, float]]]:
-    """The ``top_k`` labels of the model window starting at each frame of ``starts`` in ``spec``.
-
-    Windows are cut with ``model.window_spectrogram`` and run ``batch_size`` at a time through
-    ``forward_features`` + ``forward_head`` under ``torch.inference_mode``: logits only, no hidden states.
-    The labels are those of ``model.analyze(model.window_spectrogram(spec, start)).top_labels(top_k)``
-    (probabilities equal up to float rounding of the batched pass). ``progress(done, total)`` after each batch.
-    """
-    labels: list[list[tuple[str, float]]] = []
-    for batch in iter_window_labels(model, spec, starts, top_k=top_k, batch_size=batch_size):
-        labels.extend(batch)
-        if progress is not None:
-            progress(len(labels), len(starts))
-    return labels
-
-
-def iter_window_labels(
-    model: Any, spec: Spectrogram, starts: Sequence[int], *, top_k: int = 3, batch_size: int = 16,
-) -> Iterator[list[list[tuple[str, float]]]]:
-    """:func:`window_labels` a batch at a time: an iterator over the labels of ``starts[i : i + batch_size]``,
-    in order. The arguments are checked at the call, before any batch runs."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-
-    def batches() -> Iterator[list[list[tuple[str, float]]]]:
-        for first in range(0, len(starts), int(batch_size)):
-            batch = starts[first : first + int(batch_size)]
-            with inference(model), torch.inference_mode():
-                x = torch.stack([model.window_spectrogram(spec, int(s)).values for s in batch]).to(model.device)
-                probs = probabilities_of(model.forward_head(model.forward_features(x)), model.multi_label).numpy()
-            yield [top_labels_of(p, model.labels, top_k) for p in probs]
-
-    return batches()
 
 
 def _resolve_model(model: Any) -> Any:
@@ -133,7 +86,7 @@ class LongViewer(SpectrogramViewer):
     (None or ``"demo"``: :func:`~audiovis.load_demo_model`, as ``explore``) on
     windows of ``model.input_shape[1]`` frames every ``hop`` seconds (default: one window, no overlap)
     and keeps each window's ``top_k`` labels (batched logits-only passes of ``batch_size`` windows, see
-    :func:`window_labels`). ``window`` is the index of the window under view (or
+    :func:`audiovis.runner.window_labels`). ``window`` is the index of the window under view (or
     None when zoomed out); ``analysis`` is that window's :class:`~audiovis.Analysis`, computed when
     first asked for; ``show_window(i)`` zooms to window ``i``.
 
@@ -176,14 +129,11 @@ class LongViewer(SpectrogramViewer):
             progress=None if progress is None else (lambda done, total: progress("spectrogram", done, total)),
         )
         frames = int(model.input_shape[1])
-        hop_frames = frames if hop is None else int(round(hop / spec.hop_seconds))
-        if hop_frames <= 0:
-            raise ConfigError(f"LongViewer: hop must be at least one frame ({spec.hop_seconds} s), got {hop!r}")
         self._model = model
         self._window_frames = frames
         self._model_grid = model.grid
         self._current: tuple[int, Any] | None = None
-        starts = window_starts(max(1, spec.valid_frames), frames, hop_frames, grid=1)  # model.analyze's windows
+        starts = model_window_starts(model, spec, hop)  # model.analyze's windows
         labels = iter_window_labels(model, spec, starts, top_k=top_k, batch_size=batch_size)  # checks arguments now
         self._spans = [(start, start + frames) for start in starts]
         self._window_list: list[Window] = [
