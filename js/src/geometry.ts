@@ -1,5 +1,5 @@
 /**
- * Patch <-> frame/bin <-> pixel geometry and zoom/pan transforms.
+ * Patch <-> frame/bin <-> pixel geometry and zoom/pan transforms: pure maths, no drawing.
  * Mirrors audiovis/patches.py (PatchGrid) and Spectrogram's axes; tests cross-check both on shared fixtures.
  * Frames and bins are continuous: the left edge of frame 0 is 0, the bottom edge of bin 0 is 0.
  */
@@ -14,13 +14,13 @@ export interface Box {
   freqEnd: number;
 }
 
-/** The visible frame window [f0, f1) and the canvas size in CSS pixels. Frequency is never zoomed. */
+/** The visible frame range [f0, f1) and the canvas size in CSS pixels. Frequency is never zoomed. */
 export interface View {
   f0: number;
   f1: number;
   width: number;
   height: number;
-  nBins: number;
+  numBins: number;
 }
 
 export interface Axes {
@@ -92,7 +92,8 @@ function overlapping(g: GridSpec, lo: number, hi: number, axis: 0 | 1): [number,
   const n = g.grid_shape[axis];
   if (hi === lo) hi = lo + 1e-9;
   const first = Math.max(0, Math.floor((lo - p) / s) + 1);
-  const last = Math.min(n - 1, Math.ceil(hi / s) - 1);
+  let last = Math.min(n - 1, Math.ceil(hi / s) - 1);
+  if (last < n - 1 && (last + 1) * s < hi) last += 1; // hi / s rounded to a whole number (hi subnormal): one more
   return [first, last];
 }
 
@@ -167,11 +168,11 @@ export function frameToX(v: View, frame: number): number {
 }
 
 export function yToBin(v: View, y: number): number {
-  return ((v.height - y) / v.height) * v.nBins;
+  return ((v.height - y) / v.height) * v.numBins;
 }
 
 export function binToY(v: View, bin: number): number {
-  return v.height - (bin / v.nBins) * v.height;
+  return v.height - (bin / v.numBins) * v.height;
 }
 
 /** The patch under canvas pixel (x, y), by the stride-cell rule. */
@@ -200,84 +201,31 @@ export function patchesInPixelRect(g: GridSpec, v: View, x0: number, y0: number,
 
 // ---- zoom and pan ----
 
-/** Limits of the time window: at most all frames, at least `minSpan` frames. */
+/** Limits of the visible range: at most all frames, at least `minSpan` frames. */
 export interface Limits {
-  nFrames: number;
+  numFrames: number;
   minSpan: number;
 }
 
-export function clampWindow(f0: number, f1: number, lim: Limits): [number, number] {
-  let span = Math.min(Math.max(f1 - f0, Math.min(lim.minSpan, lim.nFrames)), lim.nFrames);
-  if (!Number.isFinite(span) || span <= 0) span = lim.nFrames;
+/** The range [f0, f1) moved and resized as little as needed to fit the limits (non-finite input: everything). */
+export function clampRange(f0: number, f1: number, lim: Limits): [number, number] {
+  let span = Math.min(Math.max(f1 - f0, Math.min(lim.minSpan, lim.numFrames)), lim.numFrames);
+  if (!Number.isFinite(span) || span <= 0) span = lim.numFrames;
   let start = Number.isFinite(f0) ? f0 : 0;
-  start = Math.min(Math.max(start, 0), lim.nFrames - span);
+  start = Math.min(Math.max(start, 0), lim.numFrames - span);
   return [start, start + span];
 }
 
 /** Zoom by `factor` (< 1 zooms in) keeping frame `anchor` at the same place on screen. */
 export function zoomAbout(f0: number, f1: number, anchor: number, factor: number, lim: Limits): [number, number] {
   const span = f1 - f0;
-  const target = Math.min(Math.max(span * factor, Math.min(lim.minSpan, lim.nFrames)), lim.nFrames);
+  const target = Math.min(Math.max(span * factor, Math.min(lim.minSpan, lim.numFrames)), lim.numFrames);
   const ratio = target / span;
   const start = anchor - (anchor - f0) * ratio;
-  return clampWindow(start, start + target, lim);
+  return clampRange(start, start + target, lim);
 }
 
-/** Shift the window by `dFrames`, stopping at the ends. */
+/** Shift the range by `dFrames`, stopping at the ends. */
 export function panBy(f0: number, f1: number, dFrames: number, lim: Limits): [number, number] {
-  return clampWindow(f0 + dFrames, f1 + dFrames, lim);
-}
-
-// ---- ticks ----
-
-/** 1-2-5 step giving at most `maxTicks` ticks over `span`. */
-export function niceStep(span: number, maxTicks: number): number {
-  const raw = span / Math.max(1, maxTicks);
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  for (const m of [1, 2, 5, 10]) if (m * mag >= raw) return m * mag;
-  return 10 * mag;
-}
-
-/** Nice tick values in [lo, hi]. */
-export function linearTicks(lo: number, hi: number, maxTicks: number): number[] {
-  if (!(hi > lo)) return [lo];
-  const step = niceStep(hi - lo, maxTicks);
-  const out: number[] = [];
-  for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k++) out.push(+(k * step).toPrecision(12));
-  return out;
-}
-
-/** Seconds label with as many decimals as the tick step needs. */
-export function formatSeconds(t: number, step: number): string {
-  const decimals = Math.max(0, Math.min(4, -Math.floor(Math.log10(step) + 1e-9)));
-  return `${t.toFixed(decimals)} s`;
-}
-
-export function formatHz(hz: number): string {
-  if (Math.abs(hz) >= 1000) return `${+(hz / 1000).toPrecision(3)} kHz`;
-  return `${Math.round(hz)} Hz`;
-}
-
-/**
- * Frequency ticks in Hz for an axis `height` px tall: for mel (or any non-linear) edges, round Hz values
- * taken bottom-up at least `minGap` px apart, so they fall mel-spaced; for linear edges, a 1-2-5 sequence.
- */
-export function frequencyTicks(a: Axes, scale: string, height: number, minGap = 28): number[] {
-  const lo = a.edges[0]!;
-  const hi = a.edges[a.edges.length - 1]!;
-  const nBins = a.edges.length - 1;
-  if (scale === "linear") return linearTicks(lo, hi, Math.max(2, Math.floor(height / minGap)));
-  const candidates: number[] = [];
-  for (let p = 1; p <= 5; p++) for (const m of [1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9]) candidates.push(m * 10 ** p);
-  const out: number[] = [];
-  let lastY = Infinity;
-  for (const hz of candidates) {
-    if (hz < lo || hz > hi) continue;
-    const y = height - (hzToBin(a, hz) / nBins) * height;
-    if (lastY - y >= minGap) {
-      out.push(hz);
-      lastY = y;
-    }
-  }
-  return out;
+  return clampRange(f0 + dFrames, f1 + dFrames, lim);
 }

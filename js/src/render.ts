@@ -1,25 +1,8 @@
-/** Drawing: the spectrogram image from a column source, the patch overlay, axes and colorbar. */
+/** Drawing on the spectrogram canvas: the image from a column source, and the patch overlay over it. */
 
 import { colorIndex, colormapTable, packedTable } from "./colormaps";
 import { drawGroups } from "./groups";
-import {
-  type Axes,
-  type View,
-  binToY,
-  boxToRect,
-  cellBounds,
-  formatHz,
-  formatSeconds,
-  frameToTime,
-  frameToX,
-  frequencyTicks,
-  hzToBin,
-  linearTicks,
-  niceStep,
-  patchBounds,
-  timeToFrame,
-  visibleCols,
-} from "./geometry";
+import { type View, binToY, boxToRect, cellBounds, frameToX, patchBounds, visibleCols } from "./geometry";
 import type { GridSpec } from "./types";
 
 /**
@@ -27,35 +10,35 @@ import type { GridSpec } from "./types";
  * can implement the same interface.
  */
 export interface ColumnSource {
-  readonly nBins: number;
-  readonly nFrames: number;
-  /** Per-bin maximum over the frames whose span meets [f0, f1) (at least one frame), into `out` (nBins). */
+  readonly numBins: number;
+  readonly numFrames: number;
+  /** Per-bin maximum over the frames whose span meets [f0, f1) (at least one frame), into `out` (numBins). */
   reduceFrames(f0: number, f1: number, out: Float32Array): void;
 }
 
-/** Values [nBins, nColumns] (frequency-major, as numpy sends them); each column stands for `framesPerColumn` frames. */
+/** Values [numBins, numColumns] (frequency-major, as numpy sends them); each column stands for `framesPerColumn` frames. */
 export class ArraySource implements ColumnSource {
-  readonly nColumns: number;
+  readonly numColumns: number;
   constructor(
     readonly values: Float32Array,
-    readonly nBins: number,
-    readonly nFrames: number,
+    readonly numBins: number,
+    readonly numFrames: number,
     readonly framesPerColumn = 1,
   ) {
-    this.nColumns = Math.ceil(nFrames / framesPerColumn);
-    if (values.length !== nBins * this.nColumns) {
-      throw new Error(`spectrogram payload has ${values.length} values, expected ${nBins} x ${this.nColumns}`);
+    this.numColumns = Math.ceil(numFrames / framesPerColumn);
+    if (values.length !== numBins * this.numColumns) {
+      throw new Error(`spectrogram payload has ${values.length} values, expected ${numBins} x ${this.numColumns}`);
     }
   }
 
   reduceFrames(f0: number, f1: number, out: Float32Array): void {
     const fpc = this.framesPerColumn;
-    const n = this.nColumns;
+    const n = this.numColumns;
     let c0 = Math.floor(Math.max(0, f0) / fpc);
-    let c1 = Math.ceil(Math.min(this.nFrames, f1) / fpc);
+    let c1 = Math.ceil(Math.min(this.numFrames, f1) / fpc);
     c0 = Math.min(c0, n - 1);
     if (c1 <= c0) c1 = c0 + 1;
-    for (let b = 0; b < this.nBins; b++) {
+    for (let b = 0; b < this.numBins; b++) {
       const row = b * n;
       let m = -Infinity;
       for (let c = c0; c < c1; c++) {
@@ -82,15 +65,15 @@ export function pixelFrames(f0: number, f1: number, width: number, x: number): [
 }
 
 /** Bin window of output pixel row y (0 = top), by the same rule as pixelFrames. */
-export function pixelBins(nBins: number, height: number, y: number): [number, number] {
-  const bpp = nBins / height;
+export function pixelBins(numBins: number, height: number, y: number): [number, number] {
+  const bpp = numBins / height;
   const fromBottom = height - 1 - y;
   if (bpp <= 1) {
-    const k = Math.min(nBins - 1, Math.floor((fromBottom + 0.5) * bpp));
+    const k = Math.min(numBins - 1, Math.floor((fromBottom + 0.5) * bpp));
     return [k, k + 1];
   }
   const a = fromBottom * bpp;
-  return [Math.floor(a), Math.min(nBins, Math.max(Math.floor(a) + 1, Math.ceil(a + bpp)))];
+  return [Math.floor(a), Math.min(numBins, Math.max(Math.floor(a) + 1, Math.ceil(a + bpp)))];
 }
 
 export interface ImageParams {
@@ -113,11 +96,11 @@ export function paintSpectrogram(img: ImageData, src: ColumnSource, p: ImagePara
     const b = ((w >> 16) & 0xff) * 0.35;
     return (255 << 24) | (b << 16) | (g << 8) | r;
   });
-  const column = new Float32Array(src.nBins);
-  const rows = Array.from({ length: height }, (_, y) => pixelBins(src.nBins, height, y));
+  const column = new Float32Array(src.numBins);
+  const rows = Array.from({ length: height }, (_, y) => pixelBins(src.numBins, height, y));
   for (let x = 0; x < width; x++) {
     const [a, b] = pixelFrames(p.f0, p.f1, width, x);
-    const blank = a >= src.nFrames || b <= 0;
+    const blank = a >= src.numFrames || b <= 0;
     if (!blank) src.reduceFrames(a, b, column);
     const centre = p.f0 + ((x + 0.5) / width) * (p.f1 - p.f0);
     const table = centre >= p.validFrames ? dimLut : lut;
@@ -139,7 +122,7 @@ export interface OverlayState {
   view: View;
   grid: GridSpec | null;
   showGrid: boolean;
-  selected: ReadonlySet<number>;
+  selection: ReadonlySet<number>;
   masked: ReadonlySet<number>;
   groups?: Int32Array | null;
   hovered: number | null;
@@ -148,7 +131,7 @@ export interface OverlayState {
   heatmapColormap: string;
   heatmapOpacity: number;
   validFrames: number;
-  nFrames: number;
+  numFrames: number;
   playheadFrame: number | null;
   rubberBand: [number, number, number, number] | null;
   /** Set by drawOverlay: how many merge groups it outlined. */
@@ -194,11 +177,11 @@ export function drawOverlay(ctx: CanvasRenderingContext2D, s: OverlayState): voi
     }
     if (s.groups) s.groupsDrawn = drawGroups(ctx, g, s.groups, cellRect, eachVisible);
     if (s.showGrid) drawGridLines(ctx, g, v, c0, c1);
-    if (s.selected.size) {
+    if (s.selection.size) {
       ctx.fillStyle = SELECT_FILL;
       ctx.strokeStyle = SELECT_LINE;
       ctx.lineWidth = 1;
-      for (const i of s.selected) {
+      for (const i of s.selection) {
         const [x, y, w, h] = cellRect(i);
         ctx.fillRect(x, y, w, h);
         ctx.strokeRect(x + 0.5, y + 0.5, w - 1, h - 1);
@@ -217,7 +200,7 @@ export function drawOverlay(ctx: CanvasRenderingContext2D, s: OverlayState): voi
       ctx.fillRect(cx, cy, cw, ch);
     }
   }
-  if (s.validFrames < s.nFrames) {
+  if (s.validFrames < s.numFrames) {
     const x = Math.round(frameToX(v, s.validFrames)) + 0.5;
     if (x >= 0 && x <= v.width) {
       ctx.setLineDash([4, 4]);
@@ -278,98 +261,10 @@ function drawGridLines(ctx: CanvasRenderingContext2D, g: GridSpec, v: View, c0: 
   ctx.stroke();
 }
 
-function line(ctx: CanvasRenderingContext2D, x0: number, y0: number, x1: number, y1: number): void {
+/** One straight stroked segment. */
+export function line(ctx: CanvasRenderingContext2D, x0: number, y0: number, x1: number, y1: number): void {
   ctx.beginPath();
   ctx.moveTo(x0, y0);
   ctx.lineTo(x1, y1);
   ctx.stroke();
-}
-
-const AXIS_FONT = "11px var(--jp-ui-font-family, system-ui, sans-serif)";
-
-/** Time axis under the spectrogram: ticks in seconds adapted to the zoom. */
-export function drawTimeAxis(ctx: CanvasRenderingContext2D, v: View, a: Axes, width: number, height: number, color: string): void {
-  ctx.clearRect(0, 0, width, height);
-  const t0 = frameToTime(a, v.f0);
-  const t1 = frameToTime(a, v.f1);
-  const maxTicks = Math.max(2, Math.floor(width / 80));
-  const step = niceStep(t1 - t0, maxTicks);
-  ctx.fillStyle = color;
-  ctx.strokeStyle = color;
-  ctx.font = AXIS_FONT;
-  ctx.textBaseline = "top";
-  ctx.lineWidth = 1;
-  for (const t of linearTicks(t0, t1, maxTicks)) {
-    const x = Math.round(frameToX(v, timeToFrame(a, t))) + 0.5;
-    line(ctx, x, 0, x, 5);
-    const label = formatSeconds(t, step);
-    const w = ctx.measureText(label).width;
-    ctx.fillText(label, Math.min(Math.max(0, x - w / 2), width - w), 7);
-  }
-}
-
-/** Frequency axis left of the spectrogram: Hz/kHz labels (mel scales at mel-spaced ticks). */
-export function drawFrequencyAxis(ctx: CanvasRenderingContext2D, a: Axes, scale: string, width: number, height: number, color: string): void {
-  ctx.clearRect(0, 0, width, height);
-  const nBins = a.edges.length - 1;
-  ctx.fillStyle = color;
-  ctx.strokeStyle = color;
-  ctx.font = AXIS_FONT;
-  ctx.textBaseline = "middle";
-  ctx.textAlign = "right";
-  ctx.lineWidth = 1;
-  for (const hz of frequencyTicks(a, scale, height)) {
-    const y = Math.round(height - (hzToBin(a, hz) / nBins) * height) + 0.5;
-    line(ctx, width - 5, y, width, y);
-    ctx.fillText(formatHz(hz), width - 7, Math.min(Math.max(6, y), height - 6));
-  }
-}
-
-/** A tick label that tells neighbouring ticks ``step`` apart; exponent form for tiny or huge values. */
-export function formatTick(value: number, step: number): string {
-  if (Math.abs(value) < step * 1e-6) return "0";
-  const stepExp = Math.floor(Math.log10(Math.abs(step)) + 1e-9);
-  if (stepExp >= -4 && Math.abs(value) < 1e6) return value.toFixed(Math.max(0, -stepExp));
-  const valueExp = Math.floor(Math.log10(Math.abs(value)) + 1e-9);
-  return value.toExponential(Math.min(6, Math.max(0, valueExp - stepExp)));
-}
-
-/** One vertical colour bar with its range, ticks and units label. */
-export function drawColorbar(
-  ctx: CanvasRenderingContext2D,
-  x: number,
-  top: number,
-  barHeight: number,
-  colormap: string,
-  lo: number,
-  hi: number,
-  label: string,
-  color: string,
-): void {
-  const lut = colormapTable(colormap);
-  const barWidth = 12;
-  for (let y = 0; y < barHeight; y++) {
-    const k = Math.round((1 - y / Math.max(1, barHeight - 1)) * 255);
-    ctx.fillStyle = `rgb(${lut[3 * k]},${lut[3 * k + 1]},${lut[3 * k + 2]})`;
-    ctx.fillRect(x, top + y, barWidth, 1);
-  }
-  ctx.fillStyle = color;
-  ctx.strokeStyle = color;
-  ctx.font = AXIS_FONT;
-  ctx.textAlign = "left";
-  ctx.textBaseline = "middle";
-  const ticks = linearTicks(lo, hi, Math.max(2, Math.floor(barHeight / 40)));
-  const step = ticks.length > 1 ? ticks[1]! - ticks[0]! : 1;
-  for (const t of ticks) {
-    const y = Math.round(top + (1 - (t - lo) / (hi - lo || 1)) * (barHeight - 1)) + 0.5;
-    line(ctx, x + barWidth, y, x + barWidth + 3, y);
-    ctx.fillText(formatTick(t, step), x + barWidth + 5, y);
-  }
-  ctx.save();
-  ctx.translate(x - 4, top + barHeight / 2);
-  ctx.rotate(-Math.PI / 2);
-  ctx.textAlign = "center";
-  ctx.textBaseline = "bottom";
-  ctx.fillText(label, 0, 0);
-  ctx.restore();
 }

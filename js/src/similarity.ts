@@ -28,16 +28,17 @@ export function decodeHalfBulk(view: DataView, n: number): Float32Array {
   return out;
 }
 
-/** Row-major [n, dim] embeddings with their inverse row norms (0 for an all-zero row). */
+/** Row-major [numPatches, dim] embeddings with their inverse row norms (0 for an all-zero row). */
 export class PatchEmbeddings {
   private readonly invNorms: Float32Array;
   private readonly query: Float32Array;
 
   constructor(
     readonly values: Float32Array,
-    readonly n: number,
+    readonly numPatches: number,
     readonly dim: number,
   ) {
+    const n = numPatches;
     if (!Number.isInteger(n) || !Number.isInteger(dim) || n < 1 || dim < 1) {
       throw new Error(`embeddings shape must be two positive integers, got [${n}, ${dim}]`);
     }
@@ -74,11 +75,11 @@ export class PatchEmbeddings {
   }
 
   /**
-   * Cosine similarity of every patch to the mean embedding of `patches` (indices outside 0..n-1 are ignored),
-   * written into `out` (length n) and returned. An empty query or a zero mean gives all zeros.
+   * Cosine similarity of every patch to the mean embedding of `patches` (indices outside 0..numPatches-1 are
+   * ignored), written into `out` (length numPatches) and returned. An empty query or a zero mean gives all zeros.
    */
-  similarity(patches: readonly number[], out: Float32Array = new Float32Array(this.n)): Float32Array {
-    const { values, dim, n, invNorms, query } = this;
+  similarity(patches: readonly number[], out: Float32Array = new Float32Array(this.numPatches)): Float32Array {
+    const { values, dim, numPatches: n, invNorms, query } = this;
     if (out.length !== n) throw new Error(`output has length ${out.length}, expected ${n}`);
     query.fill(0);
     let count = 0;

@@ -2,36 +2,22 @@
  * Level of detail for long spectrograms, browser side (the kernel side is audiovis/widgets/tiles.py).
  *
  * TiledSource draws from full-resolution (or lightly pooled) tiles when they are cached and from the
- * max-pooled overview otherwise. Tiles are asked for over custom messages; every request carries an id
- * unique to this view, and a reply whose id is not pending here (another view's, timed out, or sent
- * before a reset) is dropped as stale. Cached tiles are bounded in bytes, least recently used first out.
+ * max-pooled overview otherwise. Tiles are asked for over the model's request channel (requests.ts), which
+ * routes each reply to its request; this cache keeps its own in-flight limit, de-duplication, give-up time
+ * and retry delay, and drops as stale a reply to a request it has forgotten (timed out, or sent before a
+ * reset). Cached tiles are bounded in bytes, least recently used first out.
  */
 
 import type { ColumnSource } from "./render";
-
-/** The `_tiles` trait: how the kernel cuts the spectrogram into tiles. */
-export interface TileSpec {
-  n_bins: number;
-  n_frames: number;
-  tile_columns: number;
-  /** Frames per column of each level (1, 2, 4, ...); level 0 is full resolution. */
-  levels: number[];
-  dtype: "uint8" | "float32";
-  value_range: [number, number];
-}
-
-/** Custom-message channel: send a request; subscribe to every reply (returns an unsubscribe). */
-export interface Transport {
-  send(content: Record<string, unknown>): void;
-  subscribe(listener: (content: unknown, buffers: DataView[]) => void): () => void;
-}
+import { type Channel, type Reply, ReplyError } from "./requests";
+import type { TileSpec } from "./types";
 
 export interface TileOptions {
   /** Bytes of tile data kept (LRU). */
   maxBytes?: number;
   /** Requests in flight at once. */
   maxInFlight?: number;
-  /** A request not answered within this time is forgotten (its late reply is stale). */
+  /** A request not answered within this time is forgotten (its late reply is stale; its slot is free again). */
   timeoutMs?: number;
   /** After an error reply, the same tile is not asked for again for this long. */
   retryMs?: number;
@@ -60,6 +46,13 @@ interface Tile {
   pool: number;
   columns: number;
   codes: Uint8Array | Float32Array;
+}
+
+/** A tile asked for and not yet answered. */
+interface InFlight {
+  level: number;
+  index: number;
+  sent: number;
 }
 
 const key = (level: number, index: number): number => index * 64 + level;
@@ -127,14 +120,13 @@ function maxColumns(codes: Uint8Array | Float32Array, columns: number, c0: numbe
 
 /** A column source over an overview plus cached tiles; `want` asks for the tiles a view needs. */
 export class TiledSource implements ColumnSource {
-  readonly nBins: number;
-  readonly nFrames: number;
+  readonly numBins: number;
+  readonly numFrames: number;
   private readonly cache: LruCache<Tile>;
-  private readonly pending = new Map<number, { key: number; level: number; index: number; sent: number }>();
+  /** Requests in flight by tile key; a reply whose entry is no longer here is stale. */
+  private readonly pending = new Map<number, InFlight>();
   private readonly failed = new Map<number, number>();
-  private readonly idBase = Math.floor(Math.random() * 2 ** 31) * 2 ** 20;
-  private nextId = 1;
-  private readonly unsubscribe: () => void;
+  private destroyed = false;
   private readonly now: () => number;
   private readonly acc: Float32Array;
   private readonly step: number;
@@ -143,19 +135,18 @@ export class TiledSource implements ColumnSource {
   constructor(
     private readonly overview: ColumnSource & { readonly framesPerColumn: number },
     readonly spec: TileSpec,
-    private readonly transport: Transport,
+    private readonly channel: Pick<Channel, "request">,
     private readonly options: TileOptions = {},
   ) {
-    if (overview.nBins !== spec.n_bins || overview.nFrames !== spec.n_frames) {
-      throw new Error(`tiles (${spec.n_bins} x ${spec.n_frames}) do not fit the overview (${overview.nBins} x ${overview.nFrames})`);
+    if (overview.numBins !== spec.n_bins || overview.numFrames !== spec.n_frames) {
+      throw new Error(`tiles (${spec.n_bins} x ${spec.n_frames}) do not fit the overview (${overview.numBins} x ${overview.numFrames})`);
     }
-    this.nBins = spec.n_bins;
-    this.nFrames = spec.n_frames;
+    this.numBins = spec.n_bins;
+    this.numFrames = spec.n_frames;
     this.cache = new LruCache(options.maxBytes ?? 48 * 2 ** 20);
     this.now = options.now ?? (() => performance.now());
-    this.acc = new Float32Array(this.nBins);
+    this.acc = new Float32Array(this.numBins);
     this.step = spec.dtype === "uint8" ? (spec.value_range[1] - spec.value_range[0]) / 255 : 1;
-    this.unsubscribe = transport.subscribe((content, buffers) => this.onReply(content, buffers));
   }
 
   get stats(): TileStats {
@@ -183,7 +174,7 @@ export class TiledSource implements ColumnSource {
 
   reduceFrames(f0: number, f1: number, out: Float32Array): void {
     const a = Math.max(0, Math.floor(f0));
-    const b = Math.min(this.nFrames, Math.max(a + 1, Math.ceil(f1)));
+    const b = Math.min(this.numFrames, Math.max(a + 1, Math.ceil(f1)));
     const best = this.levelFor(b - a);
     if (best >= 0) {
       // The level for this span, then finer ones (exact too), then coarser ones, then the overview.
@@ -209,7 +200,7 @@ export class TiledSource implements ColumnSource {
     }
     const lo = this.spec.value_range[0];
     const coded = this.spec.dtype === "uint8";
-    for (let k = 0; k < this.nBins; k++) out[k] = coded ? lo + acc[k]! * this.step : acc[k]!;
+    for (let k = 0; k < this.numBins; k++) out[k] = coded ? lo + acc[k]! * this.step : acc[k]!;
     return true;
   }
 
@@ -222,7 +213,7 @@ export class TiledSource implements ColumnSource {
     const level = this.levelFor((f1 - f0) / Math.max(1, widthPx));
     if (level < 0) return 0;
     const span = this.tileFrames(level);
-    const count = Math.ceil(Math.ceil(this.nFrames / this.spec.levels[level]!) / this.spec.tile_columns);
+    const count = Math.ceil(Math.ceil(this.numFrames / this.spec.levels[level]!) / this.spec.tile_columns);
     const first = Math.max(0, Math.floor(f0 / span));
     const last = Math.min(count - 1, Math.floor(Math.max(f0, f1 - 1e-9) / span));
     let missing = 0;
@@ -241,48 +232,51 @@ export class TiledSource implements ColumnSource {
 
   private request(level: number, index: number): void {
     const k = key(level, index);
-    if (this.pending.size >= (this.options.maxInFlight ?? 4)) return;
-    for (const p of this.pending.values()) if (p.key === k) return;
+    if (this.pending.size >= (this.options.maxInFlight ?? 4) || this.pending.has(k)) return;
     const retryAfter = this.failed.get(k);
     if (retryAfter !== undefined && this.now() < retryAfter) return;
-    const id = this.idBase + this.nextId++;
-    this.pending.set(id, { key: k, level, index, sent: this.now() });
+    const entry: InFlight = { level, index, sent: this.now() };
+    this.pending.set(k, entry);
     this.counts.requested++;
-    this.transport.send({ type: "tile", id, level, index });
+    this.channel.request({ type: "tile", level, index }).then(
+      (reply) => this.onReply(k, entry, reply),
+      (err: unknown) => this.onFailure(k, entry, err),
+    );
   }
 
   private expire(): void {
     const limit = this.options.timeoutMs ?? 10000;
     const now = this.now();
-    for (const [id, p] of this.pending) if (now - p.sent > limit) this.pending.delete(id);
+    for (const [k, p] of this.pending) if (now - p.sent > limit) this.pending.delete(k);
   }
 
-  /** A reply from the kernel: cached if it answers a pending request of this view, else dropped. */
-  onReply(content: unknown, buffers: DataView[]): void {
-    if (typeof content !== "object" || content === null) return;
-    const msg = content as Record<string, unknown>;
-    if (typeof msg.id !== "number" || (msg.type !== "tile" && msg.error === undefined)) return;
-    const entry = this.pending.get(msg.id);
-    if (!entry) {
-      if (msg.type === "tile") this.counts.stale++;
+  /** The kernel's tile: cached if its request is still pending here, else dropped as stale. */
+  private onReply(k: number, entry: InFlight, reply: Reply): void {
+    if (this.destroyed) return;
+    if (this.pending.get(k) !== entry) {
+      this.counts.stale++;
       return;
     }
-    this.pending.delete(msg.id);
-    if (typeof msg.error === "string") {
-      this.counts.errors++;
-      this.failed.set(entry.key, this.now() + (this.options.retryMs ?? 5000));
-      console.warn(`audiovis: tile (${entry.level}, ${entry.index}) failed: ${msg.error}`);
-      return;
-    }
-    const tile = this.decode(msg, buffers[0], entry.level, entry.index);
+    this.pending.delete(k);
+    const tile = this.decode(reply.content, reply.buffers[0], entry.level, entry.index);
     if (!tile) {
       this.counts.errors++;
       return;
     }
     this.counts.received++;
     this.counts.lastFetchMs = this.now() - entry.sent;
-    this.cache.set(entry.key, tile, tile.codes.byteLength);
+    this.cache.set(k, tile, tile.codes.byteLength);
     this.options.onTile?.();
+  }
+
+  /** An error reply is counted and not asked again for `retryMs`; a request that got no answer is just forgotten. */
+  private onFailure(k: number, entry: InFlight, err: unknown): void {
+    if (this.destroyed || this.pending.get(k) !== entry) return;
+    this.pending.delete(k);
+    if (!(err instanceof ReplyError)) return;
+    this.counts.errors++;
+    this.failed.set(k, this.now() + (this.options.retryMs ?? 5000));
+    console.warn(`audiovis: tile (${entry.level}, ${entry.index}) failed: ${err.message}`);
   }
 
   private decode(msg: Record<string, unknown>, view: DataView | undefined, level: number, index: number): Tile | null {
@@ -291,16 +285,17 @@ export class TiledSource implements ColumnSource {
       console.warn(`audiovis: dropping tile (${level}, ${index}): ${why}`);
       return null;
     };
+    if (msg.type !== "tile") return bad(`the reply is of type ${String(msg.type)}`);
     if (msg.level !== level || msg.index !== index) return bad(`the reply is for tile (${String(msg.level)}, ${String(msg.index)})`);
     if (msg.dtype !== this.spec.dtype) return bad(`dtype ${String(msg.dtype)}, expected ${this.spec.dtype}`);
-    if (!Array.isArray(shape) || shape.length !== 2 || shape[0] !== this.nBins) return bad(`shape ${JSON.stringify(shape)}`);
+    if (!Array.isArray(shape) || shape.length !== 2 || shape[0] !== this.numBins) return bad(`shape ${JSON.stringify(shape)}`);
     const columns = Number(shape[1]);
     const pool = this.spec.levels[level]!;
     const start = index * this.tileFrames(level);
     if (!Number.isInteger(columns) || columns < 1 || columns > this.spec.tile_columns) return bad(`${columns} columns`);
     if (msg.start_frame !== start || msg.frames_per_column !== pool) return bad("frames do not match the request");
     const itemsize = this.spec.dtype === "uint8" ? 1 : 4;
-    if (!view || view.byteLength !== this.nBins * columns * itemsize) return bad(`payload of ${view?.byteLength ?? 0} bytes`);
+    if (!view || view.byteLength !== this.numBins * columns * itemsize) return bad(`payload of ${view?.byteLength ?? 0} bytes`);
     // Copy: the message's buffer may be larger than the tile and is not ours to keep.
     const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength).slice();
     const codes = itemsize === 1 ? bytes : new Float32Array(bytes.buffer);
@@ -314,23 +309,9 @@ export class TiledSource implements ColumnSource {
     this.cache.clear();
   }
 
+  /** Stop: replies still on their way are ignored. */
   destroy(): void {
-    this.unsubscribe();
+    this.destroyed = true;
     this.reset();
   }
-}
-
-/** The widget model's custom messages as a tile Transport. */
-export function modelTransport(model: {
-  send(content: Record<string, unknown>): void;
-  on(name: "msg:custom", fn: (content: unknown, buffers: DataView[]) => void): void;
-  off(name: "msg:custom", fn: (content: unknown, buffers: DataView[]) => void): void;
-}): Transport {
-  return {
-    send: (content) => model.send(content),
-    subscribe: (fn) => {
-      model.on("msg:custom", fn);
-      return () => model.off("msg:custom", fn);
-    },
-  };
 }

@@ -1,7 +1,8 @@
-/** The widget's synced fields, typed once: mirrors the traits of audiovis.widgets.viewer.SpectrogramViewer. */
-
-import type { AnyModel } from "@anywidget/types";
-import type { TileSpec } from "./tiles";
+/**
+ * The widget's synced fields, typed once: mirrors the traits of audiovis.widgets.viewer.SpectrogramViewer.
+ * Wire names (snake_case keys) are kept as Python sends them. Imports nothing from the project, so every
+ * module may depend on it. LongViewer-only traits live with the strip (view/strip.ts, LongViewerTraits).
+ */
 
 /** A binary array as the Python serializer sends it: raw bytes (little-endian), dtype name and shape. */
 export interface BinaryArray {
@@ -46,6 +47,17 @@ export interface AudioInfo {
   chunks: number;
 }
 
+/** The `_tiles` trait: how the kernel cuts a long spectrogram into tiles (audiovis/widgets/tiles.py). */
+export interface TileSpec {
+  n_bins: number;
+  n_frames: number;
+  tile_columns: number;
+  /** Frames per column of each level (1, 2, 4, ...); level 0 is full resolution. */
+  levels: number[];
+  dtype: "uint8" | "float32";
+  value_range: [number, number];
+}
+
 export type HoverMode = "none" | "similarity";
 
 export interface ViewerModel {
@@ -55,10 +67,6 @@ export interface ViewerModel {
   _audio_info: AudioInfo | null;
   /** Level-of-detail tiles of a long spectrogram (audiovis/widgets/tiles.py), or null. */
   _tiles: TileSpec | null;
-  /** LongViewer only: analysis windows for the label strip, the grid's frame offset, the window under view. */
-  _windows?: unknown;
-  _grid_offset?: number;
-  window?: number | null;
   selected_patches: number[];
   hovered_patch: number | null;
   masked_patches: number[];
@@ -79,5 +87,3 @@ export interface ViewerModel {
   playhead: number;
   height: number;
 }
-
-export type Model = AnyModel<ViewerModel>;

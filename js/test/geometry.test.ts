@@ -4,12 +4,10 @@ import {
   type View,
   binToHz,
   cellBounds,
-  clampWindow,
+  clampRange,
   frameToTime,
   frameToX,
-  frequencyTicks,
   hzToBin,
-  linearTicks,
   panBy,
   patchAt,
   patchAtPixel,
@@ -21,6 +19,7 @@ import {
   yToBin,
   zoomAbout,
 } from "../src/geometry";
+import { frequencyTicks, linearTicks } from "../src/axes";
 import type { GridSpec } from "../src/types";
 
 type Pair = [number, number];
@@ -28,7 +27,7 @@ const boxOf = (b: number[]) => ({ timeStart: b[0]!, timeEnd: b[1]!, freqStart: b
 
 describe.each(cases.grids)("grid $name against PatchGrid", (g) => {
   const grid = g.grid as unknown as GridSpec;
-  const viewOf = (v: { f0: number; f1: number; width: number; height: number }): View => ({ ...v, nBins: grid.input_shape[0] });
+  const viewOf = (v: { f0: number; f1: number; width: number; height: number }): View => ({ ...v, numBins: grid.input_shape[0] });
 
   it("patch_at: the stride cell holding a point", () => {
     for (const c of g.patch_at) expect(patchAt(grid, c.frame, c.bin), `(${c.frame}, ${c.bin})`).toBe(c.patch);
@@ -78,7 +77,7 @@ describe("overlapping patches", () => {
   });
 
   it("the centre of patch (row 4, col 63) maps back to it from canvas pixels", () => {
-    const v: View = { f0: 0, f1: 1024, width: 1000, height: 300, nBins: 128 };
+    const v: View = { f0: 0, f1: 1024, width: 1000, height: 300, numBins: 128 };
     const b = patchBounds(ast, 4 * 101 + 63);
     const x = frameToX(v, (b.timeStart + b.timeEnd) / 2);
     const y = v.height - (((b.freqStart + b.freqEnd) / 2) / 128) * v.height;
@@ -116,11 +115,11 @@ describe("axes against Spectrogram", () => {
 });
 
 describe("zoom and pan", () => {
-  const lim = { nFrames: 1000, minSpan: 8 };
+  const lim = { numFrames: 1000, minSpan: 8 };
 
   it("zooming keeps the frame under the pointer in place", () => {
     const width = 800;
-    const before: View = { f0: 100, f1: 500, width, height: 100, nBins: 10 };
+    const before: View = { f0: 100, f1: 500, width, height: 100, numBins: 10 };
     const x = 300;
     const anchor = xToFrame(before, x);
     const [f0, f1] = zoomAbout(100, 500, anchor, 0.5, lim);
@@ -145,8 +144,8 @@ describe("zoom and pan", () => {
     expect(panBy(100, 300, 5000, lim)).toEqual([800, 1000]);
   });
 
-  it("clampWindow repairs non-finite or inverted windows", () => {
-    expect(clampWindow(Number.NaN, Number.NaN, lim)).toEqual([0, 1000]);
-    expect(clampWindow(50, 40, lim)).toEqual([50, 58]);
+  it("clampRange repairs non-finite or inverted ranges", () => {
+    expect(clampRange(Number.NaN, Number.NaN, lim)).toEqual([0, 1000]);
+    expect(clampRange(50, 40, lim)).toEqual([50, 58]);
   });
 });

@@ -7,7 +7,7 @@ import { Raster } from "./raster";
 // An AST-like overlapping grid (16 x 16 patches, stride 10) on 64 bins x 100 frames: 5 x 9 patches.
 const GRID: GridSpec = { input_shape: [64, 100], patch_size: [16, 16], stride: [10, 10], grid_shape: [5, 9] };
 // 2 CSS px per frame and per bin, so cells are 20 x 20 px and footprints 32 x 32 px.
-const VIEW: View = { f0: 0, f1: 100, width: 200, height: 128, nBins: 64 };
+const VIEW: View = { f0: 0, f1: 100, width: 200, height: 128, numBins: 64 };
 const RED: [number, number, number] = [200, 30, 30];
 
 function state(over: Partial<OverlayState>): OverlayState {
@@ -15,7 +15,7 @@ function state(over: Partial<OverlayState>): OverlayState {
     view: VIEW,
     grid: GRID,
     showGrid: false,
-    selected: new Set(),
+    selection: new Set(),
     masked: new Set(),
     hovered: null,
     heatmap: null,
@@ -23,7 +23,7 @@ function state(over: Partial<OverlayState>): OverlayState {
     heatmapColormap: "viridis",
     heatmapOpacity: 0.6,
     validFrames: 100,
-    nFrames: 100,
+    numFrames: 100,
     playheadFrame: null,
     rubberBand: null,
     ...over,

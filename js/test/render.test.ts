@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import cases from "../../tests/fixtures/render_cases.json";
 import { toFloat32 } from "../src/codecs";
-import { ArraySource, formatTick, paintSpectrogram, pixelBins, pixelFrames } from "../src/render";
+import { formatTick } from "../src/axes";
+import { ArraySource, paintSpectrogram, pixelBins, pixelFrames } from "../src/render";
 
 function bytes(b64: string): Uint8Array {
   const s = atob(b64);

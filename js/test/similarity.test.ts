@@ -47,7 +47,7 @@ describe("PatchEmbeddings.similarity", () => {
   const emb = PatchEmbeddings.fromBinary(payload(3));
 
   it("has the fixture's shape", () => {
-    expect([emb.n, emb.dim]).toEqual(fixture.shape);
+    expect([emb.numPatches, emb.dim]).toEqual(fixture.shape);
   });
 
   it.each(fixture.cases as Case[])("matches Python for patches $patches", ({ patches, expected }) => {
@@ -57,7 +57,7 @@ describe("PatchEmbeddings.similarity", () => {
   });
 
   it("writes into a given output buffer", () => {
-    const out = new Float32Array(emb.n);
+    const out = new Float32Array(emb.numPatches);
     const returned = emb.similarity([2], out);
     expect(returned).toBe(out);
     expect(out[2]).toBeCloseTo(1, 6);
@@ -65,7 +65,7 @@ describe("PatchEmbeddings.similarity", () => {
 
   it("ignores indices outside the grid and answers zeros for an empty query", () => {
     const first = (fixture.cases as Case[])[0]!;
-    const withJunk = emb.similarity([...first.patches, -1, emb.n, 1.5]);
+    const withJunk = emb.similarity([...first.patches, -1, emb.numPatches, 1.5]);
     expect(Array.from(withJunk)).toEqual(Array.from(emb.similarity(first.patches)));
     expect(Array.from(emb.similarity([])).every((v) => v === 0)).toBe(true);
   });

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { type SavedFrames, decodeFrames, pageAnswers, tileFromFrames } from "../src/static/answers";
 import { StaticModel, restoreState } from "../src/static/model";
-import type { TileSpec } from "../src/tiles";
+import type { TileSpec } from "../src/types";
 
 const BINS = 5;
 const FRAMES = 3000;

@@ -1,7 +1,7 @@
 /** The LongViewer's window strip helpers: parsing untrusted window lists, lookup, label fitting. */
 
 import { describe, expect, it } from "vitest";
-import { drawWindowStrip, fitLabel, parseWindows, windowAt } from "../src/strip";
+import { drawWindowStrip, fitLabel, parseWindows, windowAt } from "../src/view/strip";
 
 describe("window strip", () => {
   it("keeps only well-formed windows and labels", () => {
@@ -51,7 +51,7 @@ describe("window strip", () => {
       { start: 0, end: 100, labels: [["tone", 0.5]] },
       { start: 100, end: 200, labels: [] },
     ]);
-    drawWindowStrip(ctx, windows, { f0: 0, f1: 200, width: 400, height: 20, nBins: 128 }, 20, -1, "#000");
+    drawWindowStrip(ctx, windows, { f0: 0, f1: 200, width: 400, height: 20, numBins: 128 }, 20, -1, "#000");
     expect(texts).toEqual(["tone 0.50", "…"]);
   });
 });

@@ -6,10 +6,9 @@
  */
 
 import { binToHz, frameToTime, numPatches, patchBounds } from "../geometry";
-import type { TileSpec } from "../tiles";
-import type { GridSpec, SpectrogramMeta } from "../types";
+import type { GridSpec, SpectrogramMeta, TileSpec } from "../types";
 import { regionAudio } from "./patchaudio";
-import type { Answerer } from "./model";
+import type { Answerer, SavedState } from "./model";
 import { base64ToBytes, inflate } from "./model";
 
 /** The embedded audio (audiovis/widgets/static_page.py `_audio_part`). */
@@ -123,6 +122,14 @@ function parseWav16(bytes: Uint8Array): Float32Array {
     pos += 8 + size + (size & 1);
   }
   throw new Error("the page's WAV audio has no data chunk");
+}
+
+/** One viewer's entry in a saved page: its widget state, sound and full-resolution frames. */
+export interface ViewerPart extends SavedState {
+  audio: SavedAudio | null;
+  frames: SavedFrames | null;
+  /** True when `_spectrogram` was left out: the overview is pooled here from the full frames. */
+  overview_from_frames: boolean;
 }
 
 /** Where the viewer's patches lie (read from its model when a request comes). */

@@ -9,7 +9,7 @@ import { binToHz, frameToTime, numPatches, patchBounds } from "../geometry";
 import { PatchEmbeddings } from "../similarity";
 import type { GridSpec, SpectrogramMeta } from "../types";
 import { base64ToBytes, type StaticModel } from "./model";
-import type { ViewerPart } from "./page";
+import type { ViewerPart } from "./answers";
 
 interface SavedArray {
   data: string;

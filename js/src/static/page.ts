@@ -6,19 +6,11 @@
  */
 
 import viewerWidget from "../viewer";
-import type { TileSpec } from "../tiles";
-import type { GridSpec, SpectrogramMeta } from "../types";
-import { type SavedAudio, type SavedFrames, decodeFrames, pageAnswers } from "./answers";
+import type { GridSpec, SpectrogramMeta, TileSpec } from "../types";
+import { type ViewerPart, decodeFrames, pageAnswers } from "./answers";
 import { type ExplorerPart, mountExplorer } from "./explorer";
 import { type SavedState, StaticModel, restoreState } from "./model";
 import "./page.css";
-
-export interface ViewerPart extends SavedState {
-  audio: SavedAudio | null;
-  frames: SavedFrames | null;
-  /** True when `_spectrogram` was left out: the overview is pooled here from the full frames. */
-  overview_from_frames: boolean;
-}
 
 interface PagePart {
   format: 1;

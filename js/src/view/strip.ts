@@ -1,6 +1,20 @@
-/** The per-window label strip under a long recording: one box per analysis window with its top label. */
+/**
+ * The LongViewer's strip under a long recording: one box per analysis window with its top label; clicking
+ * a window zooms to it. Also the LongViewer-only traits, which the plain viewer does not have.
+ */
 
-import { type View, frameToX } from "./geometry";
+import { type View, frameToX, xToFrame } from "../geometry";
+import { STRIP_HEIGHT, context2d, listen } from "./dom";
+
+/** Traits only a LongViewer (audiovis/widgets/longview.py) sets; absent on a SpectrogramViewer. */
+export interface LongViewerTraits {
+  /** Analysis windows for the label strip (read through parseWindows: untrusted shape). */
+  _windows?: unknown;
+  /** Frame of the recording where the grid's frame 0 lies (the analysis window under view). */
+  _grid_offset?: number;
+  /** Index of the analysis window under view, outlined in the strip. */
+  window?: number | null;
+}
 
 /** One analysis window (the `_windows` trait): frames [start, end) and its top labels, best first. */
 export interface WindowLabel {
@@ -83,4 +97,34 @@ export function drawWindowStrip(
       ctx.fillText(text, x0 + 4, height / 2);
     }
   }
+}
+
+/** Shows the strip only when there are windows to show. */
+export function showStrip(canvas: HTMLCanvasElement, windows: readonly WindowLabel[]): void {
+  canvas.style.display = windows.length ? "" : "none";
+}
+
+/** Clicking a window calls `zoomTo` with its frames; returns the listener's removal. */
+export function attachStrip(
+  canvas: HTMLCanvasElement,
+  windows: () => readonly WindowLabel[],
+  view: () => View,
+  zoomTo: (f0: number, f1: number) => void,
+): () => void {
+  return listen(canvas, "click", (e) => {
+    const list = windows();
+    const i = windowAt(list, xToFrame(view(), e.clientX - canvas.getBoundingClientRect().left));
+    if (i >= 0) zoomTo(list[i]!.start, list[i]!.end);
+  });
+}
+
+/**
+ * Draws the strip at `dpr` device pixels per CSS pixel (nothing without windows); `current` is the
+ * `window` trait as received (a number outlines that window).
+ */
+export function paintStrip(canvas: HTMLCanvasElement, windows: readonly WindowLabel[], view: View, current: unknown, dpr: number, color: string): void {
+  if (!windows.length) return;
+  const ctx = context2d(canvas);
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  drawWindowStrip(ctx, windows, view, STRIP_HEIGHT, typeof current === "number" ? current : -1, color);
 }
