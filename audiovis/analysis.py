@@ -7,7 +7,7 @@ Conventions:
   a layer's tokens are that block's output. ``norm=None`` applies the final LayerNorm to the last
   layer only, so ``layer=-1`` gives the features the head sees (Hugging Face's ``last_hidden_state``)
   and earlier layers the raw residual stream (Hugging Face's ``hidden_states[layer + 1]``);
-- per-patch maps are ``[num_patches]`` in token order (``row * n_time + col``, prefix tokens excluded),
+- per-patch maps are ``[num_patches]`` in token order (``row * num_time + col``, prefix tokens excluded),
   ready for the viewer; attention matrices are over all tokens, prefix tokens first.
 
 Attention maps come from the cached block inputs when first asked for (one block's q/k projection,
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
+from .checks import check_index, check_int, check_number, is_int
 from .models.blocks import attention_probabilities, check_attention_block, inference, mean_attention
 from .models.pruning import pruned_logits
 from .models.reduction import ReducedStates, reduced_logits
@@ -60,9 +61,8 @@ def probabilities_of(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:
 
 def top_labels_of(probs: np.ndarray, labels: Sequence[str], k: int) -> list[tuple[str, float]]:
     """The ``k`` most probable ``(label, probability)`` of ``probs`` ``[classes]``, most probable first (ties: lower index)."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    order = np.argsort(-probs, kind="stable")[: int(k)]
+    k = check_int(k, "k", minimum=1)
+    order = np.argsort(-probs, kind="stable")[:k]
     return [(labels[i], float(probs[i])) for i in order]
 
 
@@ -78,7 +78,7 @@ class UntrainedHeadWarning(UserWarning):
 
 def _check_head(head: object, heads: int, none_means: str) -> None:
     """IndexError unless ``head`` is an attention head of ``heads`` (negative counts from the end)."""
-    if isinstance(head, bool) or not isinstance(head, (int, np.integer)) or not -heads <= head < heads:
+    if not is_int(head) or not -heads <= head < heads:
         raise IndexError(f"head must be an integer in {-heads}..{heads - 1}, or {none_means}; got {head!r}")
 
 
@@ -95,7 +95,23 @@ def _suggest(name: str, labels: Sequence[str]) -> str:
 
 
 class Analysis:
-    """The result of ``model.analyze(audio)`` for one window, starting ``offset`` s into the recording (its clock: ``Audio.start``)."""
+    """The result of ``model.analyze(audio)`` for one window, starting ``offset`` s into the recording (its clock: ``Audio.start``).
+
+    Made by the model's analysis (``model.analyze``), rarely by hand.
+
+    Args:
+        model: the model that ran.
+        spectrogram: the window's model input.
+        hidden_states: the layer outputs, embeddings first: ``[layers + 1, tokens, dim]`` or one tensor per
+            layer (a reduced pass gives its compact states).
+        logits: the classification head's output ``[classes]``.
+        attentions: attention probabilities per layer ``[heads, tokens, tokens]`` when computed in the pass
+            (None: computed when first asked for).
+        offset: seconds of the window's start on the recording's clock.
+        kept_patches: token indices kept by token pruning (None: every patch).
+        prune_layer: the first block that ran on the kept patches only (None: no pruning).
+        fused_dropped: whether the dropped patches ran on as one fused token.
+    """
 
     def __init__(
         self,
@@ -211,8 +227,7 @@ class Analysis:
 
     def _layer(self, layer: int) -> int:
         n = self.num_layers
-        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
-            raise TypeError(f"layer must be an integer, got {layer!r}")
+        check_int(layer, "layer", error=TypeError)
         if not -n <= layer < n:
             raise IndexError(f"layer {layer} outside {-n}..{n - 1} (the model has {n} layers)")
         return int(layer) % n
@@ -251,7 +266,17 @@ class Analysis:
         return self._model.pool_tokens(tokens)[0].numpy()
 
     def similarity(self, patches: Sequence[int] | np.ndarray | int, layer: int = -1, *, norm: bool | None = None) -> np.ndarray:
-        """Cosine similarity ``[num_patches]`` of every patch embedding to the mean of ``patches``'."""
+        """Cosine similarity ``[num_patches]`` of every patch embedding to the mean of ``patches``'.
+
+        Args:
+            patches: the reference patches: an index, indices or a boolean mask
+                (:func:`~audiovis.patches.check_patches`).
+            layer: the layer whose embeddings are compared (negative counts from the end).
+            norm: apply the final LayerNorm (None: on the last layer only).
+
+        Returns:
+            float32 ``[num_patches]``, 1 where a patch points the same way as the reference.
+        """
         idx = check_patches(patches, self.num_patches)
         key = (self._layer(layer), norm)
         if key not in self._units:
@@ -292,7 +317,16 @@ class Analysis:
         return _readonly(probs[int(head)].numpy())
 
     def attention_from(self, patches: Sequence[int] | np.ndarray | int, layer: int = -1, head: int | None = None) -> np.ndarray:
-        """How much ``patches`` attend to each patch ``[num_patches]``: their rows averaged (over heads too when ``head`` is None)."""
+        """How much ``patches`` attend to each patch ``[num_patches]``: their rows averaged (over heads too when ``head`` is None).
+
+        Args:
+            patches: the attending patches: an index, indices or a boolean mask.
+            layer: the layer whose attention is read (negative counts from the end).
+            head: one attention head (negative counts from the end), or None for the mean over heads.
+
+        Returns:
+            float32 ``[num_patches]``: the mean attention weight from ``patches`` to each patch.
+        """
         idx = check_patches(patches, self.num_patches) + self.num_prefix_tokens
         if head is not None:
             _check_head(head, self.num_heads, "None for the mean over heads")
@@ -349,9 +383,7 @@ class Analysis:
             if label not in self.labels:
                 raise KeyError(f"no class named {label!r} in this model's {len(self.labels)} labels{_suggest(label, self.labels)}")
             return self.labels.index(label)
-        if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < len(self.labels):
-            raise IndexError(f"class index {label!r} outside 0..{len(self.labels) - 1}")
-        return int(label)
+        return check_index(label, len(self.labels), "class index")
 
     def saliency(self, class_index: int | str | None = None, *, progress: bool = True) -> np.ndarray:
         """Gradient x input per patch ``[num_patches]`` for one class (index, name, or None = top class).
@@ -562,18 +594,35 @@ class Analysis:
 
     def top_patches(self, method: str | np.ndarray | Sequence[float], top: float = 0.1, *,
                     class_index: int | str | None = None) -> np.ndarray:
-        """Token indices of the highest ``top`` fraction (at least one) of a per-patch map, highest first."""
+        """Token indices of the highest ``top`` fraction (at least one) of a per-patch map, highest first.
+
+        Args:
+            method: a map name of :attr:`EXPLANATION_METHODS` or an array of one value per patch.
+            top: the fraction of patches returned, in (0, 1].
+            class_index: the class of a class-specific map (index or name; None: the top class).
+
+        Returns:
+            int64 token indices, highest value first.
+        """
         from .explain.faithfulness import patch_order
 
-        if isinstance(top, bool) or not isinstance(top, (int, float, np.integer, np.floating)) or not 0 < top <= 1:
-            raise ValueError(f"top must be a fraction in (0, 1], got {top!r}")
+        top = check_number(top, "top", low=0, high=1, low_open=True, what="a fraction in (0, 1]")
         scores = self.patch_map(method, class_index)
-        count = max(1, int(round(float(top) * self.num_patches)))
+        count = max(1, int(round(top * self.num_patches)))
         return patch_order(scores)[:count]
 
     def explanation_audio(self, method: str | np.ndarray | Sequence[float], top: float = 0.1, *,
                           class_index: int | str | None = None) -> "Audio":
-        """:meth:`patch_audio` of the top ``top`` fraction of a per-patch map (see :meth:`faithfulness`'s ``method``)."""
+        """:meth:`patch_audio` of the top ``top`` fraction of a per-patch map (see :meth:`faithfulness`'s ``method``).
+
+        Args:
+            method: a map name of :attr:`EXPLANATION_METHODS` or an array of one value per patch.
+            top: the fraction of patches kept, in (0, 1].
+            class_index: the class of a class-specific map (index or name; None: the top class).
+
+        Returns:
+            An :class:`~audiovis.Audio` of the window's sound inside those patches.
+        """
         return self.patch_audio(self.top_patches(method, top, class_index=class_index))
 
     def __repr__(self) -> str:

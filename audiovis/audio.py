@@ -10,6 +10,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
+from .checks import check_number, check_rate
 from .errors import AudioLoadError
 
 AudioSource = Union[str, os.PathLike, np.ndarray, torch.Tensor, "Audio"]
@@ -21,29 +22,13 @@ _MAX_CHANNELS = 64
 _MIXED_SILENTLY = 2
 
 
-def _is_number(value: Any) -> bool:
-    """A real number (Python or numpy), not a bool."""
-    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
-
-
-def _check_rate(sample_rate: Any, what: str, error: type[Exception] = AudioLoadError) -> int:
-    """``sample_rate`` as an int, or ``error`` naming ``what`` unless it is a positive whole number of Hz."""
-    if not _is_number(sample_rate):
-        raise error(f"{what}: sample_rate must be a positive number, got {sample_rate!r}")
-    if not np.isfinite(sample_rate) or sample_rate <= 0 or int(sample_rate) != sample_rate:
-        raise error(f"{what}: sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
-    return int(sample_rate)
-
-
 def _check_segment(offset: Any, duration: Any, what: str) -> tuple[float, float | None]:
     """``offset``/``duration`` as floats, or a ValueError naming ``what`` and the bad value."""
-    if not _is_number(offset) or not np.isfinite(offset) or offset < 0:
-        raise ValueError(f"{what}: offset must be a finite number of seconds >= 0, got {offset!r}")
-    if duration is not None and (not _is_number(duration) or not np.isfinite(duration) or duration <= 0):
-        raise ValueError(
-            f"{what}: duration must be a positive, finite number of seconds (or None for the rest), got {duration!r}"
-        )
-    return float(offset), None if duration is None else float(duration)
+    offset = check_number(offset, f"{what}: offset", low=0, what="a finite number of seconds >= 0")
+    if duration is not None:
+        duration = check_number(duration, f"{what}: duration", low=0, low_open=True,
+                                what="a positive, finite number of seconds (or None for the rest)")
+    return offset, duration
 
 
 @dataclass(frozen=True, repr=False)
@@ -54,6 +39,12 @@ class Audio:
     ``load_audio(path, offset=60)`` or ``audio.segment(60, 64)``. Front ends put their frames at that
     time, so spectrograms, analyses (``offset``) and viewers show the recording's clock; ``segment``,
     ``resample`` and ``to_mono`` keep it.
+
+    Args:
+        waveform: the samples ``[channels, samples]`` (converted to float32).
+        sample_rate: samples per second, a positive whole number.
+        source: where the sound came from (a path, or None), shown in messages.
+        start: seconds of sample 0 in the recording, >= 0.
     """
 
     waveform: torch.Tensor
@@ -69,10 +60,10 @@ class Audio:
             raise AudioLoadError(f"Audio.waveform must be [channels, samples], got shape {tuple(wav.shape)}")
         if wav.dtype != torch.float32:
             object.__setattr__(self, "waveform", wav.to(torch.float32))
-        object.__setattr__(self, "sample_rate", _check_rate(self.sample_rate, "Audio"))
-        if not _is_number(self.start) or not np.isfinite(self.start) or self.start < 0:
-            raise AudioLoadError(f"Audio.start must be a finite number of seconds >= 0, got {self.start!r}")
-        object.__setattr__(self, "start", float(self.start))
+        object.__setattr__(self, "sample_rate", check_rate(self.sample_rate, "Audio", AudioLoadError))
+        start = check_number(self.start, "Audio.start", low=0, error=AudioLoadError,
+                             what="a finite number of seconds >= 0")
+        object.__setattr__(self, "start", start)
 
     @property
     def num_channels(self) -> int:
@@ -96,7 +87,7 @@ class Audio:
         """This audio at another rate (torchaudio's band-limited sinc resampling)."""
         import torchaudio.functional as AF
 
-        sample_rate = _check_rate(sample_rate, "Audio.resample")
+        sample_rate = check_rate(sample_rate, "Audio.resample", AudioLoadError)
         if sample_rate == self.sample_rate:
             return self
         wav = AF.resample(self.waveform, self.sample_rate, sample_rate)
@@ -168,7 +159,7 @@ def _from_array(data: np.ndarray | torch.Tensor, sample_rate: Any) -> Audio:
     _check_waveform_shape(tuple(data.shape), what)
     if sample_rate is None:
         raise AudioLoadError(f"{what}: an array has no sample rate of its own; pass sample_rate=...")
-    rate = _check_rate(sample_rate, what)
+    rate = check_rate(sample_rate, what, AudioLoadError)
     if isinstance(data, torch.Tensor):
         if data.is_complex():
             raise AudioLoadError(f"{what}: complex samples are not audio")
@@ -244,6 +235,20 @@ def load_audio(
     required), or an ``Audio``. For files and ``Audio``, ``sample_rate`` is the rate to resample to.
     ``offset``/``duration`` (seconds) select a segment; files are read from that point only (seek).
     Integer PCM is scaled to float32 in [-1, 1].
+
+    Args:
+        source: a path, a numpy array or torch tensor of samples, or an ``Audio``.
+        sample_rate: the array's rate (required for arrays); for files and ``Audio``, the rate to resample to.
+        mono: mix the channels down to one.
+        offset: seconds from the start of the source where the segment begins.
+        duration: seconds to read from ``offset`` (None: to the end).
+
+    Returns:
+        The sound as an :class:`Audio` whose ``start`` is ``offset`` (plus the source's own start).
+
+    Raises:
+        AudioLoadError: the source cannot be read or an argument is bad (named in the message).
+        FileNotFoundError: no file at the path.
     """
     if isinstance(source, Audio):
         what = repr(source)
@@ -260,7 +265,7 @@ def load_audio(
     # every argument is checked before anything is read, whatever the source
     offset, duration = _check_segment(offset, duration, what)
     if sample_rate is not None:
-        sample_rate = _check_rate(sample_rate, what)
+        sample_rate = check_rate(sample_rate, what, AudioLoadError)
     if isinstance(source, Audio):
         audio = source
         if offset or duration is not None:

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from .audio import Audio
+from .checks import check_int, is_int
+from .errors import ConfigError
 from .spectrogram import Spectrogram
 from .store.compute import resolve_layers
 from .store.sources import array_key, file_key
@@ -94,6 +96,20 @@ def extract_embeddings(
     With ``cache_dir``, results go to an embedding store (:func:`audiovis.embed_dataset`) at
     ``cache_dir/<model key>-<layers>``: a rerun reads finished clips back without running the model, an
     edited file is computed again, and a run that stops half-way keeps what it finished.
+
+    Args:
+        sources: paths, Audio, arrays or Spectrograms, or a Dataset of items with ``.audio``.
+        model: the frozen model.
+        layer: a block index (negative counts from the end) or a list of them.
+        pooling: ``"mean"`` of the patch tokens, the ``"cls"`` token, or every ``"patches"`` token.
+        batch_size: model windows per forward pass.
+        cache_dir: where an embedding store keeps the results between runs (None: not kept).
+        sample_rate: the rate of sources given as arrays.
+        progress: show a progress bar.
+
+    Returns:
+        ``[n, D]`` (``mean``/``cls``) or ``[n, N, D]`` (``patches``) float32, in the order of ``sources``;
+        a dict ``{layer: array}`` when ``layer`` is a list.
     """
     from .store.build import new_manifest, open_for_writing, run_local
     from .store.manifest import store_model_key
@@ -101,8 +117,7 @@ def extract_embeddings(
 
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = check_int(batch_size, "batch_size", minimum=1, error=ConfigError)
     layers = resolve_layers(layer, model.num_layers)
     unique_layers = sorted(set(layers))
     if isinstance(sources, (str, os.PathLike)):
@@ -148,7 +163,7 @@ def extract_embeddings(
             else:
                 out.append(np.asarray(row[f"{pooling}_{ly}"], np.float32))
         stacked[ly] = np.stack(out) if out else np.zeros((0,), np.float32)
-    if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
+    if is_int(layer):
         return stacked[layers[0]]
     return {requested: stacked[ly] for requested, ly in zip(layer, layers)}  # type: ignore[arg-type]
 

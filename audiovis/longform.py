@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .audio import Audio, load_audio
+from .checks import check_number
 from .errors import AudioLoadError, ConfigError
 from .spectrogram import KaldiFbank, MelSpectrogram, Spectrogram, STFTSpectrogram, _Decibels
 
@@ -163,26 +164,35 @@ def chunked_spectrogram(
     Equal to ``frontend(load_audio(source))`` (same values, axes and valid frames); working memory is
     one chunk of audio and its frames, besides the result. ``progress(done_frames, total_frames)`` is
     called after each chunk.
+
+    Args:
+        frontend: an STFTSpectrogram, MelSpectrogram or KaldiFbank.
+        source: a sound file's path, or an Audio.
+        chunk_seconds: seconds of audio read and transformed at a time, > 0.
+        progress: called with ``(done_frames, total_frames)`` after each chunk (None: nothing).
+
+    Returns:
+        The whole recording's Spectrogram.
     """
-    if not (isinstance(chunk_seconds, (int, float)) and math.isfinite(chunk_seconds) and chunk_seconds > 0):
-        raise ConfigError(f"chunked_spectrogram: chunk_seconds must be a positive number, got {chunk_seconds!r}")
+    chunk_seconds = check_number(chunk_seconds, "chunked_spectrogram: chunk_seconds", low=0, low_open=True,
+                                 error=ConfigError)
     reader = _Reader(source)
     plan = _plan(frontend, reader.rate)
     signal: _Reader | _Resampled = reader if reader.rate == plan.rate else _Resampled(reader, plan.rate)
-    n_samples = signal.length
-    n_frames = plan.count(n_samples)
+    num_samples = signal.length
+    num_frames = plan.count(num_samples)
     per_chunk = max(1, int(chunk_seconds * plan.rate) // plan.hop)
     context = -(-plan.lead // plan.hop)  # frames of left context so a chunk's own padding is never used
 
     values: torch.Tensor | None = None
     peak = -math.inf
     with torch.inference_mode():
-        for a in range(0, n_frames, per_chunk):
-            b = min(n_frames, a + per_chunk)
+        for a in range(0, num_frames, per_chunk):
+            b = min(num_frames, a + per_chunk)
             start = max(0, (a - context) * plan.hop)
-            stop = min(n_samples, (b - 1) * plan.hop - plan.lead + plan.span)
+            stop = min(num_samples, (b - 1) * plan.hop - plan.lead + plan.span)
             if stop - start <= plan.span:  # "reflect" edge padding reads span // 2 + 1 samples at the ends
-                stop = min(n_samples, start + plan.span + 1)
+                stop = min(num_samples, start + plan.span + 1)
                 start = max(0, (stop - plan.span - 1) // plan.hop * plan.hop)
             chunk = plan.compute(signal.read(start, stop))
             first = a - start // plan.hop
@@ -190,11 +200,11 @@ def chunked_spectrogram(
             if part.shape[1] != b - a:
                 raise RuntimeError(f"chunk of frames {a}..{b} came out with {part.shape[1]} frames")
             if values is None:
-                values = torch.empty((part.shape[0], n_frames), dtype=torch.float32)
+                values = torch.empty((part.shape[0], num_frames), dtype=torch.float32)
             values[:, a:b] = part
             peak = max(peak, float(part.max()))
             if progress is not None:
-                progress(b, n_frames)
+                progress(b, num_frames)
         assert values is not None
         top_db = getattr(frontend, "top_db", None)
         if getattr(frontend, "to_db", False) and top_db is not None:
@@ -203,14 +213,14 @@ def chunked_spectrogram(
     axes = _axes(frontend, plan)
     return Spectrogram(
         values=values,
-        times=(np.arange(n_frames) * plan.hop + plan.time_shift) / plan.rate + reader.start,
+        times=(np.arange(num_frames) * plan.hop + plan.time_shift) / plan.rate + reader.start,
         frequencies=axes.frequencies,
         frequency_edges=axes.frequency_edges,
         scale=axes.scale,
         units=axes.units,
         hop_length=plan.hop,
         sample_rate=plan.rate,
-        valid_frames=n_frames if isinstance(frontend, KaldiFbank) else min(n_frames, n_samples // plan.hop + 1),
+        valid_frames=num_frames if isinstance(frontend, KaldiFbank) else min(num_frames, num_samples // plan.hop + 1),
         source=reader.name,
         frontend=getattr(frontend, "signature", None),
     )

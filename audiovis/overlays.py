@@ -1,4 +1,4 @@
-"""Per-patch overlays for the Explorer: one function per overlay mode, each reading an Analysis.
+"""Per-patch overlays (the analysis layer): one function per overlay mode, each reading an Analysis.
 
 Every function returns an :class:`Overlay` (``values`` ``[num_patches]`` float32 in token order, or
 None when the mode has nothing to show, e.g. no selection yet) and a label for the colour bar.
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 if TYPE_CHECKING:
-    from ..analysis import Analysis
+    from .analysis import Analysis
 
 #: Overlay modes in menu order: key -> what the menu shows.
 MODES: dict[str, str] = {

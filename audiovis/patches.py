@@ -2,7 +2,7 @@
 
 Coordinates: frequency bins ``[0, F)`` (bin 0 lowest) and time frames ``[0, T)``. Patch ``(row, col)``
 covers bins ``[row * stride_f, row * stride_f + patch_f)`` and frames ``[col * stride_t, ... + patch_t)``.
-Token order is AST's: frequency-major, ``index = row * n_time + col``, prefix tokens excluded.
+Token order is AST's: frequency-major, ``index = row * num_time + col``, prefix tokens excluded.
 With overlapping patches (stride < patch), the patch "at" a point is the one whose stride cell holds it:
 cell ``(row, col)`` is ``[row * stride_f, (row + 1) * stride_f)`` (the last row/col reaches its patch's end).
 """
@@ -12,8 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+import warnings
+from collections.abc import Iterable
+
 import numpy as np
 
+from .checks import check_pair, is_int, is_number
 from .errors import ConfigError, PatchIndexError
 
 if TYPE_CHECKING:
@@ -27,19 +31,6 @@ class Box(NamedTuple):
     time_end: float
     freq_start: float
     freq_end: float
-
-
-def _pair(value, name: str) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        value = (value, value)
-    try:
-        a, b = value
-    except (TypeError, ValueError):
-        raise ConfigError(f"PatchGrid: {name} must be an int or a (freq, time) pair, got {value!r}") from None
-    for v in (a, b):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-            raise ConfigError(f"PatchGrid: {name} must hold positive integers, got {value!r}")
-    return int(a), int(b)
 
 
 def _integers(value, name: str) -> np.ndarray:
@@ -104,10 +95,11 @@ def _count(n: int) -> str:
 
 
 def _integral(value) -> int | None:
-    """``value`` as an int when it is an integer or an integer-valued float (never a bool), else None."""
-    if isinstance(value, (bool, np.bool_)):
-        return None
-    if isinstance(value, (int, np.integer)):
+    """``value`` as an int when it is an integer or an integer-valued float (never a bool), else None.
+
+    Ints are compared without a float conversion, so a huge JSON integer is just out of range.
+    """
+    if is_int(value):
         return int(value)
     if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
         return int(value)
@@ -145,7 +137,7 @@ def check_patches(
         raise PatchIndexError(f"{context}patch indices must be integers, got {_short(patches)}")
     if patches is None:
         raise PatchIndexError(f"{context}patch indices must be integers, got None")
-    if not isinstance(patches, np.ndarray) and not isinstance(patches, (int, np.integer, float, np.floating)):
+    if not isinstance(patches, np.ndarray) and not is_number(patches):
         try:
             patches = list(patches)
         except TypeError:
@@ -172,18 +164,72 @@ def check_patches(
     return idx.astype(np.int64, copy=False)
 
 
+def check_patch(index, num_patches: int, *, context: str = "") -> int:
+    """One patch index, checked like an entry of :func:`check_patches`: an integer (or integer-valued float,
+    never a bool or a sequence) in ``[0, num_patches)``.
+
+    Args:
+        index: the patch's token index.
+        num_patches: patches of the grid.
+        context: what messages start with (e.g. ``"DatasetExplorer.open: "``).
+
+    Returns:
+        The index as an int.
+
+    Raises:
+        PatchIndexError: ``index`` is not one integer.
+        IndexError: an index outside ``[0, num_patches)``.
+    """
+    if isinstance(index, np.ndarray) and index.ndim == 0:
+        index = index.item()
+    if isinstance(index, (bool, np.bool_)) or (isinstance(index, Iterable) and not isinstance(index, (str, bytes))):
+        raise PatchIndexError(f"{context}a patch index must be one integer, got {_short(index)}")
+    return int(check_patches(index, num_patches, name="patch", context=context)[0])
+
+
+def filter_patches(values: Iterable, num_patches: int) -> tuple[list[int], list]:
+    """The browser's lenient rule for patch selections: keep the entries that are patch indices, drop the rest.
+
+    An entry counts when :func:`check_patches` would accept it (an integer or integer-valued float, never a
+    bool, in ``[0, num_patches)``). A selection sent by the browser is cleaned with this instead of refused,
+    so the kernel never raises on a browser message; the caller logs what was dropped.
+
+    Args:
+        values: the entries sent.
+        num_patches: patches of the grid.
+
+    Returns:
+        ``(kept, dropped)``: the kept indices, sorted and unique, and the dropped entries as sent.
+    """
+    kept: set[int] = set()
+    dropped: list = []
+    for value in values:
+        k = _integral(value)
+        if k is not None and 0 <= k < num_patches:
+            kept.add(k)
+        else:
+            dropped.append(value)
+    return sorted(kept), dropped
+
+
 @dataclass(frozen=True)
 class PatchGrid:
-    """The patches a ViT cuts from a ``(freq_bins, frames)`` input; AST defaults give 12 x 101 = 1212."""
+    """The patches a ViT cuts from a ``(freq_bins, frames)`` input; AST defaults give 12 x 101 = 1212.
+
+    Args:
+        input_shape: ``(freq_bins, frames)`` of the model input.
+        patch_size: ``(freq, time)`` size of a patch in bins and frames (one int: square).
+        stride: ``(freq, time)`` step between patches (one int: the same on both axes).
+    """
 
     input_shape: tuple[int, int] = (128, 1024)
     patch_size: tuple[int, int] = (16, 16)
     stride: tuple[int, int] = (10, 10)
 
     def __post_init__(self) -> None:
-        shape = _pair(self.input_shape, "input_shape")
-        patch = _pair(self.patch_size, "patch_size")
-        stride = _pair(self.stride, "stride")
+        shape = check_pair(self.input_shape, "PatchGrid: input_shape", error=ConfigError)
+        patch = check_pair(self.patch_size, "PatchGrid: patch_size", error=ConfigError)
+        stride = check_pair(self.stride, "PatchGrid: stride", error=ConfigError)
         if patch[0] > shape[0] or patch[1] > shape[1]:
             raise ConfigError(f"PatchGrid: patch {patch} is larger than the input {shape} (freq bins, frames)")
         object.__setattr__(self, "input_shape", shape)
@@ -192,16 +238,30 @@ class PatchGrid:
 
     @property
     def grid_shape(self) -> tuple[int, int]:
-        """``(rows, cols)`` = ``(n_freq, n_time)`` patches."""
+        """``(rows, cols)`` = ``(num_freq, num_time)`` patches."""
         return tuple((n - p) // s + 1 for n, p, s in zip(self.input_shape, self.patch_size, self.stride))  # type: ignore[return-value]
 
     @property
-    def n_freq(self) -> int:
+    def num_freq(self) -> int:
+        """Rows of patches (along frequency)."""
         return self.grid_shape[0]
 
     @property
-    def n_time(self) -> int:
+    def num_time(self) -> int:
+        """Columns of patches (along time)."""
         return self.grid_shape[1]
+
+    @property
+    def n_freq(self) -> int:
+        """Deprecated name of :attr:`num_freq`."""
+        warnings.warn("PatchGrid.n_freq is deprecated; use PatchGrid.num_freq", DeprecationWarning, stacklevel=2)
+        return self.num_freq
+
+    @property
+    def n_time(self) -> int:
+        """Deprecated name of :attr:`num_time`."""
+        warnings.warn("PatchGrid.n_time is deprecated; use PatchGrid.num_time", DeprecationWarning, stacklevel=2)
+        return self.num_time
 
     @property
     def num_patches(self) -> int:
@@ -229,7 +289,7 @@ class PatchGrid:
     def position(self, index):
         """``(row, col)`` of a token index (arrays give two arrays)."""
         idx = self._check_index(index)
-        row, col = np.divmod(idx, self.n_time)
+        row, col = np.divmod(idx, self.num_time)
         if idx.ndim == 0:
             return int(row), int(col)
         return row, col
@@ -269,7 +329,7 @@ class PatchGrid:
         col = self._cell_on_axis(float(frame), axis=1)
         if row is None or col is None:
             return None
-        return row * self.n_time + col
+        return row * self.num_time + col
 
     def _cell_on_axis(self, x: float, axis: int) -> int | None:
         p, s, n = self.patch_size[axis], self.stride[axis], self.grid_shape[axis]
@@ -293,7 +353,7 @@ class PatchGrid:
         f0, f1 = min(f0, f1), max(f0, f1)
         rows = self._overlapping(f0, f1, axis=0)
         cols = self._overlapping(t0, t1, axis=1)
-        return [int(r * self.n_time + c) for r in rows for c in cols]
+        return [int(r * self.num_time + c) for r in rows for c in cols]
 
     def _overlapping(self, lo: float, hi: float, axis: int) -> range:
         """Grid positions on one axis whose span ``[k*s, k*s+p)`` overlaps ``[lo, hi)`` (a point if lo == hi)."""
@@ -302,6 +362,8 @@ class PatchGrid:
             hi = lo + 1e-9
         first = max(0, int(np.floor((lo - p) / s)) + 1)
         last = min(n - 1, int(np.ceil(hi / s)) - 1)
+        if last < n - 1 and (last + 1) * s < hi:  # hi / s rounded to a whole number (hi subnormal): one more
+            last += 1
         return range(first, last + 1) if last >= first else range(0)
 
     def uncovered(self) -> tuple[np.ndarray, np.ndarray]:

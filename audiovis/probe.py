@@ -7,7 +7,6 @@ scores it by k-fold cross-validation. ``probe_layers`` does that for every block
 
 from __future__ import annotations
 
-import math
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +15,9 @@ from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 import numpy as np
 import torch
 from torch import nn
+
+from .checks import check_int, check_number
+from .metrics import mean_average_precision
 
 if TYPE_CHECKING:
     from bokeh.plotting import figure as Figure
@@ -34,27 +36,6 @@ def _one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the precision-recall step curve (precision at each distinct threshold times recall gained)."""
-    y = np.asarray(y_true).astype(bool)
-    s = np.asarray(scores, dtype=np.float64)
-    if y.sum() == 0:
-        return float("nan")
-    order = np.argsort(-s, kind="mergesort")
-    y, s = y[order], s[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), y.size - 1]
-    tp = np.cumsum(y)[last]
-    precision = tp / (last + 1)
-    recall = tp / tp[-1]
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-
-
-def mean_average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """Macro mean of per-class AP over the classes with at least one positive."""
-    aps = [average_precision(y_true[:, c], scores[:, c]) for c in range(y_true.shape[1]) if y_true[:, c].any()]
-    return float(np.mean(aps)) if aps else float("nan")
 
 
 def _task_of(y: np.ndarray, task: str) -> str:
@@ -106,6 +87,14 @@ class LinearProbe:
     Features are standardised with the training set's mean and std; training is full-batch AdamW for
     ``epochs`` steps from a fixed ``seed``. ``task="auto"`` reads integer ``[n]`` labels as multi-class
     and 0/1 ``[n, classes]`` targets as multi-label.
+
+    Args:
+        hidden: units of one hidden ReLU layer (None: a linear head).
+        task: ``"multiclass"``, ``"multilabel"`` or ``"auto"`` (told by the labels' shape).
+        epochs: full-batch training steps.
+        lr: AdamW's learning rate, > 0.
+        weight_decay: AdamW's weight decay, >= 0.
+        seed: seed of the initial weights.
     """
 
     def __init__(
@@ -118,16 +107,14 @@ class LinearProbe:
         weight_decay: float = 1e-3,
         seed: int = 0,
     ) -> None:
-        if hidden is not None and (isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1):
-            raise ValueError(f"hidden must be None (linear) or a positive number of units, got {hidden!r}")
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-        for name, value in (("lr", lr), ("weight_decay", weight_decay)):
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
-                raise ValueError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} number, got {value!r}")
+        if hidden is not None:
+            hidden = check_int(hidden, "hidden", minimum=1, what="None (linear) or a positive number of units")
+        epochs = check_int(epochs, "epochs", minimum=1)
+        lr = check_number(lr, "lr", low=0, low_open=True)
+        weight_decay = check_number(weight_decay, "weight_decay", low=0, what="a non-negative number")
         _task_of(np.zeros(1), task)
         self.hidden, self.task, self.epochs = hidden, task, epochs
-        self.lr, self.weight_decay, self.seed = float(lr), float(weight_decay), seed
+        self.lr, self.weight_decay, self.seed = lr, weight_decay, seed
         self.head_: nn.Module | None = None
 
     def _build(self, dim: int, classes: int) -> nn.Module:
@@ -194,10 +181,19 @@ class LinearProbe:
         return {"accuracy": float(np.mean(exact)), "mAP": mean_average_precision(y, probs)}
 
     def cross_validate(self, X, y, *, folds: int = 5) -> ProbeScores:
-        """Train on ``folds - 1`` parts and score on the held-out one, for every fold (stratified for multi-class)."""
+        """Train on ``folds - 1`` parts and score on the held-out one, for every fold (stratified for multi-class).
+
+        Args:
+            X: features ``[samples, dim]``.
+            y: labels: class ids ``[samples]`` (multi-class) or multi-hot ``[samples, classes]`` (multi-label).
+            folds: parts the samples are split into, in ``[2, samples]``.
+
+        Returns:
+            The :class:`ProbeScores`: mean and spread over folds, and chance levels on the same data.
+        """
         X, y, task = _check_xy(X, y, self.task)
-        if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= X.shape[0]:
-            raise ValueError(f"folds must be an integer in [2, {X.shape[0]}] (the number of samples), got {folds!r}")
+        folds = check_int(folds, "folds", minimum=2, maximum=X.shape[0],
+                          what=f"an integer in [2, {X.shape[0]}] (the number of samples)")
         scores = []
         for test in kfold_indices(y if task == "multiclass" else None, X.shape[0], folds, self.seed):
             train = np.setdiff1d(np.arange(X.shape[0]), test)
@@ -320,6 +316,24 @@ def probe_layers(
     ``dataset`` is anything :func:`audiovis.extract_embeddings` reads; ``labels`` default to the items'
     ``.labels`` (multi-hot for :class:`audiovis.datasets.SyntheticEvents`). Embeddings of all layers come
     from one pass over the data (cached in ``cache_dir`` when given).
+
+    Args:
+        model: the frozen model whose blocks are probed.
+        dataset: the clips (anything :func:`audiovis.extract_embeddings` reads).
+        labels: one label per clip (None: the items' ``.labels``).
+        layers: block indices probed (None: every block).
+        pooling: how a clip's tokens become one vector: ``"mean"`` of the patches or the ``"cls"`` token.
+        hidden: units of the probe's hidden layer (None: linear).
+        folds: cross-validation folds.
+        batch_size: clips per forward pass.
+        cache_dir: where embeddings are cached between runs (None: not cached).
+        sample_rate: the rate of clips given as arrays.
+        seed: the probe's seed.
+        progress: show a progress bar.
+        **probe_options: more :class:`LinearProbe` settings (``epochs``, ``lr``, ``weight_decay``, ``task``).
+
+    Returns:
+        A :class:`ProbeTable`: one row of scores per layer.
     """
     from .embeddings import extract_embeddings
 

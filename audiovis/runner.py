@@ -12,11 +12,11 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-import numpy as np
 import torch
 
 from .analysis import Analysis, WindowedAnalyses, probabilities_of, top_labels_of
-from .audio import Audio, _is_number
+from .audio import Audio
+from .checks import check_index, check_int, is_number
 from .errors import AudioLoadError, ConfigError
 from .models.blocks import inference
 from .models.reduction import Reduction, reduced_pass, resolve_options
@@ -34,22 +34,17 @@ def analyze(
     hop: float | None = None,
     attention: bool = False,
     sample_rate: int | None = None,
-    keep_ratio: float = 1.0,
-    keep_by: str = "energy",
-    prune_layer: int | None = None,
-    fuse_dropped: bool = True,
-    merge_ratio: float = 0.0,
+    **reduction: Any,
 ) -> "Analysis | WindowedAnalyses | list[Analysis | WindowedAnalyses]":
-    """``model.analyze(audio, ...)``: see :meth:`~audiovis.models.base.SpectrogramModelMixin.analyze` for every argument."""
+    """``model.analyze(audio, ...)``: see :meth:`~audiovis.models.base.SpectrogramModelMixin.analyze` for every
+    argument; ``reduction`` holds its reduced-compute keywords (``keep_ratio``, ``merge_ratio``, ...), which
+    :func:`~audiovis.models.reduction.resolve_options` checks and turns into one description of the pass."""
     hop = check_hop(hop)
-    reduction = resolve_options(model, keep_ratio=keep_ratio, keep_by=keep_by, prune_layer=prune_layer,
-                                fuse_dropped=fuse_dropped, merge_ratio=merge_ratio)
-    options = dict(attention=attention, reduction=reduction)
+    options = dict(attention=attention, reduction=resolve_options(model, **reduction))
     if isinstance(audio, (list, tuple)):
         clips = check_clips(audio)
-        return [analyze(model, clip, hop=hop, sample_rate=sample_rate, attention=attention, keep_ratio=keep_ratio,
-                        keep_by=keep_by, prune_layer=prune_layer, fuse_dropped=fuse_dropped,
-                        merge_ratio=merge_ratio) for clip in clips]
+        return [analyze(model, clip, hop=hop, sample_rate=sample_rate, attention=attention, **reduction)
+                for clip in clips]
     source = load_source(audio, sample_rate)
     starts = model_window_starts(model, source, hop)
     if len(starts) == 1:
@@ -66,27 +61,17 @@ def analyze_windows(
     windows: Sequence[int] | None = None,
     attention: bool = False,
     sample_rate: int | None = None,
-    keep_ratio: float = 1.0,
-    keep_by: str = "energy",
-    prune_layer: int | None = None,
-    fuse_dropped: bool = True,
-    merge_ratio: float = 0.0,
+    **reduction: Any,
 ) -> WindowedAnalyses:
-    """``model.analyze_windows(audio, ...)``: see :meth:`~audiovis.models.base.SpectrogramModelMixin.analyze_windows`."""
+    """``model.analyze_windows(audio, ...)``: see :meth:`~audiovis.models.base.SpectrogramModelMixin.analyze_windows`
+    (``reduction`` as in :func:`analyze`)."""
     hop = check_hop(hop)
-    reduction = resolve_options(model, keep_ratio=keep_ratio, keep_by=keep_by, prune_layer=prune_layer,
-                                fuse_dropped=fuse_dropped, merge_ratio=merge_ratio)
+    options = dict(attention=attention, reduction=resolve_options(model, **reduction))
     source = load_source(audio, sample_rate)
     starts = model_window_starts(model, source, hop)
     if windows is not None:
-        picked = []
-        for index in windows:
-            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(starts):
-                raise IndexError(f"window {index!r} outside 0..{len(starts) - 1}")
-            picked.append(starts[int(index)])
-        starts = picked
+        starts = [starts[check_index(index, len(starts), "window")] for index in windows]
     warn_if_heavy(model, len(starts))
-    options = dict(attention=attention, reduction=reduction)
     return WindowedAnalyses(analyze_window(model, source, start, **options) for start in starts)
 
 
@@ -94,7 +79,7 @@ def check_clips(clips: Sequence) -> list:
     """The clips of a list given to ``analyze``: at least one, and none a bare number."""
     if len(clips) == 0:
         raise ValueError("analyze got an empty list of clips; pass at least one")
-    if any(_is_number(c) or isinstance(c, bool) for c in clips):
+    if any(is_number(c) or isinstance(c, bool) for c in clips):
         raise AudioLoadError(
             "analyze takes a list of clips (each a path, Audio, array or Spectrogram), got a list of numbers; "
             "for the samples of one clip pass np.asarray(samples) with sample_rate=..."
@@ -204,10 +189,8 @@ def iter_window_labels(
 ) -> Iterator[list[list[tuple[str, float]]]]:
     """:func:`window_labels` a batch at a time: an iterator over the labels of ``starts[i : i + batch_size]``,
     in order. The arguments are checked at the call, before any batch runs."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+    batch_size = check_int(batch_size, "batch_size", minimum=1, error=ConfigError)
+    top_k = check_int(top_k, "top_k", minimum=1)
 
     def batches() -> Iterator[list[list[tuple[str, float]]]]:
         for first in range(0, len(starts), int(batch_size)):

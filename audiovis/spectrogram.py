@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .audio import Audio, _check_rate, load_audio
+from .audio import Audio, load_audio
+from .checks import check_int, check_number, check_rate
 from .errors import ConfigError, InvalidAudioError
 
 Scale = Literal["linear", "mel"]
@@ -30,6 +31,19 @@ class Spectrogram:
     ``valid_frames`` counts the leading frames computed from real signal (the rest is padding).
     ``frontend`` names the front end and the settings that made the values (its ``signature``; None for
     a hand-made Spectrogram), so a model can refuse values made another way than its own input.
+
+    Args:
+        values: the image ``[freq, time]`` (float32 tensor).
+        times: frame centres in seconds ``[time]``.
+        frequencies: bin centres in Hz ``[freq]``.
+        frequency_edges: band edges in Hz ``[freq + 1]``.
+        scale: ``"linear"`` or ``"mel"`` frequency axis.
+        units: what the values are: ``"power"``, ``"magnitude"``, ``"dB"``, ``"log"`` or ``"normalized-fbank"``.
+        hop_length: samples between frames.
+        sample_rate: the audio's samples per second.
+        valid_frames: leading frames computed from real signal (the rest is padding).
+        source: where the sound came from (a path, or None).
+        frontend: the making front end's ``signature`` (None for a hand-made Spectrogram).
     """
 
     values: torch.Tensor
@@ -47,8 +61,8 @@ class Spectrogram:
     def __post_init__(self) -> None:
         if self.values.ndim != 2:
             raise ValueError(f"Spectrogram values must be [freq, time], got shape {tuple(self.values.shape)}")
-        n_freq, n_time = self.values.shape
-        if len(self.times) != n_time or len(self.frequencies) != n_freq or len(self.frequency_edges) != n_freq + 1:
+        num_freq, num_time = self.values.shape
+        if len(self.times) != num_time or len(self.frequencies) != num_freq or len(self.frequency_edges) != num_freq + 1:
             raise ValueError(
                 f"Spectrogram axes do not fit values {tuple(self.values.shape)}: "
                 f"{len(self.times)} times, {len(self.frequencies)} frequencies, {len(self.frequency_edges)} edges"
@@ -120,7 +134,7 @@ def _mono_waveform(
         what = f"{owner}: waveform tensor of shape {tuple(audio.shape)}"
         if sample_rate is None:
             raise InvalidAudioError(f"{what} needs its sample_rate; pass frontend(wav, sample_rate)")
-        rate = _check_rate(sample_rate, what, InvalidAudioError)
+        rate = check_rate(sample_rate, what, InvalidAudioError)
         wav, source = audio, None
         if wav.ndim == 1:
             wav = wav[None]
@@ -162,7 +176,7 @@ _FILTERS_PER_BAND = 16
 
 
 def _filter_bands(project: torch.Tensor) -> list[tuple[int, int, int, int, torch.Tensor]]:
-    """A filterbank ``[n_bins, k]`` as bands of ``_FILTERS_PER_BAND`` adjacent filters, each with the one
+    """A filterbank ``[num_bins, k]`` as bands of ``_FILTERS_PER_BAND`` adjacent filters, each with the one
     contiguous range of FFT bins its filters touch: ``(first, last, lo, hi, weights[last - first, hi - lo])``.
 
     A mel filter is a triangle over a few neighbouring bins (each bin feeds at most two filters), so the
@@ -189,12 +203,12 @@ def _centred_frames(
     views of ``wav`` itself (padding a long signal whole costs a copy into freshly faulted-in memory).
     """
     half, length = n_fft // 2, wav.shape[-1]
-    n_frames = (length + 2 * half - n_fft) // hop + 1
+    num_frames = (length + 2 * half - n_fft) // hop + 1
     head = -(-half // hop)  # frames 0 .. head-1 start in the left padding
     tail = (length + half - n_fft) // hop + 1  # frames head .. tail-1 lie inside wav
     if pad_mode == "circular" or length < n_fft or tail <= head:  # short (or wrapping): pad it all
         padded = torch.nn.functional.pad(wav.reshape(1, 1, -1), (half, half), mode=pad_mode).reshape(-1)
-        return [(0, padded.unfold(0, n_fft, hop))], n_frames
+        return [(0, padded.unfold(0, n_fft, hop))], num_frames
     # each end is padded from at least n_fft samples of its own (reflect reads half + 1 of them)
     left = torch.nn.functional.pad(wav[: max(n_fft, (head - 1) * hop - half + n_fft)].reshape(1, 1, -1),
                                    (half, 0), mode=pad_mode).reshape(-1)
@@ -202,11 +216,11 @@ def _centred_frames(
         (0, left.unfold(0, n_fft, hop)[:head]),
         (head, wav[head * hop - half :].unfold(0, n_fft, hop)[: tail - head]),
     ]
-    if tail < n_frames:
+    if tail < num_frames:
         cut = min(tail * hop - half, length - n_fft)
         right = torch.nn.functional.pad(wav[cut:].reshape(1, 1, -1), (0, half), mode=pad_mode).reshape(-1)
         segments.append((tail, right[tail * hop - half - cut :].unfold(0, n_fft, hop)))
-    return segments, n_frames
+    return segments, num_frames
 
 
 def _framewise_power(
@@ -237,12 +251,12 @@ def _framewise_power(
         spec = torch.stft(wav, n_fft, hop_length, window=window, center=True, pad_mode=pad_mode,
                           return_complex=True).abs().pow(power)
         return spec if project is None else (spec.T @ project.to(spec)).T
-    segments, n_frames = _centred_frames(wav, n_fft, hop_length, pad_mode)
-    n_bins = half + 1
+    segments, num_frames = _centred_frames(wav, n_fft, hop_length, pad_mode)
+    num_bins = half + 1
     bands = None if project is None else _filter_bands(project.to(wav))
-    out = wav.new_empty(n_bins if project is None else project.shape[1], n_frames)
-    block = min(_FRAMES_PER_BLOCK, n_frames)
-    windowed, values = wav.new_empty(block, n_fft), wav.new_empty(block, n_bins)
+    out = wav.new_empty(num_bins if project is None else project.shape[1], num_frames)
+    block = min(_FRAMES_PER_BLOCK, num_frames)
+    windowed, values = wav.new_empty(block, n_fft), wav.new_empty(block, num_bins)
     for offset, frames in segments:
         for first_frame in range(0, frames.shape[0], block):
             n = min(block, frames.shape[0] - first_frame)
@@ -272,11 +286,11 @@ def _pad_mode(pad_mode: str, owner: str) -> str:
     return pad_mode
 
 
-def _mel_edges(mel_low: float, mel_high: float, n_bins: int, to_hz) -> tuple[np.ndarray, np.ndarray]:
-    """Centres and band edges (Hz) of ``n_bins`` triangular filters evenly spaced in mel."""
-    step = (mel_high - mel_low) / (n_bins + 1)
-    centres = to_hz(mel_low + step * np.arange(1, n_bins + 1))
-    edges = to_hz(mel_low + step * (np.arange(n_bins + 1) + 0.5))
+def _mel_edges(mel_low: float, mel_high: float, num_bins: int, to_hz) -> tuple[np.ndarray, np.ndarray]:
+    """Centres and band edges (Hz) of ``num_bins`` triangular filters evenly spaced in mel."""
+    step = (mel_high - mel_low) / (num_bins + 1)
+    centres = to_hz(mel_low + step * np.arange(1, num_bins + 1))
+    edges = to_hz(mel_low + step * (np.arange(num_bins + 1) + 0.5))
     return centres.astype(np.float64), edges.astype(np.float64)
 
 
@@ -340,9 +354,7 @@ def _mel_filterbank(n_fft: int, sample_rate: int, f_min: float, f_max: float, n_
 
 
 def _positive_int(value, name: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ConfigError(f"{owner}: {name} must be a positive integer, got {value!r}")
-    return int(value)
+    return check_int(value, f"{owner}: {name}", minimum=1, error=ConfigError)
 
 
 class _Decibels(nn.Module):
@@ -366,6 +378,16 @@ class STFTSpectrogram(nn.Module):
 
     Frames are centred (``center=True``): frame ``i`` is centred at ``i * hop_length`` samples; the ends
     are padded with ``pad_mode`` ("constant", as librosa).
+
+    Args:
+        n_fft: FFT size in samples; ``n_fft // 2 + 1`` frequency bins.
+        hop_length: samples between frames (default ``win_length // 4``).
+        win_length: window length in samples, at most ``n_fft`` (default ``n_fft``).
+        window: ``"hann"``, ``"hamming"`` or ``"blackman"``.
+        power: 2 for power, 1 for magnitude.
+        to_db: convert to decibels.
+        top_db: dB range kept below the maximum (None: no floor).
+        pad_mode: how the ends are padded: ``"constant"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
     """
 
     def __init__(
@@ -417,20 +439,20 @@ class STFTSpectrogram(nn.Module):
         values = self.linear_values(wav)
         if self.to_db:
             values = self.decibels(values)
-        n_bins, n_frames = values.shape
+        num_bins, num_frames = values.shape
         bin_hz = rate / self.n_fft
-        freqs = np.arange(n_bins) * bin_hz
-        edges = np.clip((np.arange(n_bins + 1) - 0.5) * bin_hz, 0.0, rate / 2)
+        freqs = np.arange(num_bins) * bin_hz
+        edges = np.clip((np.arange(num_bins + 1) - 0.5) * bin_hz, 0.0, rate / 2)
         return Spectrogram(
             values=values.contiguous(),
-            times=np.arange(n_frames) * self.hop_length / rate + _start_of(audio),
+            times=np.arange(num_frames) * self.hop_length / rate + _start_of(audio),
             frequencies=freqs,
             frequency_edges=edges,
             scale="linear",
             units="dB" if self.to_db else ("power" if self.power == 2.0 else "magnitude"),
             hop_length=self.hop_length,
             sample_rate=rate,
-            valid_frames=min(n_frames, wav.shape[-1] // self.hop_length + 1),
+            valid_frames=min(num_frames, wav.shape[-1] // self.hop_length + 1),
             source=source,
             frontend=self.signature,
         )
@@ -442,6 +464,21 @@ class MelSpectrogram(nn.Module):
 
     Audio at another rate is resampled to ``sample_rate`` first. Frames are centred, padded with
     ``pad_mode`` ("constant" matches librosa's default).
+
+    Args:
+        sample_rate: the rate the audio is resampled to, Hz.
+        n_fft: FFT size in samples.
+        hop_length: samples between frames (default ``win_length // 4``).
+        n_mels: mel filters (frequency bins of the output).
+        f_min: lowest frequency of the filterbank, Hz.
+        f_max: highest frequency, Hz (default: Nyquist).
+        power: 2 for power, 1 for magnitude.
+        mel_scale: ``"htk"`` or ``"slaney"``.
+        norm: None, or ``"slaney"`` for area-normalised filters.
+        to_db: convert to decibels.
+        top_db: dB range kept below the maximum (None: no floor).
+        win_length: window length in samples, at most ``n_fft`` (default ``n_fft``).
+        pad_mode: how the ends are padded: ``"constant"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
     """
 
     def __init__(
@@ -516,17 +553,17 @@ class MelSpectrogram(nn.Module):
         values = self.linear_values(wav)
         if self.to_db:
             values = self.decibels(values)
-        n_frames = values.shape[-1]
+        num_frames = values.shape[-1]
         return Spectrogram(
             values=values.contiguous(),
-            times=np.arange(n_frames) * self.hop_length / rate + _start_of(audio),
+            times=np.arange(num_frames) * self.hop_length / rate + _start_of(audio),
             frequencies=self._centres.copy(),
             frequency_edges=self._edges.copy(),
             scale="mel",
             units="dB" if self.to_db else ("power" if self.power == 2.0 else "magnitude"),
             hop_length=self.hop_length,
             sample_rate=rate,
-            valid_frames=min(n_frames, wav.shape[-1] // self.hop_length + 1),
+            valid_frames=min(num_frames, wav.shape[-1] // self.hop_length + 1),
             source=source,
             frontend=self.signature,
         )
@@ -545,6 +582,13 @@ class KaldiFbank(nn.Module):
     ``torchaudio.compliance.kaldi.fbank(htk_compat=True, use_energy=False, window_type="hanning",
     dither=0.0, frame_shift=10)`` (25 ms windows, 10 ms hop), zero-padded or cut at the end, then
     ``(x - mean) / (2 * std)``. Other sample rates are resampled to 16 kHz.
+
+    Args:
+        num_mel_bins: mel filters (frequency bins of the output).
+        target_frames: frames of the output, padded or cut at the end (None: as many as the audio gives).
+        mean: the dataset mean subtracted when normalising.
+        std: the dataset standard deviation (the values are divided by twice it).
+        normalize: apply ``(x - mean) / (2 * std)``.
     """
 
     sample_rate = 16000
@@ -562,8 +606,8 @@ class KaldiFbank(nn.Module):
         super().__init__()
         self.num_mel_bins = _positive_int(num_mel_bins, "num_mel_bins", "KaldiFbank")
         self.target_frames = None if target_frames is None else _positive_int(target_frames, "target_frames", "KaldiFbank")
-        if normalize and (not math.isfinite(std) or std <= 0):
-            raise ConfigError(f"KaldiFbank: std must be positive, got {std!r}")
+        if normalize:
+            check_number(std, "KaldiFbank: std", low=0, low_open=True, error=ConfigError)
         self.mean, self.std, self.normalize = float(mean), float(std), bool(normalize)
         nyquist = self.sample_rate / 2
         self._centres, self._edges = _mel_edges(float(_kaldi_mel(20.0)), float(_kaldi_mel(nyquist)), self.num_mel_bins, _kaldi_hz)
@@ -621,11 +665,11 @@ class KaldiFbank(nn.Module):
                 valid = self.target_frames
         if self.normalize:
             feats = (feats - self.mean) / (self.std * 2)
-        n_frames = feats.shape[0]
+        num_frames = feats.shape[0]
         hop = self.hop_length
         return Spectrogram(
             values=feats.T.contiguous(),
-            times=(np.arange(n_frames) * hop + self.win_length / 2) / self.sample_rate + _start_of(audio),
+            times=(np.arange(num_frames) * hop + self.win_length / 2) / self.sample_rate + _start_of(audio),
             frequencies=self._centres.copy(),
             frequency_edges=self._edges.copy(),
             scale="mel",

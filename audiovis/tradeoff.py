@@ -28,6 +28,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import torch
 
+from .checks import check_int
+from .errors import ConfigError
+
 if TYPE_CHECKING:
     from bokeh.models import LayoutDOM
 
@@ -204,7 +207,7 @@ def check_labels(labels, class_names: Sequence[str], total: int, *, source: str 
 
 
 def _score(logits: np.ndarray, labels: np.ndarray) -> tuple[str, float]:
-    from .probe import mean_average_precision
+    from .metrics import mean_average_precision
 
     if labels.ndim == 2:
         return "mAP", mean_average_precision(labels, logits)
@@ -264,6 +267,21 @@ def compute_tradeoff(
     stride conversions. Every setting runs the front end and ``analyze`` on every clip; a Spectrogram
     clip has no front end to time. ``repeats`` rounds (settings taking turns); each setting's time is
     the median of its rounds. ``batch_size`` is accepted for compatibility: ``analyze`` runs one clip at a time.
+
+    Args:
+        model: the full model, the reference row.
+        dataset: the clips (anything :func:`audiovis.extract_embeddings` reads).
+        methods: setting strings (``"prune 0.5"``, ``"merge 0.5"``, ``"int8 + prune 0.5"``, ...) or keep ratios.
+        keep_by: the pruning ranking(s) a bare keep ratio runs with (``"energy"``, ``"attention"``).
+        strides: patch strides to convert the model to, one row each.
+        labels: one label per clip (None: the items' ``.labels`` when they have them).
+        repeats: timing rounds; each setting's time is the median.
+        sample_rate: the rate of clips given as arrays.
+        progress: show a progress bar.
+        batch_size: accepted and checked, not used (one clip at a time).
+
+    Returns:
+        A :class:`Tradeoff`: one row per setting, the full model first.
     """
     from tqdm.auto import tqdm
 
@@ -271,10 +289,9 @@ def compute_tradeoff(
     from .models.reduction import analytic_macs, block_tokens, resolve_options
     from .spectrogram import Spectrogram
 
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    repeats = check_int(repeats, "repeats", minimum=1)
+    if batch_size is not None:
+        batch_size = check_int(batch_size, "batch_size", minimum=1, error=ConfigError)
     if isinstance(methods, str):
         methods = [methods]
     settings = _settings(list(methods), keep_by, strides)

@@ -21,7 +21,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .audio import Audio, _is_number
+from .audio import Audio
+from .checks import check_number
 from .errors import ConfigError
 from .spectrogram import KaldiFbank, Spectrogram, load_source
 
@@ -72,9 +73,7 @@ def check_hop(hop: float | None) -> float | None:
     """
     if hop is None:
         return None
-    if not _is_number(hop) or not math.isfinite(hop) or hop <= 0:
-        raise ConfigError(f"hop must be a positive number of seconds, got {hop!r}")
-    return float(hop)
+    return check_number(hop, "hop", low=0, low_open=True, error=ConfigError, what="a positive number of seconds")
 
 
 def model_window_starts(model: "SpectrogramModelMixin", source: Audio | Spectrogram, hop: float | None = None) -> list:
@@ -92,14 +91,14 @@ def model_window_starts(model: "SpectrogramModelMixin", source: Audio | Spectrog
     hop = check_hop(hop)
     if isinstance(source, Spectrogram):
         frames = model.input_shape[1]
-        model._spectrogram(source)  # checks the frequency bins and the front end
+        model.spectrogram_of(source)  # checks the frequency bins and the front end
         step = frames if hop is None else int(round(hop / source.hop_seconds))
         if step < 1:
             raise ConfigError(f"hop must be at least one frame ({source.hop_seconds} s) for a Spectrogram, got {hop!r}")
         return window_starts(max(1, min(source.valid_frames, source.num_frames)), frames, step, grid=1)
     fe = model.frontend
     step = model.window_seconds if hop is None else hop
-    return window_starts(source.duration, model._span_seconds, step, grid=fe.hop_length / fe.sample_rate)
+    return window_starts(source.duration, model.span_seconds, step, grid=fe.hop_length / fe.sample_rate)
 
 
 def model_windows(
@@ -119,10 +118,10 @@ def model_windows(
 def window_input(model: "SpectrogramModelMixin", source: Audio | Spectrogram, start: float | int) -> tuple[float, Spectrogram]:
     """``(offset, model input)`` of the window of ``source`` at ``start`` (s for Audio, frames for a Spectrogram)."""
     if isinstance(source, Spectrogram):
-        return audio_time(model, source, int(start)), model.window_spectrogram(model._spectrogram(source), int(start))
+        return audio_time(model, source, int(start)), model.window_spectrogram(model.spectrogram_of(source), int(start))
     segment = window_audio(model, source, start)
     # the segment knows where it lies in the recording (Audio.start): its frames' times and the offset use that clock
-    return segment.start, model.fit_window(model._spectrogram(segment))
+    return segment.start, model.fit_window(model.spectrogram_of(segment))
 
 
 def audio_time(model: "SpectrogramModelMixin", spec: Spectrogram, frame: int) -> float:
@@ -140,6 +139,6 @@ def audio_time(model: "SpectrogramModelMixin", spec: Spectrogram, frame: int) ->
 
 def window_audio(model: "SpectrogramModelMixin", source: Audio, start: float) -> Audio:
     """The samples the window at ``start`` (s) reads from ``source``."""
-    if start == 0 and source.duration <= model._span_seconds:
+    if start == 0 and source.duration <= model.span_seconds:
         return source
-    return source.segment(start, start + model._span_seconds)
+    return source.segment(start, start + model.span_seconds)

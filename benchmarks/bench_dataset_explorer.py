@@ -70,7 +70,7 @@ def store_rows(small: bool, tmp: Path) -> list[dict]:
 def map_rows(small: bool) -> list[dict]:
     import pandas as pd
 
-    from audiovis.store.projection import project
+    from audiovis.projections import project
     from audiovis.widgets.dataset_explorer import _jscatter
 
     n, dim = (2_000, 64) if small else (100_000, 768)

@@ -74,7 +74,7 @@ def run(*, minutes: float = 10.0, browser: bool = True) -> list[dict]:
                         peer_value=flac.size_bytes / 1e6, target="<= 10 MB at 10 min" if target else None,
                         met=report.size_bytes <= target if target else None))
         if viewer._tile_server is not None:
-            raw = viewer._tile_server.n_bins * viewer._tile_server.n_frames * 4 / 3  # base64 of raw codes
+            raw = viewer._tile_server.num_bins * viewer._tile_server.num_frames * 4 / 3  # base64 of raw codes
             rows.append(row("pages", f"{label} spectrogram frames in the page", report.parts["spectrogram frames"] / 1e6,
                             "MB", peer="raw uint8 codes, base64", peer_value=raw / 1e6))
         rows.append(row("pages", f"{label} save_html time", save_s, "s"))

@@ -11,7 +11,7 @@ import soundfile as sf
 import audiovis as av
 from audiovis.probe import LinearProbe, kfold_indices
 from audiovis.store import StoreError, embed_dataset
-from audiovis.store.projection import project
+from audiovis.projections import project
 from audiovis.widgets.dataset_explorer import DatasetExplorer, explore_dataset
 
 from .frozen_models import SR, tiny_ast, tone

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import audiovis as av
-from audiovis.widgets.embedding_plot import EmbeddingPlot, palette, pca_2d
+from audiovis.projections import pca_2d
+from audiovis.widgets.embedding_plot import EmbeddingPlot, palette
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +132,7 @@ def test_colouring(grid, spec):
 
 
 def test_palettes_are_the_viewers_tables():
-    tables = json.loads((Path(av.__file__).parent / "widgets" / "colormaps.json").read_text())
+    tables = json.loads((Path(av.__file__).parent / "rendering" / "colormaps.json").read_text())
     pal = palette("viridis")
     assert len(pal) == 256
     assert pal[0] == "#" + tables["viridis"][:6] and pal[-1] == "#" + tables["viridis"][-6:]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import audiovis as av
-from audiovis.widgets import overlays
+from audiovis import overlays
 from audiovis.widgets.explorer import Explorer
 
 

@@ -20,8 +20,9 @@ import torch
 import traitlets
 
 import audiovis as av
-from audiovis.widgets import overlays
-from audiovis.widgets.embedding_plot import palette, pca_2d
+from audiovis import overlays
+from audiovis.projections import pca_2d
+from audiovis.widgets.embedding_plot import palette
 from audiovis.widgets.explorer import Explorer, explore
 
 LABELS = ["tone", "chirp", "<img src=x onerror=alert(1)>", "click train", "hum", "speech"]

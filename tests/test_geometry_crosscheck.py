@@ -47,6 +47,7 @@ def _grid_cases(spec: dict, rng: np.random.Generator) -> dict:
 
     boxes = [tuple(float(v) for v in rng.uniform([-3, -3, -3, -3], [n_frames + 3, n_frames + 3, n_bins + 3, n_bins + 3])) for _ in range(25)]
     boxes += [(5.0, 5.0, 7.0, 7.0), (float(st), float(st), float(sf), float(sf)), (30.0, 12.0, 40.0, 3.0), (0.0, n_frames, 0.0, n_bins)]
+    boxes += [(0.0, 5e-324, 0.0, 0.0), (0.0, 5e-324, 0.0, 5e-324)]  # subnormal edges: hi / stride underflows
     patches_in = [dict(box=list(b), patches=grid.patches_in(b)) for b in boxes]
 
     indices = sorted({0, cols - 1, (rows - 1) * cols, grid.num_patches - 1, *rng.integers(0, grid.num_patches, 6).tolist()})

@@ -167,3 +167,32 @@ def test_bad_indices():
     with pytest.raises(IndexError):
         grid.index(12, 0)
     assert grid.patch_at(float("nan"), 3) is None
+
+
+def test_num_freq_and_num_time_and_their_deprecated_old_names():
+    grid = av.PatchGrid(input_shape=(128, 1024), patch_size=(16, 16), stride=(10, 10))
+    assert (grid.num_freq, grid.num_time) == grid.grid_shape == (12, 101)
+    with pytest.warns(DeprecationWarning, match=r"PatchGrid\.n_freq is deprecated; use PatchGrid\.num_freq"):
+        assert grid.n_freq == 12
+    with pytest.warns(DeprecationWarning, match=r"PatchGrid\.n_time is deprecated; use PatchGrid\.num_time"):
+        assert grid.n_time == 101
+
+
+def test_a_subnormal_box_edge_still_touches_the_first_patch():
+    grid = av.PatchGrid((1, 1), (1, 1), (1, 2))
+    assert grid.patches_in((0.0, 5e-324, 0.0, 0.0)) == [0]  # hi / stride underflows to 0 in float
+
+
+def test_one_patch_index_and_the_browsers_lenient_rule():
+    from audiovis.errors import PatchIndexError
+    from audiovis.patches import check_patch, filter_patches
+
+    assert check_patch(np.int64(5), 10) == 5 and check_patch(7.0, 10) == 7 and check_patch(np.array(3), 10) == 3
+    for bad in (True, [3], (3,), np.array([3]), "3", None, 2.5):
+        with pytest.raises(PatchIndexError):
+            check_patch(bad, 10, context="open: ")
+    with pytest.raises(IndexError, match=r"open: patch 10 outside 0\.\.9"):
+        check_patch(10, 10, context="open: ")
+    kept, dropped = filter_patches([3, 1, 3.0, True, -1, 10, 2.5, "4", None, np.int64(9), 10**400], 10)
+    assert kept == [1, 3, 9]
+    assert dropped[:4] == [True, -1, 10, 2.5] and len(dropped) == 7

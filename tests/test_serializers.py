@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from audiovis.widgets.serializers import array_from_json, array_to_json, quantize_uint8
+from audiovis.rendering.codec import quantize_uint8
+from audiovis.widgets.serializers import array_from_json, array_to_json
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int16", "int32", "float16", "float32", "float64"])

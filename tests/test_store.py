@@ -19,7 +19,7 @@ import torch
 import audiovis as av
 from audiovis.datasets import SyntheticEvents
 from audiovis.store import StoreError, embed_dataset, open_store
-from audiovis.store.build import NOT_COMPUTED
+from audiovis.store.runs import NOT_COMPUTED
 
 from .frozen_models import SR, tiny_ast, tone
 from .test_embeddings import ForwardCounter

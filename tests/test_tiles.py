@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import audiovis as av
-from audiovis.widgets.serializers import dequantize_uint8
+from audiovis.rendering.codec import dequantize_uint8
 from audiovis.widgets.tiles import MAX_MESSAGE_BYTES, OVERVIEW_COLUMNS, TileServer, overview_factor
 
 

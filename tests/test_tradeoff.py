@@ -12,7 +12,7 @@ from audiovis.models.merging import MergedModel
 from audiovis.models.progressive import forward_progressive
 from audiovis.models.pruning import convert_stride, forward_pruned
 from audiovis.models.reduction import Reduction, analytic_macs
-from audiovis.probe import mean_average_precision
+from audiovis.metrics import mean_average_precision
 from audiovis.tradeoff import Tradeoff, parse_setting
 
 from .frozen_models import SR, tiny_ast, tone

@@ -13,7 +13,8 @@ import traitlets
 
 import audiovis as av
 from audiovis.errors import ConfigError
-from audiovis.widgets.serializers import array_from_json, dequantize_uint8
+from audiovis.rendering.codec import dequantize_uint8
+from audiovis.widgets.serializers import array_from_json
 from audiovis.widgets.viewer import AUDIO_CHUNK_SAMPLES, SpectrogramViewer
 
 from .conftest import make_chirp
@@ -89,7 +90,7 @@ def test_default_value_range_db_spans_80_db(audio):
 def test_long_recording_is_pooled_under_the_message_limit(monkeypatch, ast_spec):
     import audiovis.widgets.viewer as viewer_module
 
-    monkeypatch.setattr(viewer_module, "MAX_PAYLOAD_BYTES", 40_000)
+    monkeypatch.setattr(viewer_module, "MAX_MESSAGE_BYTES", 40_000)
     viewer = SpectrogramViewer(ast_spec)
     fpc = viewer._meta["frames_per_column"]
     assert fpc == 4 and viewer._spectrogram.shape == (128, 256)
@@ -251,7 +252,7 @@ def test_odd_requests_get_an_error_answer(viewer, monkeypatch, message, error):
 def test_to_png_colour_bar_label_runs_upwards_beside_its_ticks():
     from PIL import Image, ImageDraw, ImageFont
 
-    from audiovis.widgets.png import _colorbar
+    from audiovis.rendering.png import _colorbar
 
     def drawn(label: str) -> np.ndarray:
         canvas = Image.new("RGB", (200, 300), (255, 255, 255))
@@ -270,7 +271,7 @@ def test_to_png_colour_bar_label_runs_upwards_beside_its_ticks():
 def test_to_png_draws_the_current_view(viewer, tmp_path):
     from PIL import Image
 
-    from audiovis.widgets.png import colormap_table
+    from audiovis.rendering.colormaps import colormap_table
 
     path = tmp_path / "view.png"
     data = viewer.to_png(path, width=400)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from audiovis.widgets.png import color_index, colormap_table, paint_spectrogram
-from audiovis.widgets.serializers import dequantize_uint8, max_pool_frames, quantize_uint8
+from audiovis.rendering.colormaps import color_index, colormap_table
+from audiovis.rendering.png import paint_spectrogram
+from audiovis.rendering.codec import dequantize_uint8, max_pool_frames, quantize_uint8
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "render_cases.json"
 

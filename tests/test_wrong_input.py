@@ -156,10 +156,10 @@ def test_audio_just_over_one_window_gives_no_window_of_padding(demo):
             assert w.spectrogram.valid_frames == 400, (seconds, w.offset)  # none padded at all
             assert round(w.offset * 100) == pytest.approx(w.offset * 100, abs=1e-6)  # on the 10 ms frame grid
         last = windows[-1]
-        assert seconds - 0.01 < last.offset + demo._span_seconds <= seconds + 1e-9  # ends at the end
+        assert seconds - 0.01 < last.offset + demo.span_seconds <= seconds + 1e-9  # ends at the end
         assert windows[-2].offset < last.offset
         # the last window is the model on that stretch alone
-        alone = demo.analyze(audio.segment(last.offset, last.offset + demo._span_seconds))
+        alone = demo.analyze(audio.segment(last.offset, last.offset + demo.span_seconds))
         np.testing.assert_allclose(last.logits, alone.logits, atol=1e-5)
 
 

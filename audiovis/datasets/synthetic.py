@@ -7,7 +7,6 @@ bit-identical on every machine and independent of ``num_clips``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -16,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..audio import Audio
+from ..checks import check_int, check_number, is_int
 from ..errors import ConfigError
 from ..patches import Box
 from . import portable as pm
@@ -91,12 +91,6 @@ class Sources:
     events: tuple[np.ndarray, ...]
 
 
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"SyntheticEvents: {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_classes(classes: Sequence[str] | None) -> tuple[str, ...]:
     if classes is None:
         return CLASSES
@@ -131,17 +125,12 @@ class SyntheticEvents(Dataset):
         sample_rate: int = 16000,
         classes: Sequence[str] | None = None,
     ) -> None:
-        self.num_clips = _check_int(num_clips, "num_clips", 1)
-        self.seed = _check_int(seed, "seed", 0)
-        self.sample_rate = _check_int(sample_rate, "sample_rate", 16000)
+        self.num_clips = check_int(num_clips, "SyntheticEvents: num_clips", minimum=1, error=ConfigError)
+        self.seed = check_int(seed, "SyntheticEvents: seed", minimum=0, error=ConfigError)
+        self.sample_rate = check_int(sample_rate, "SyntheticEvents: sample_rate", minimum=16000, error=ConfigError)
         shortest = MAX_EVENT_SECONDS + 2 * EDGE_SECONDS
-        if isinstance(duration, bool) or not isinstance(duration, (int, float, np.integer, np.floating)) or not (
-            math.isfinite(duration) and shortest <= duration <= 600
-        ):
-            raise ConfigError(
-                f"SyntheticEvents: duration must be a number of seconds in [{shortest}, 600], got {duration!r}"
-            )
-        self.duration = float(duration)
+        self.duration = check_number(duration, "SyntheticEvents: duration", low=shortest, high=600, error=ConfigError,
+                                     what=f"a number of seconds in [{shortest}, 600]")
         self.class_names = _check_classes(classes)
 
     @property
@@ -152,7 +141,7 @@ class SyntheticEvents(Dataset):
         return self.num_clips
 
     def _index(self, index) -> int:
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        if not is_int(index):
             raise TypeError(f"SyntheticEvents indices must be integers, got {type(index).__name__}")
         i = int(index) + (self.num_clips if index < 0 else 0)
         if not 0 <= i < self.num_clips:

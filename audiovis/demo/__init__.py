@@ -6,14 +6,16 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckpointError
 
 if TYPE_CHECKING:
     from ..models.ast import ASTModel
+    from ..models.base import SpectrogramModelMixin
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 TRAIN_SEED = 0
@@ -45,3 +47,31 @@ def load_demo_model() -> "ASTModel":
 
 
 __all__ = ["EVAL_SEED", "TRAIN_SEED", "WEIGHTS_DIR", "load_demo_model"]
+
+
+def resolve_model(model: Any, caller: str) -> "SpectrogramModelMixin":
+    """A widget's ``model`` argument as a model: None or ``"demo"`` is the shipped demo model.
+
+    Args:
+        model: an audiovis model, ``"demo"`` or None.
+        caller: how the error names the call (``"explore()"``, ``"LongViewer"``).
+
+    Returns:
+        The model.
+
+    Raises:
+        TypeError: anything else, with a hint when a path was given.
+    """
+    from ..models.base import SpectrogramModelMixin
+
+    if model is None or (isinstance(model, str) and model.strip().lower() == "demo"):
+        return load_demo_model()
+    if not isinstance(model, SpectrogramModelMixin):
+        path = isinstance(model, (str, os.PathLike))
+        hint = (" (a string names only the demo model, \"demo\"; load others with av.ASTModel.from_pretrained(path))"
+                if path else "")
+        got = repr(model) if path else f"a {type(model).__name__}"
+        raise TypeError(f"{caller}: model must be an audiovis model (ASTModel, ViTModel, av.load_demo_model()), "
+                        f"\"demo\" or None, got {got}{hint}")
+    return model
+

@@ -17,23 +17,8 @@ from typing import Sequence
 import numpy as np
 
 from ..datasets import SyntheticEvents
+from ..metrics import average_precision
 from . import EVAL_SEED
-
-
-def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
-    """Area under the precision-recall curve as the mean precision at each positive (ties grouped)."""
-    scores, targets = np.asarray(scores, dtype=np.float64), np.asarray(targets) > 0.5
-    positives = int(targets.sum())
-    if positives == 0:
-        return float("nan")
-    order = np.argsort(-scores, kind="stable")
-    scores, targets = scores[order], targets[order]
-    hits = np.cumsum(targets)
-    # Only the last position of each run of tied scores is a threshold.
-    last_of_tie = np.r_[scores[1:] != scores[:-1], True]
-    precision = hits[last_of_tie] / (np.flatnonzero(last_of_tie) + 1)
-    recall_gain = np.diff(np.r_[0, hits[last_of_tie]]) / positives
-    return float(np.sum(precision * recall_gain))
 
 
 def patch_centres(grid, spectrogram) -> tuple[np.ndarray, np.ndarray]:
@@ -64,8 +49,8 @@ def _widen(box, spectrogram, frames: float, bins: float) -> tuple[float, float, 
 
 def _area_fraction(box, grid, spectrogram) -> float:
     """Share of the patch-covered spectrogram area (frames x mel bins) inside ``box``."""
-    last_bin = (grid.n_freq - 1) * grid.stride[0] + grid.patch_size[0]
-    last_frame = (grid.n_time - 1) * grid.stride[1] + grid.patch_size[1]
+    last_bin = (grid.num_freq - 1) * grid.stride[0] + grid.patch_size[0]
+    last_frame = (grid.num_time - 1) * grid.stride[1] + grid.patch_size[1]
     t0, t1 = np.clip(spectrogram.time_to_frame([box[0], box[1]]), 0, last_frame)
     f0, f1 = np.clip(spectrogram.hz_to_bin([box[2], box[3]]), 0, last_bin)
     return float((t1 - t0) * (f1 - f0) / (last_frame * last_bin))
@@ -180,7 +165,7 @@ def evaluate(model=None, *, num_clips: int = 300, seed: int = EVAL_SEED, progres
         rollout_any.append(float(in_any[rolled]))
         random_any.append(float(in_any.mean()))
     scores, truth = np.stack(probabilities), np.stack(targets)
-    class_ap = {name: average_precision(scores[:, k], truth[:, k]) for k, name in enumerate(labels)}
+    class_ap = {name: average_precision(truth[:, k], scores[:, k]) for k, name in enumerate(labels)}
     strict, tolerant = np.array(rows["strict"]), np.array(rows["tolerant"])
     classes_arr = np.array(classes)
     return QualityReport(

@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from ..checks import check_int, check_number
 from ..patches import PatchGrid
 
 #: Logits ``[B, classes]`` of a batch of model inputs ``[B, freq bins, frames]``.
@@ -44,6 +45,20 @@ class Faithfulness:
     ``fractions`` ``[steps + 1]`` is the share of patches removed (deletion) or restored (insertion)
     at each step; the curves are the class probability there. Areas are trapezoids over ``fractions``
     (so in [0, 1]). ``random_*`` curves are the mean over ``num_random`` seeded random orders.
+
+    Args:
+        method: the map's name (or ``"custom"`` for a user's array).
+        class_index: the class whose probability the curves follow.
+        label: that class's name.
+        baseline: the value removed footprints took.
+        fractions: the share of patches removed or restored at each step ``[steps + 1]``.
+        deletion: the class probability as the map's highest patches are removed ``[steps + 1]``.
+        insertion: the class probability as they are restored into an all-baseline input ``[steps + 1]``.
+        random_deletion: the deletion curve of random orders, mean over ``num_random`` orders.
+        random_insertion: the insertion curve of random orders, likewise.
+        num_random: random orders averaged.
+        seed: the seed of the random orders.
+        order: the patches in the map's order, highest first.
     """
 
     method: str
@@ -102,12 +117,6 @@ def auc(fractions: np.ndarray, curve: np.ndarray) -> float:
     return float(np.sum(0.5 * (y[1:] + y[:-1]) * np.diff(x)))
 
 
-def check_steps(steps: int) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    return int(steps)
-
-
 def baseline_value(x: torch.Tensor, baseline: str | float) -> float:
     """The value a removed footprint takes: ``"mean"`` of the input, ``"zero"`` (0 of the normalised
     input), or a finite number."""
@@ -117,9 +126,7 @@ def baseline_value(x: torch.Tensor, baseline: str | float) -> float:
         if baseline == "zero":
             return 0.0
         raise ValueError(f"baseline must be one of {list(BASELINES)} or a number, got {baseline!r}")
-    if isinstance(baseline, bool) or not isinstance(baseline, (int, float, np.integer, np.floating)) or not np.isfinite(baseline):
-        raise ValueError(f"baseline must be one of {list(BASELINES)} or a finite number, got {baseline!r}")
-    return float(baseline)
+    return check_number(baseline, "baseline", what=f"one of {list(BASELINES)} or a finite number")
 
 
 def check_map(scores, num_patches: int, what: str = "map") -> np.ndarray:
@@ -262,13 +269,12 @@ def faithfulness(
     Returns:
         A :class:`Faithfulness`.
     """
-    steps = check_steps(steps)
+    steps = check_int(steps, "steps", minimum=1)
     if tuple(x.shape) != tuple(grid.input_shape):
         raise ValueError(f"model input of shape {tuple(x.shape)} does not match the grid's {grid.input_shape}")
     scores = check_map(scores, grid.num_patches)
     value = baseline_value(x, baseline)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    seed = check_int(seed, "seed")
     counts = step_counts(grid.num_patches, steps)
     order = patch_order(scores)
     key = (int(class_index), steps, value, int(seed), int(num_random))

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..checks import check_int
 from ..patches import PatchGrid
 
 #: Interpolated inputs per forward/backward pass.
@@ -48,8 +49,7 @@ def integrated_gradients(
         steps: points of the midpoint Riemann sum along the straight path.
         batch_size: interpolated inputs per pass.
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    steps = check_int(steps, "steps", minimum=1)
     x, baseline = x.detach().float(), baseline.detach().float()
     delta = x - baseline
     alphas = (torch.arange(int(steps), dtype=torch.float32) + 0.5) / int(steps)

@@ -22,6 +22,7 @@ from timm.layers import Mlp
 from timm.models.deit import VisionTransformerDistilled
 from torch import nn
 
+from ..checks import check_int, check_number
 from ..errors import CheckpointError, ConfigError
 from ..spectrogram import KaldiFbank
 import audiovis.models.checkpoints as ckpt
@@ -56,6 +57,29 @@ class ASTConfig:
     ``multi_label`` picks sigmoid (True) or softmax probabilities; ``fbank_mean``/``fbank_std``
     normalise the Kaldi filterbank (AudioSet statistics by default). ``classifier_layer_norm_eps``
     is the head LayerNorm's epsilon when it differs from ``layer_norm_eps`` (original AST: 1e-5 vs 1e-6).
+
+    Args:
+        hidden_size: width of the token embeddings.
+        num_hidden_layers: transformer blocks.
+        num_attention_heads: heads per block; must divide ``hidden_size``.
+        intermediate_size: width of each block's MLP.
+        hidden_act: the MLP's activation (``"gelu"``, ``"gelu_new"``, ``"relu"``, ``"silu"``, ...).
+        hidden_dropout_prob: dropout after attention and MLP, in [0, 1).
+        attention_probs_dropout_prob: dropout on attention probabilities, in [0, 1).
+        initializer_range: standard deviation of a new head's random weights.
+        layer_norm_eps: epsilon of the blocks' LayerNorms.
+        classifier_layer_norm_eps: epsilon of the head's LayerNorm (None: ``layer_norm_eps``).
+        patch_size: side of a square patch in bins and frames.
+        qkv_bias: whether the query/key/value projections have a bias.
+        frequency_stride: bins between patch rows.
+        time_stride: frames between patch columns.
+        max_length: frames of the model input.
+        num_mel_bins: mel bins of the model input.
+        num_labels: outputs of the classification head.
+        labels: the class names (None: AudioSet's for 527 outputs, else ``LABEL_i``).
+        multi_label: sigmoid probabilities (True) or softmax (False).
+        fbank_mean: mean of the Kaldi filterbank used to normalise it.
+        fbank_std: standard deviation used to normalise it.
     """
 
     hidden_size: int = 768
@@ -82,9 +106,7 @@ class ASTConfig:
 
     def __post_init__(self) -> None:
         for name in _INT_FIELDS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"ASTConfig.{name} must be a positive integer, got {value!r}")
+            setattr(self, name, check_int(getattr(self, name), f"ASTConfig.{name}", minimum=1, error=ConfigError))
         if self.hidden_size % self.num_attention_heads:
             raise ConfigError(
                 f"ASTConfig: num_attention_heads={self.num_attention_heads} does not divide hidden_size={self.hidden_size}"
@@ -97,15 +119,12 @@ class ASTConfig:
         if self.hidden_act not in _ACTIVATIONS:
             raise ConfigError(f"ASTConfig.hidden_act must be one of {sorted(_ACTIVATIONS)}, got {self.hidden_act!r}")
         for name in ("layer_norm_eps", "classifier_layer_norm_eps", "fbank_std"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0):
-                raise ConfigError(f"ASTConfig.{name} must be a positive number, got {value!r}")
+            if getattr(self, name) is not None:
+                check_number(getattr(self, name), f"ASTConfig.{name}", low=0, low_open=True, error=ConfigError)
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise ConfigError(f"ASTConfig.{name} must be in [0, 1), got {value!r}")
-        if not isinstance(self.fbank_mean, (int, float)) or not math.isfinite(self.fbank_mean):
-            raise ConfigError(f"ASTConfig.fbank_mean must be a finite number, got {self.fbank_mean!r}")
+            check_number(getattr(self, name), f"ASTConfig.{name}", low=0, high=1, high_open=True, error=ConfigError,
+                         what="in [0, 1)")
+        check_number(self.fbank_mean, "ASTConfig.fbank_mean", error=ConfigError)
         if self.labels is not None:
             self.labels = [str(name) for name in self.labels]
             if len(self.labels) != self.num_labels:
@@ -305,7 +324,13 @@ class ASTModel(SpectrogramModelMixin, VisionTransformerDistilled):
         return super().forward_intermediates(self.as_image(x), *args, **kwargs)
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None, labels: list[str] | None = None) -> None:
-        """A new random head with ``num_classes`` outputs (and names), e.g. before fine-tuning."""
+        """A new random head with ``num_classes`` outputs (and names), e.g. before fine-tuning.
+
+        Args:
+            num_classes: outputs of the new head.
+            global_pool: accepted for timm's signature; AST's head always reads its prefix tokens.
+            labels: names of the classes (None: ``LABEL_i``).
+        """
         self.config = self.config.replace(num_labels=num_classes, labels=labels)
         self.num_classes = num_classes
         device = self.pos_embed.device
@@ -353,7 +378,19 @@ class ASTModel(SpectrogramModelMixin, VisionTransformerDistilled):
         The checkpoint's own config (``config.json``) is used when there is one; otherwise it is inferred
         from tensor shapes (DeiT head counts, AST's 128 mel bins and stride 10). ``config`` overrides
         fields (a dict) or replaces the config (an ASTConfig); a different input length or number of mel
-        bins adapts the position embedding as AST does. Returns the model in eval mode on ``device``.
+        bins adapts the position embedding as AST does.
+
+        Args:
+            name_or_path: a local directory or file, or a Hugging Face hub id.
+            config: fields to override (a dict) or the whole config (an ASTConfig).
+            cache_dir: where hub downloads are kept (default: Hugging Face's cache).
+            device: where the model is put.
+
+        Returns:
+            The model, in eval mode on ``device``.
+
+        Raises:
+            CheckpointError: the file cannot be read or does not fit an AST.
         """
         files = ckpt.resolve(name_or_path, cache_dir=cache_dir)
         state = ckpt.read_state_dict(files.weights)
@@ -382,6 +419,14 @@ class ASTModel(SpectrogramModelMixin, VisionTransformerDistilled):
         interpolated to the spectrogram grid, and a checkpoint without a distillation token lends its
         class token (and its position) to both prefix slots. The head starts random. Transformer sizes
         come from the checkpoint; ``config`` sets the audio side (mel bins, length, strides, labels).
+
+        Args:
+            path: the timm checkpoint file (a PyTorch pickle or ``.safetensors``).
+            config: the audio side's fields (a dict) or a whole ASTConfig.
+            device: where the model is put.
+
+        Returns:
+            The model, in eval mode on ``device``, its head untrained.
         """
         state = ckpt.read_state_dict(path)
         converted = ckpt.to_timm(state, ckpt.detect_layout(state))
@@ -473,18 +518,18 @@ def _source_config(files: ckpt.CheckpointFiles, state: dict, layout: str, overri
             kwargs[key] = hints[key]
     kwargs["num_mel_bins"] = kwargs.get("num_mel_bins", 128)
     probe = ASTConfig(**{**kwargs, "max_length": max(kwargs["patch_size"], 16)})
-    n_freq = probe.grid_shape[0]
+    num_freq = probe.grid_shape[0]
     positions = arch["num_positions"]
-    if positions % n_freq:
+    if positions % num_freq:
         raise CheckpointError(
-            f"{files.name!r}: {positions} position embeddings do not fit {n_freq} frequency rows; "
+            f"{files.name!r}: {positions} position embeddings do not fit {num_freq} frequency rows; "
             "pass config={'num_mel_bins': ..., 'frequency_stride': ...} describing the checkpoint"
         )
-    n_time = positions // n_freq
+    num_time = positions // num_freq
     stride = kwargs.get("time_stride", 10)
-    kwargs["max_length"] = hints.get("max_length", _KNOWN_LENGTHS.get(n_time) if stride == 10 else None) or (n_time - 1) * stride + kwargs["patch_size"]
-    if (kwargs["max_length"] - kwargs["patch_size"]) // stride + 1 != n_time:
-        kwargs["max_length"] = (n_time - 1) * stride + kwargs["patch_size"]
+    kwargs["max_length"] = hints.get("max_length", _KNOWN_LENGTHS.get(num_time) if stride == 10 else None) or (num_time - 1) * stride + kwargs["patch_size"]
+    if (kwargs["max_length"] - kwargs["patch_size"]) // stride + 1 != num_time:
+        kwargs["max_length"] = (num_time - 1) * stride + kwargs["patch_size"]
     preset = None if kwargs["num_labels"] == 527 else _PRESET_BY_LENGTH.get(kwargs["max_length"])
     if preset:
         stats = KaldiFbank.preset(preset)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..audio import Audio
+from ..checks import check_int
 from ..patches import PatchGrid
 from ..spectrogram import KaldiFbank, Spectrogram, load_source
 from .delegate import runner
@@ -152,6 +153,17 @@ class SpectrogramModelMixin:
         use explicit softmax attention and append its probabilities ``[B, heads, T, T]``; otherwise
         timm's fused attention runs. ``key_bias`` ``[B, T]`` is added to the attention logits of every
         key (token pruning gives a token standing for ``m`` patches ``log m``).
+
+        Args:
+            tokens: the input tokens ``[B, T, D]``.
+            start: the first block run.
+            stop: the block after the last one run (None: through the last block).
+            hidden_states: a list each block's output is appended to (None: not kept).
+            attentions: a list each block's attention probabilities are appended to (None: fused attention).
+            key_bias: ``[B, T]`` added to every query's attention logits for each key (None: no bias).
+
+        Returns:
+            The tokens after the last block run, ``[B, T, D]`` (before the final norm).
         """
         blocks = self.backbone.blocks
         mask = None if key_bias is None else key_bias.to(tokens.dtype)[:, None, None, :]
@@ -183,7 +195,7 @@ class SpectrogramModelMixin:
 
     def spectrogram(self, audio: AudioInput, *, sample_rate: int | None = None) -> Spectrogram:
         """The model-input Spectrogram of ``audio``'s first window: the front end's, cut or padded to the input frames."""
-        return self.fit_window(self._spectrogram(load_source(audio, sample_rate)))
+        return self.fit_window(self.spectrogram_of(load_source(audio, sample_rate)))
 
     def fit_window(self, spec: Spectrogram) -> Spectrogram:
         """``spec`` cut or padded at the end to one model input (``input_shape[1]`` frames).
@@ -200,9 +212,9 @@ class SpectrogramModelMixin:
         its front end without ``target_frames``, this equals the front end's output on that window's audio
         (Kaldi frames are local), padding included.
         """
-        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start < max(1, spec.num_frames):
-            raise ValueError(f"window start must be a frame in 0..{spec.num_frames - 1}, got {start!r}")
-        stop = min(spec.num_frames, int(start) + self.input_shape[1])
+        start = check_int(start, "window start", minimum=0, maximum=max(1, spec.num_frames) - 1,
+                          what=f"a frame in 0..{spec.num_frames - 1}")
+        stop = min(spec.num_frames, start + self.input_shape[1])
         cut = replace(spec, values=spec.values[:, start:stop].contiguous(), times=spec.times[start:stop],
                       valid_frames=max(0, min(spec.valid_frames, stop) - int(start)))
         return self.fit_window(cut)
@@ -241,6 +253,21 @@ class SpectrogramModelMixin:
         with one entry per clip (an Analysis, or a WindowedAnalyses for a long clip), analysed one after
         another with the same options; e.g. ``model.analyze(list(batch), sample_rate=16000)`` for the rows
         of a ``[clips, samples]`` tensor (given whole, its rows would be mixed as channels of one clip).
+
+        Args:
+            audio: an Audio, a path, an array (with ``sample_rate``), a Spectrogram, or a list of them.
+            hop: seconds between window starts for long input (None: :attr:`window_seconds`).
+            attention: compute every attention map during the pass.
+            sample_rate: the rate of an array or tensor given as ``audio``.
+            keep_ratio: the share of patch tokens kept (token pruning), in (0, 1].
+            keep_by: how pruning ranks patches: ``"energy"`` or ``"attention"``.
+            prune_layer: the first block that runs on the kept tokens only (a list: progressive stages).
+            fuse_dropped: the dropped patches run on as one fused token.
+            merge_ratio: the share of patch tokens merged away (token merging), in [0, 1).
+
+        Returns:
+            An :class:`~audiovis.Analysis`; a :class:`~audiovis.analysis.WindowedAnalyses` for input longer
+            than one window; a list of those for a list of clips.
         """
         return runner().analyze(
             self, audio, hop=hop, attention=attention, sample_rate=sample_rate, keep_ratio=keep_ratio, keep_by=keep_by,
@@ -280,6 +307,21 @@ class SpectrogramModelMixin:
         ``target_frames`` gives the windows of its audio; for dB front ends the floor is the whole
         spectrogram's rather than each window's. The pruning arguments are :meth:`analyze`'s, applied to
         every window.
+
+        Args:
+            audio: an Audio, a path, an array (with ``sample_rate``) or a Spectrogram.
+            hop: seconds between window starts (None: :attr:`window_seconds`).
+            windows: indices of the windows to analyse (None: all).
+            attention: compute every attention map during the pass.
+            sample_rate: the rate of an array or tensor given as ``audio``.
+            keep_ratio: as in :meth:`analyze`.
+            keep_by: as in :meth:`analyze`.
+            prune_layer: as in :meth:`analyze`.
+            fuse_dropped: as in :meth:`analyze`.
+            merge_ratio: as in :meth:`analyze`.
+
+        Returns:
+            A :class:`~audiovis.analysis.WindowedAnalyses`, one Analysis per window, in time order.
         """
         return runner().analyze_windows(
             self, audio, hop=hop, windows=windows, attention=attention, sample_rate=sample_rate, keep_ratio=keep_ratio,
@@ -304,6 +346,14 @@ class SpectrogramModelMixin:
 
         For batch pipelines (the embedding store) that run many clips' windows through the model together:
         the windows, their inputs and offsets are exactly :meth:`analyze`'s (the one window rule).
+
+        Args:
+            audio: an Audio, a path, an array (with ``sample_rate``) or a Spectrogram.
+            hop: seconds between window starts (None: :attr:`window_seconds`).
+            sample_rate: the rate of an array or tensor given as ``audio``.
+
+        Returns:
+            ``(offset, spectrogram)`` per window: its start in seconds and the model input.
         """
         return runner().model_windows(self, audio, hop=hop, sample_rate=sample_rate)
 
@@ -317,7 +367,7 @@ class SpectrogramModelMixin:
         return None
 
     @property
-    def _span_seconds(self) -> float:
+    def span_seconds(self) -> float:
         """Seconds of audio one window reads: its frames' hops plus the last frame's overhang."""
         fe = self.frontend
         overhang = max(0, getattr(fe, "win_length", fe.hop_length) - fe.hop_length)
@@ -363,7 +413,9 @@ class SpectrogramModelMixin:
             self.__dict__["_frontend_probe"] = cached
         return cached[1]
 
-    def _spectrogram(self, source: Audio | Spectrogram) -> Spectrogram:
+    def spectrogram_of(self, source: Audio | Spectrogram) -> Spectrogram:
+        """The model's input spectrogram of ``source``: its front end applied to Audio, or a Spectrogram checked
+        to be one (same front end, or units, scale and hop) with the model's number of frequency bins."""
         if isinstance(source, Spectrogram):
             self._check_frontend(source)
         spec = source if isinstance(source, Spectrogram) else self.frontend(source)

@@ -24,8 +24,6 @@ faster); ending at block 4 leaves 53 %. ``last_layer=num_layers - 1`` gives ToMe
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_number
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -41,11 +40,8 @@ if TYPE_CHECKING:
 
 def check_merge_ratio(merge_ratio: float) -> float:
     """``merge_ratio`` as a float in [0, 1), or a ValueError naming it."""
-    if isinstance(merge_ratio, bool) or not isinstance(merge_ratio, numbers.Real) or not math.isfinite(merge_ratio):
-        raise ValueError(f"merge_ratio must be a number in [0, 1), got {merge_ratio!r}")
-    if not 0.0 <= merge_ratio < 1.0:
-        raise ValueError(f"merge_ratio must be in [0, 1) (the share of patch tokens merged away), got {merge_ratio!r}")
-    return float(merge_ratio)
+    return check_number(merge_ratio, "merge_ratio", low=0, high=1, high_open=True,
+                        what="a number in [0, 1) (the share of patch tokens merged away)")
 
 
 def num_merged(num_patches: int, merge_ratio: float) -> int:

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..checks import is_int
+
 if TYPE_CHECKING:
     from .base import SpectrogramModelMixin
 
@@ -34,7 +36,7 @@ def check_stages(stages: Sequence[int], num_layers: int) -> tuple[int, ...]:
     """``stages`` as increasing block indices in ``[1, num_layers]``, or a ValueError naming the problem."""
     out = []
     for s in stages:
-        if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= num_layers:
+        if not is_int(s) or not 1 <= s <= num_layers:
             raise ValueError(f"pruning stages must be block indices in [1, {num_layers}] (attention of the block before ranks the patches), got {list(stages)!r}")
         out.append(int(s))
     if not out or any(b <= a for a, b in zip(out, out[1:])):

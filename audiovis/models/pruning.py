@@ -28,7 +28,6 @@ Kept token indices are returned in token order; ties in the score go to the lowe
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -36,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_int, check_number, check_pair
 from ..errors import ConfigError
 from ..patches import PatchGrid
 
@@ -50,11 +50,8 @@ DEFAULT_PRUNE_LAYER = {"energy": 0, "attention": 2}
 
 def check_keep_ratio(keep_ratio: float) -> float:
     """``keep_ratio`` as a float in (0, 1], or a ValueError naming it."""
-    if isinstance(keep_ratio, bool) or not isinstance(keep_ratio, numbers.Real) or not math.isfinite(keep_ratio):
-        raise ValueError(f"keep_ratio must be a number in (0, 1], got {keep_ratio!r}")
-    if not 0.0 < keep_ratio <= 1.0:
-        raise ValueError(f"keep_ratio must be in (0, 1] (the share of patches kept), got {keep_ratio!r}")
-    return float(keep_ratio)
+    return check_number(keep_ratio, "keep_ratio", low=0, high=1, low_open=True,
+                        what="a number in (0, 1] (the share of patches kept)")
 
 
 def num_kept(num_patches: int, keep_ratio: float) -> int:
@@ -67,13 +64,10 @@ def resolve_prune_layer(keep_by: str, prune_layer: int | None, num_layers: int) 
     if keep_by not in KEEP_BY:
         raise ValueError(f"keep_by must be one of {list(KEEP_BY)}, got {keep_by!r}")
     layer = DEFAULT_PRUNE_LAYER[keep_by] if prune_layer is None else prune_layer
-    if isinstance(layer, bool) or not isinstance(layer, int):
-        raise ValueError(f"prune_layer must be an integer block index, got {prune_layer!r}")
     low = 1 if keep_by == "attention" else 0
-    if not low <= layer <= num_layers:
-        what = "attention scores come from block prune_layer - 1, so " if keep_by == "attention" else ""
-        raise ValueError(f"prune_layer must be in [{low}, {num_layers}] ({what}the model has {num_layers} blocks), got {layer}")
-    return layer
+    why = "attention scores come from block prune_layer - 1, so " if keep_by == "attention" else ""
+    return check_int(layer, "prune_layer", minimum=low, maximum=num_layers,
+                     what=f"in [{low}, {num_layers}] ({why}the model has {num_layers} blocks)")
 
 
 def patch_energy(x: torch.Tensor, grid: PatchGrid) -> torch.Tensor:
@@ -301,15 +295,15 @@ class PrunedModel(nn.Module):
 # -- coarser strides --------------------------------------------------------------------------
 
 
-def _axis_weights(n_new: int, stride_new: int, n_old: int, stride_old: int) -> torch.Tensor:
-    """Linear interpolation ``[n_new, n_old]`` from old grid positions to the new patches' start offsets."""
-    start = torch.arange(n_new, dtype=torch.float64) * stride_new / stride_old
-    u = start.clamp(0, n_old - 1)
-    lo = u.floor().long().clamp(max=n_old - 1)
-    hi = (lo + 1).clamp(max=n_old - 1)
+def _axis_weights(num_new: int, stride_new: int, num_old: int, stride_old: int) -> torch.Tensor:
+    """Linear interpolation ``[num_new, num_old]`` from old grid positions to the new patches' start offsets."""
+    start = torch.arange(num_new, dtype=torch.float64) * stride_new / stride_old
+    u = start.clamp(0, num_old - 1)
+    lo = u.floor().long().clamp(max=num_old - 1)
+    hi = (lo + 1).clamp(max=num_old - 1)
     frac = u - lo.double()
-    w = torch.zeros(n_new, n_old, dtype=torch.float64)
-    rows = torch.arange(n_new)
+    w = torch.zeros(num_new, num_old, dtype=torch.float64)
+    rows = torch.arange(num_new)
     w[rows, lo] += 1 - frac
     w[rows, hi] += frac
     return w
@@ -331,12 +325,12 @@ def adapt_pos_embed_to_stride(pos_embed: torch.Tensor, old_grid: PatchGrid, new_
     if pos_embed.ndim != 3 or pos_embed.shape[1] != p + old_grid.num_patches:
         raise ConfigError(
             f"pos_embed of shape {tuple(pos_embed.shape)} does not fit {p} prefix tokens + the "
-            f"{old_grid.n_freq} x {old_grid.n_time} grid"
+            f"{old_grid.num_freq} x {old_grid.num_time} grid"
         )
     dim = pos_embed.shape[-1]
-    old = pos_embed[0, p:].reshape(old_grid.n_freq, old_grid.n_time, dim).double()
-    wf = _axis_weights(new_grid.n_freq, new_grid.stride[0], old_grid.n_freq, old_grid.stride[0])
-    wt = _axis_weights(new_grid.n_time, new_grid.stride[1], old_grid.n_time, old_grid.stride[1])
+    old = pos_embed[0, p:].reshape(old_grid.num_freq, old_grid.num_time, dim).double()
+    wf = _axis_weights(new_grid.num_freq, new_grid.stride[0], old_grid.num_freq, old_grid.stride[0])
+    wt = _axis_weights(new_grid.num_time, new_grid.stride[1], old_grid.num_time, old_grid.stride[1])
     new = torch.einsum("ar,bc,rcd->abd", wf, wt, old).reshape(1, new_grid.num_patches, dim)
     return torch.cat([pos_embed[:, :p], new.to(pos_embed.dtype)], dim=1)
 
@@ -347,10 +341,7 @@ def convert_stride(model: "ASTModel", stride: int | tuple[int, int] = 16) -> "AS
     Every weight is copied; the position embeddings are re-gridded by :func:`adapt_pos_embed_to_stride`.
     The result is a new model in eval mode on the same device; ``model`` is unchanged.
     """
-    pair = (stride, stride) if not isinstance(stride, (tuple, list)) else tuple(stride)
-    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in pair):
-        raise ConfigError(f"stride must be a positive integer or a (frequency, time) pair of them, got {stride!r}")
-    sf, st = pair
+    sf, st = check_pair(stride, "stride", error=ConfigError)
     precision = getattr(model, "precision", "fp32")
     if precision != "fp32":
         raise ConfigError(f"convert_stride needs the float32 model; this one is {precision}: convert the stride, then quantize")

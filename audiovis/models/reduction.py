@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 import numpy as np
 import torch
 
+from ..checks import check_int, is_int
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class Reduction:
         if isinstance(prune_layer, (list, tuple)) and keep_by == "attention":
             layer = tuple(prune_layer)  # progressive stages, checked by resolve
         elif prune_layer is not None:
-            if isinstance(prune_layer, bool) or not isinstance(prune_layer, (int, np.integer)):
+            if not is_int(prune_layer):
                 raise ValueError(f"prune_layer must be an integer block index (or, with keep_by='attention', a list of "
                                  f"them for progressive pruning), got {prune_layer!r}")
             layer = int(prune_layer)
@@ -114,9 +115,9 @@ class Reduction:
 
             n = model.num_layers
             layer = default_last_layer(n) if self.layer is None else self.layer
-            if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < n:
-                raise ValueError(f"the last merging block must be in [0, {n - 1}] (the model has {n} blocks), got {self.layer!r}")
-            return replace(self, layer=int(layer))
+            layer = check_int(layer, "the last merging block", minimum=0, maximum=n - 1,
+                              what=f"in [0, {n - 1}] (the model has {n} blocks)")
+            return replace(self, layer=layer)
         raise ValueError(f"reduction method must be one of {list(METHODS)}, got {self.method!r}")
 
     @property

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checks import check_int
 from ..errors import AudiovisError, CheckpointError, ConfigError
 from ..patches import PatchGrid
 from ..spectrogram import MelSpectrogram
@@ -65,6 +66,17 @@ class ViTModel(SpectrogramModelMixin, nn.Module):
     another size than ``num_classes`` is dropped and starts random. The front end defaults to a 16 kHz
     log-mel spectrogram with ``input_shape[0]`` bands and a 10 ms hop. ``labels`` default to AudioSet's
     names for 527 classes (a fresh head predicts nothing until trained).
+
+    Args:
+        name: the timm model name.
+        input_shape: ``(freq bins, frames)`` of the model input.
+        stride: step between patches, an int or ``(freq, time)`` (None: the patch size, no overlap).
+        checkpoint: a local timm weights file (None: random weights, or timm's own with ``pretrained=True``).
+        num_classes: outputs of the classification head.
+        labels: the class names (None: AudioSet's for 527 classes, else ``LABEL_i``).
+        multi_label: sigmoid probabilities (True) or softmax (False).
+        frontend: the module turning audio into the model input (None: a 16 kHz log-mel spectrogram).
+        **timm_kwargs: passed on to ``timm.create_model``.
     """
 
     def __init__(
@@ -87,8 +99,7 @@ class ViTModel(SpectrogramModelMixin, nn.Module):
         from timm.models.vision_transformer import VisionTransformer
 
         grid_check = PatchGrid(input_shape, 1, 1)  # validates the shape
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ConfigError(f"ViTModel: num_classes must be a positive integer, got {num_classes!r}")
+        num_classes = check_int(num_classes, "ViTModel: num_classes", minimum=1, error=ConfigError)
         if labels is not None and len(labels) != num_classes:
             raise ConfigError(f"ViTModel: {len(labels)} labels given for num_classes={num_classes}")
         kwargs: dict[str, Any] = dict(

@@ -11,50 +11,21 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-import numpy as np
-
+from ..checks import check_int
+from ..errors import ConfigError
 from .compute import WindowEmbedder, embed_prepared, prepare, resolve_layers
 from .manifest import MANIFEST, Manifest, StoreError, store_model_key
 from .shards import SHARDS, stored_ids, write_shard
+from .runs import INDEX, RunSummary, index_row, write_index
 from .sources import Item, Loaded, iter_chunks, plan, read
 
 if TYPE_CHECKING:
     from .store import EmbeddingStore
 
-INDEX = "clips.parquet"
 ENGINES = ("local", "ray")
-NOT_COMPUTED = "not computed yet: the run that built this store stopped before this clip (run embed_dataset again)"
-
-
-@dataclass
-class RunSummary:
-    """What one run did: clips computed, found already stored, failed (error rows), and the time it took."""
-
-    total: int
-    done: int
-    skipped: int
-    failed: int
-    seconds: float
-    engine: str = "local"
-
-    @property
-    def clips_per_second(self) -> float:
-        computed = self.done + self.failed
-        return computed / self.seconds if self.seconds > 0 else float("nan")
-
-    def line(self) -> str:
-        return (f"embed_dataset ({self.engine}): {self.total} clips: {self.done} done, {self.skipped} skipped "
-                f"(already stored), {self.failed} failed; {self.clips_per_second:.2f} clips/s")
-
-
-def _check_positive(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def new_manifest(model: Any, layers: Sequence[int], *, patches: bool, patch_dtype: str, predictions: bool,
@@ -104,32 +75,6 @@ def open_for_writing(root: Path, model: Any, layers: Sequence[int], *, patches: 
                             sample_rate=sample_rate)
     manifest.write(root)
     return manifest
-
-
-def index_row(item: Item, loaded: Loaded | None) -> dict[str, Any]:
-    return {"position": item.position, "clip_id": None if loaded is None else loaded.clip_id,
-            "source": item.source, **item.labels}
-
-
-def write_index(root: Path, rows: list[dict[str, Any]]) -> None:
-    """``clips.parquet``: every source in input order (clip_id, source, labels), written atomically."""
-    import io
-
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from .manifest import write_atomic
-
-    frame = pd.DataFrame(rows)
-    for column in frame.columns:
-        try:
-            pa.array(frame[column])
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-            frame[column] = frame[column].map(repr)  # mixed label types: kept as their text
-    buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
-    write_atomic(root / INDEX, buffer.getvalue())
 
 
 def run_local(items: list[Item], dataset: Any, model: Any, manifest: Manifest, root: Path | None, *,
@@ -232,10 +177,10 @@ def embed_dataset(
 
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
-    batch_size = _check_positive(batch_size, "batch_size")
-    shard_size = _check_positive(shard_size, "shard_size")
+    batch_size = check_int(batch_size, "batch_size", minimum=1, error=ConfigError)
+    shard_size = check_int(shard_size, "shard_size", minimum=1)
     if num_workers is not None:
-        num_workers = _check_positive(num_workers, "num_workers")
+        num_workers = check_int(num_workers, "num_workers", minimum=1)
     if not isinstance(patches, bool):
         raise ValueError(f"patches must be True or False, got {patches!r}")
     block_layers = resolve_layers(layers, model.num_layers)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..audio import Audio
+from ..checks import check_int, is_int
 from .sources import Loaded
 
 TOP_K = 5
@@ -48,13 +49,12 @@ def prepare(model: Any, loaded: Loaded) -> Prepared:
 
 def resolve_layers(layer: int | Sequence[int], num_layers: int) -> list[int]:
     """Block indices in ``[0, num_layers)`` (negative ones count from the end); checked."""
-    layers = [layer] if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool) else list(layer)
+    layers = [layer] if is_int(layer) else list(layer)
     if not layers:
         raise ValueError("layer: give at least one layer index")
     out = []
     for value in layers:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ValueError(f"layer must be an integer (or a list of integers), got {value!r}")
+        check_int(value, "layer", what="an integer (or a list of integers)")
         index = int(value) + (num_layers if value < 0 else 0)
         if not 0 <= index < num_layers:
             raise ValueError(f"layer {value} is outside the model's blocks: 0 .. {num_layers - 1} (or -1 .. {-num_layers})")

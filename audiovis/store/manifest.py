@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..checks import check_int
 from ..errors import AudiovisError
 
 FORMAT = "audiovis-embedding-store"
@@ -139,8 +140,7 @@ class Manifest:
 
     def resolve_layer(self, layer: int) -> int:
         """A stored block index for ``layer`` (negative counts from the model's last block)."""
-        if isinstance(layer, bool) or not hasattr(layer, "__index__"):
-            raise ValueError(f"layer must be an integer, got {layer!r}")
+        check_int(layer, "layer")
         index = int(layer) + (self.num_layers if layer < 0 else 0)
         if index not in self.layers:
             stored = ", ".join(str(v) for v in self.layers)

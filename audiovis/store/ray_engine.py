@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .build import RunSummary, index_row
+from .runs import RunSummary, index_row
 from .compute import Prepared, WindowEmbedder, embed_prepared
 from .manifest import Manifest
 from .shards import stored_ids, write_shard
@@ -262,7 +262,7 @@ def run_ray(items: list[Item], dataset: Any, model: Any, manifest: Manifest, roo
         labels = json.loads(r["labels"]) if r["labels"] else {}
         item.labels = {**labels, **item.labels}
         index.append(index_row(item, Loaded(item, str(r["clip_id"]))))
-    from .build import write_index
+    from .runs import write_index
     from .shards import read_columns
 
     table = read_columns(root, ["error"])

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..checks import check_index, check_int
 from .manifest import Manifest, StoreError
 from .shards import read_columns, shard_paths
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .build import RunSummary
+    from .runs import RunSummary
     from .search import PatchIndex
 
 META_COLUMNS = ("duration", "error", "num_windows", "window_starts")
@@ -66,7 +67,7 @@ class EmbeddingStore:
     def _load_clips(self) -> "pd.DataFrame":
         import pandas as pd
 
-        from .build import INDEX, NOT_COMPUTED
+        from .runs import INDEX, NOT_COMPUTED
 
         columns = list(META_COLUMNS) + (list(PREDICTION_COLUMNS) if self.manifest.predictions else [])
         table = read_columns(self.path, columns)
@@ -138,7 +139,16 @@ class EmbeddingStore:
         raise KeyError(f"clip {clip_id!r} is not in the store at {str(self.path)!r}")
 
     def window_embeddings(self, clip_id: str, layer: int = -1, pooling: str = "mean") -> np.ndarray:
-        """``[windows, dim]``: each model window's vector of one clip (their mean is its clip vector)."""
+        """``[windows, dim]``: each model window's vector of one clip (their mean is its clip vector).
+
+        Args:
+            clip_id: a clip of the store.
+            layer: a stored block (negative counts from the model's last block).
+            pooling: ``"mean"`` of the window's patch tokens or its ``"cls"`` token.
+
+        Returns:
+            float32 ``[windows, dim]``, in time order.
+        """
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
         ly = self.manifest.resolve_layer(layer)
@@ -150,6 +160,18 @@ class EmbeddingStore:
         """``[num_patches, dim]`` patch tokens of one clip's window (float16 as stored), token order.
 
         ``window`` picks a window of a clip longer than one (required then); a one-window clip needs none.
+
+        Args:
+            clip_id: a clip of the store.
+            layer: a stored block (negative counts from the model's last block).
+            window: the model window (None: the only one of a one-window clip).
+
+        Returns:
+            ``[num_patches, dim]`` in the stored dtype (float16 by default).
+
+        Raises:
+            ValueError: the store has no patches, or a clip of several windows without ``window``.
+            IndexError: a window outside the clip's.
         """
         if not self.manifest.patches:
             raise ValueError(f"the store at {str(self.path)!r} was built without patches; "
@@ -165,9 +187,7 @@ class EmbeddingStore:
             if windows > 1:
                 raise ValueError(f"clip {clip_id!r} has {windows} windows; pass window=0..{windows - 1}")
             window = 0
-        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or not 0 <= window < windows:
-            raise IndexError(f"window {window!r} outside 0..{windows - 1} of clip {clip_id!r}")
-        return values[int(window)]
+        return values[check_index(window, windows, "window", context=f" of clip {clip_id!r}")]
 
     @staticmethod
     def _check_row(clip_id: str, row: dict) -> None:
@@ -224,8 +244,7 @@ class EmbeddingStore:
         """
         import pandas as pd
 
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        k = check_int(k, "k", minimum=1)
         index, info = self.patch_index(layer, method)
         extra = 0
         if exclude_clip is not None:

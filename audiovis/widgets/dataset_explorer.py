@@ -19,8 +19,10 @@ import ipywidgets as W
 import numpy as np
 import traitlets
 
+from ..checks import check_index, check_int
+from ..patches import check_patch
 from ..store import EmbeddingStore
-from ..store.projection import project
+from ..projections import project
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,6 +64,15 @@ class DatasetExplorer(traitlets.HasTraits):
     :attr:`color_options`. ``explorer``: the opened clip's Explorer (None until :meth:`open`). ``hits``: the
     last :meth:`find_similar` result. ``widget``: the ipywidgets box shown in a notebook (the explorer is not
     itself a widget because ``Widget.open`` is ipywidgets' own method and ``open(clip_id)`` is this one's).
+
+    Args:
+        store: the embedding store.
+        model: the model that built the store (None: no clip can be opened).
+        layer: the stored block whose clip vectors make the map.
+        color_by: a column to colour by (None: correct/wrong when labels and predictions exist).
+        projection: ``"pca"`` or ``"umap"``.
+        height: the map's height in pixels.
+        sources: where to read clips embedded from memory (see :func:`explore_dataset`).
     """
 
     selection = traitlets.List(traitlets.Unicode(), help="Selected clip ids (two-way with the map).")
@@ -288,9 +299,13 @@ class DatasetExplorer(traitlets.HasTraits):
             patch: select this patch (token index) and zoom the viewer to it.
             window: the model window of a clip longer than one (default 0).
 
+        Returns:
+            The clip's :class:`~audiovis.Explorer`, also kept as :attr:`explorer`.
+
         Raises:
             KeyError for an unknown clip id; ValueError for a failed clip, a clip without a stored source path
-            or when the explorer was made without a model.
+            or when the explorer was made without a model; IndexError for a window or patch outside the
+            clip's (a PatchIndexError for a patch that is not one integer).
         """
         from .explorer import Explorer
 
@@ -301,15 +316,15 @@ class DatasetExplorer(traitlets.HasTraits):
             raise ValueError("open() computes the clip with the store's model: pass it, "
                              "explore_dataset(store, model)")
         windows = int(row["num_windows"])
-        window = 0 if window is None else int(window)
-        if not 0 <= window < max(windows, 1):
-            raise IndexError(f"window {window} outside 0..{windows - 1} of clip {clip_id!r}")
+        window = 0 if window is None else check_index(window, max(windows, 1), "window", context=f" of clip {clip_id!r}")
+        if patch is not None:
+            patch = check_patch(patch, len(self.store.manifest.patch_bounds), context="DatasetExplorer.open: ")
         audio = self._audio_of(clip_id)
         (analysis,) = self.model.analyze_windows(audio, windows=[window])
         explorer = Explorer(analysis, audio=audio, layer=self.layer)
         if patch is not None:
-            explorer.select([int(patch)])
-            t0, t1, _, _ = self.store.manifest.patch_bounds[int(patch)]
+            explorer.select([patch])
+            t0, t1, _, _ = self.store.manifest.patch_bounds[patch]
             pad = 4 * (t1 - t0)
             explorer.viewer.time_range = (float(analysis.offset + t0 - pad), float(analysis.offset + t1 + pad))
         self.explorer, self._open_id, self._open_window = explorer, clip_id, window
@@ -441,8 +456,8 @@ class DatasetExplorer(traitlets.HasTraits):
         if len(classes) < 2:
             raise ValueError(f"fit_probe: label column {column!r} has {len(classes)} class(es); a probe needs two")
         idx = np.flatnonzero(has)
-        if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= len(idx):
-            raise ValueError(f"folds must be an integer in [2, {len(idx)}] (labelled clips), got {folds!r}")
+        folds = check_int(folds, "folds", minimum=2, maximum=len(idx),
+                          what=f"an integer in [2, {len(idx)}] (labelled clips)")
         X = vectors[idx]
         Y = y[idx]
         probs = np.zeros((len(idx), len(classes)), np.float32)
@@ -517,6 +532,9 @@ def explore_dataset(store: EmbeddingStore, model: Any = None, *, layer: int = -1
         sources: where to read clips that were embedded from memory (a torch Dataset like SyntheticEvents, a
             list of Audio or paths, aligned with ``store.clips`` rows), or a callable ``clip_id -> audio``;
             by default each clip's stored ``source`` path.
+
+    Returns:
+        The :class:`DatasetExplorer`; show it in a notebook by leaving it as a cell's last value.
     """
     return DatasetExplorer(store, model, layer=layer, color_by=color_by, projection=projection, height=height,
                            sources=sources)

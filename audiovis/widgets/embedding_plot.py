@@ -6,16 +6,17 @@ selection (tap, box, lasso in the browser) and a Python callback taking patch in
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
-from ..patches import PatchGrid
+from ..patches import PatchGrid, filter_patches
+from ..projections import pca_2d
+from ..rendering.codec import finite_range
+from ..rendering.colormaps import COLORMAPS, hex_palette
 
 if TYPE_CHECKING:
     from bokeh.plotting import figure as Figure
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 ColorBy = Literal["time", "frequency", "overlay"]
 COLOR_BY: tuple[str, ...] = ("time", "frequency", "overlay")
 
-_COLORMAPS_JSON = Path(__file__).with_name("colormaps.json")
-_PALETTES: dict[str, tuple[str, ...]] = {}
 
 SELECTED_LINE = "#00c8e6"  # the viewer's selection colour
 AXIS_COLORMAP = "viridis"  # colouring by time or frequency
@@ -38,47 +37,9 @@ SOURCE_NAME = "audiovis-embedding-points"  # how the browser side (and the e2e t
 
 def palette(name: str) -> tuple[str, ...]:
     """The 256 colours of one of the viewer's colormaps, as Bokeh hex strings (same table as the canvas)."""
-    if not _PALETTES:
-        tables = json.loads(_COLORMAPS_JSON.read_text())
-        for key, hexes in tables.items():
-            if not key.startswith("_"):
-                _PALETTES[key] = tuple(f"#{hexes[i:i + 6]}" for i in range(0, len(hexes), 6))
-    if name not in _PALETTES:
-        raise ValueError(f"colormap must be one of {sorted(_PALETTES)}, got {name!r}")
-    return _PALETTES[name]
-
-
-def pca_2d(embeddings: torch.Tensor | np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Project ``[n, dim]`` embeddings onto their first two principal components.
-
-    Returns ``(coords [n, 2] float32, explained_variance_ratio [2])``. ``torch.pca_lowrank`` is
-    randomised: it runs under a fixed seed (without touching the global RNG) so a layer always gets
-    the same picture, and each axis is oriented so its largest loading is positive.
-    """
-    if isinstance(embeddings, torch.Tensor):
-        x = embeddings.detach().to("cpu", torch.float32)
-    else:
-        x = torch.from_numpy(np.array(embeddings, dtype=np.float32))  # a copy: Analysis arrays are read-only
-    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
-        raise ValueError(f"embeddings must be [patches >= 2, dim >= 1], got shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError("embeddings contain NaN or Inf; cannot project them")
-    centred = x - x.mean(dim=0, keepdim=True)
-    q = min(24, *x.shape)  # oversampled: with q=6 a flat spectrum kept only ~90% of the best plane's variance
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        _, s, v = torch.pca_lowrank(x, q=q, center=True, niter=6)
-    k = min(2, v.shape[1])
-    axes = v[:, :k]
-    flip = torch.sign(axes.gather(0, axes.abs().argmax(dim=0, keepdim=True)))
-    axes = axes * torch.where(flip == 0, torch.ones_like(flip), flip)
-    coords = centred @ axes
-    total = float(centred.square().sum())
-    ratio = (s[:k].square() / total).numpy() if total > 0 else np.zeros(k)
-    if k < 2:  # one-dimensional embeddings: the second axis is flat
-        coords = torch.cat([coords, torch.zeros_like(coords)], dim=1)
-        ratio = np.append(ratio, 0.0)
-    return coords.numpy().astype(np.float32), ratio.astype(np.float64)
+    if name not in COLORMAPS:
+        raise ValueError(f"colormap must be one of {sorted(COLORMAPS)}, got {name!r}")
+    return hex_palette(name)
 
 
 class EmbeddingPlot:
@@ -262,11 +223,10 @@ class EmbeddingPlot:
                 values, title, name = np.full(self.grid.num_patches, np.nan), "no overlay", AXIS_COLORMAP
             else:
                 values, title, name = self._overlay, self._overlay_label, self._overlay_colormap
-            finite = values[np.isfinite(values)]
-            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+            lo, hi = finite_range(values, constant="around")  # as the viewer colours the same overlay
             # A new mapper rather than new limits on the old one: a colour bar whose mapper range changes
             # in place keeps tick labels formatted for the old range in the browser.
-            mapper = LinearColorMapper(palette=palette(name), low=lo, high=hi if hi > lo else lo + 1e-9, nan_color="#bbbbbb")
+            mapper = LinearColorMapper(palette=palette(name), low=lo, high=hi, nan_color="#bbbbbb")
         r = self.renderer
         for glyph in (r.glyph, r.selection_glyph, r.nonselection_glyph, r.hover_glyph, r.muted_glyph):
             if glyph is not None and glyph != "auto":  # each state's glyph holds its own copy of fill_color
@@ -297,16 +257,9 @@ class EmbeddingPlot:
         if self._pushing or self.on_select is None:
             return
         n = self.grid.num_patches
-        clean: list[int] = []
-        dropped: list[object] = []
-        for value in new:
-            if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < n:
-                clean.append(int(value))
-            else:
-                dropped.append(value)
+        clean, dropped = filter_patches(new, n)  # the browser's lenient rule (audiovis/patches.py)
         if dropped:  # one warning per event, however many points the browser sent
             log.warning("audiovis: ignoring %d selected points outside 0..%d: %r", len(dropped), n - 1, dropped[:10])
-        clean = sorted(set(clean))
         if clean == self._known:  # jupyter_bokeh reports one browser change to on_change callbacks twice
             return
         self._known = clean

@@ -18,13 +18,15 @@ import traitlets
 
 from ..analysis import UNTRAINED_HEAD_NOTE, Analysis, top_labels_of
 from ..audio import Audio, load_audio
+from ..demo import resolve_model
+from ..checks import check_int
 from ..errors import AudiovisError
 from ..patches import check_patches
+from ..rendering.colormaps import COLORMAPS
 from ..spectrogram import Spectrogram, load_source
 from ..windows import model_window_starts
-from . import overlays
+from .. import overlays
 from .embedding_plot import COLOR_BY, EmbeddingPlot
-from .png import COLORMAPS
 from .viewer import PatchIndices, SpectrogramViewer
 
 if TYPE_CHECKING:
@@ -46,6 +48,21 @@ class Explorer(W.VBox):
     ``selection`` (token indices) is two-way with the viewer's ``selected_patches`` and the plot's
     selected points; ``overlay``, ``layer``, ``head`` (None = mean of heads), ``class_index`` (for
     saliency) and ``color_by`` mirror the controls and can be set from Python.
+
+    Args:
+        analysis: the window's :class:`~audiovis.Analysis`.
+        audio: the sound, for playback (None: no playback).
+        overlay: the heatmap shown first, a key of ``overlays.MODES``.
+        layer: the layer of embeddings, similarity and attention (negative counts from the end).
+        head: an attention head, or None for the mean over heads.
+        class_index: the class the saliency overlay explains (index or name; None: the top class).
+        colormap: the spectrogram's colour scale.
+        heatmap_colormap: the overlay's colour scale.
+        opacity: the overlay's opacity in [0, 1].
+        color_by: what colours the embedding plot's points: ``"time"``, ``"frequency"`` or ``"overlay"``.
+        top_k: predictions listed.
+        height: the viewer's height in pixels.
+        plot_size: the embedding plot's ``(width, height)`` in pixels.
     """
 
     selection = PatchIndices(help="Selected patches (token indices) in selection order; a numpy array or boolean mask too.")
@@ -77,8 +94,7 @@ class Explorer(W.VBox):
     ) -> None:
         if not isinstance(analysis, Analysis):
             raise TypeError(f"Explorer: analysis must be an audiovis Analysis, got {type(analysis).__name__}")
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"Explorer: top_k must be a positive integer, got {top_k!r}")
+        top_k = check_int(top_k, "Explorer: top_k", minimum=1)
         self.analysis = analysis
         self._syncing = False
         self._ready = False
@@ -503,25 +519,6 @@ def _window_audio(audio: Audio, spec: Spectrogram) -> Audio:
     return audio.segment(0.0, max(0.0, float(spec.frame_to_time(spec.num_frames)) - audio.start))
 
 
-def _resolve_model(model: Any) -> "SpectrogramModelMixin":
-    """``explore``'s model argument as a model: None or ``"demo"`` is the shipped demo model."""
-    from ..models.base import SpectrogramModelMixin
-
-    if model is None or (isinstance(model, str) and model.strip().lower() == "demo"):
-        from ..demo import load_demo_model
-
-        return load_demo_model()
-    if not isinstance(model, SpectrogramModelMixin):
-        hint = (" (a string names only the demo model, \"demo\"; load others with av.ASTModel.from_pretrained(path))"
-                if isinstance(model, (str, os.PathLike)) else "")
-        got = repr(model) if isinstance(model, (str, os.PathLike)) else f"a {type(model).__name__}"
-        raise TypeError(
-            f"explore(): model must be an audiovis model (ASTModel, ViTModel, av.load_demo_model()), \"demo\" or None, "
-            f"got {got}{hint}"
-        )
-    return model
-
-
 _EXPLORER_OPTIONS = (
     "overlay", "layer", "head", "class_index", "colormap", "heatmap_colormap", "opacity", "color_by", "top_k",
     "height", "plot_size",
@@ -569,7 +566,7 @@ def explore(
             "explore(): audio given twice (as the first argument and as audio=); audio= only goes with an Analysis: "
             "explore(analysis, audio=clip)"
         )
-    model = _resolve_model(model)
+    model = resolve_model(model, "explore()")
     source = load_source(audio, sample_rate)
     starts = model_window_starts(model, source)
     if window is None and len(starts) == 1:

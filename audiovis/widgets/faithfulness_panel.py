@@ -9,14 +9,31 @@ marked stale when the overlay, class or selection changes.
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import ipywidgets as W
 import numpy as np
 
+from ..overlays import MODES, USES_SELECTION
+
 if TYPE_CHECKING:
+    from ..analysis import Analysis
     from ..explain.faithfulness import Faithfulness
-    from .explorer import Explorer
+
+
+class OverlayHost(Protocol):
+    """What the panel needs of the widget it sits in (the Explorer): its overlay, class and analysis."""
+
+    overlay: str
+    class_index: int
+    analysis: "Analysis"
+
+    @property
+    def heatmap(self) -> np.ndarray | None: ...
+
+    def select(self, patches: Any) -> None: ...
+
+    def observe(self, handler: Callable[[dict], None], names: list[str]) -> None: ...
 
 WIDTH, HEIGHT = 260, 150
 PAD_LEFT, PAD_BOTTOM, PAD_TOP, PAD_RIGHT = 30, 22, 8, 8
@@ -60,7 +77,7 @@ class FaithfulnessPanel(W.VBox):
     """Beside the explorer's overlay controls: "Faithfulness" computes the curves of the current overlay
     for the current class; "Select top 10 %" selects the overlay's highest patches."""
 
-    def __init__(self, explorer: "Explorer", *, steps: int = 20, top: float = 0.1) -> None:
+    def __init__(self, explorer: OverlayHost, *, steps: int = 20, top: float = 0.1) -> None:
         self._explorer = explorer
         self.steps, self.top = steps, top
         self.result: "Faithfulness | None" = None
@@ -75,8 +92,6 @@ class FaithfulnessPanel(W.VBox):
         super().__init__([W.HBox([self._compute, self._select]), self._output])
 
     def _stale(self, change: dict) -> None:
-        from .overlays import USES_SELECTION
-
         if change["name"] == "selection" and self._explorer.overlay not in USES_SELECTION:
             return  # the map did not change (e.g. "Select top" itself)
         if self.result is not None:
@@ -97,8 +112,6 @@ class FaithfulnessPanel(W.VBox):
             self._output.value = f"<span style='font-size:11px'>Faithfulness unavailable: {html.escape(str(exc))}</span>"
             return None
         self.result = result
-        from .overlays import MODES
-
         self._output.value = summary_html(result, MODES.get(ex.overlay, ex.overlay))
         return result
 

@@ -19,10 +19,11 @@ import time
 import weakref
 from typing import Any, Callable, Iterator
 
-import numpy as np
 import traitlets
 
 from ..audio import Audio
+from ..checks import check_index
+from ..demo import resolve_model
 from ..longform import LongSource, chunked_spectrogram
 from ..runner import iter_window_labels
 from ..spectrogram import KaldiFbank, Spectrogram
@@ -56,22 +57,6 @@ def long_frontend(frontend: Any) -> Any:
     return frontend
 
 
-def _resolve_model(model: Any) -> Any:
-    """LongViewer's model argument as a model: None or ``"demo"`` is the shipped demo model (as ``explore``)."""
-    from ..models.base import SpectrogramModelMixin
-
-    if model is None or (isinstance(model, str) and model.strip().lower() == "demo"):
-        from ..demo import load_demo_model
-
-        return load_demo_model()
-    if not isinstance(model, SpectrogramModelMixin):
-        raise TypeError(
-            "LongViewer: model must be an audiovis model (ASTModel, ViTModel, av.load_demo_model()), \"demo\" or "
-            f"None for the demo model, got {repr(model) if isinstance(model, str) else 'a ' + type(model).__name__}"
-        )
-    return model
-
-
 def _stop_thread(stop: threading.Event, thread: threading.Thread | None) -> None:
     """Ask a label thread to stop and wait for it (it ends after the batch it is computing)."""
     stop.set()
@@ -94,6 +79,17 @@ class LongViewer(SpectrogramViewer):
     are computed in a background thread and fill the strip as they come (an hour is hundreds of
     windows). ``labels_done`` tells whether they are all there, ``wait_for_labels()`` waits for them, and
     ``windows`` waits too, so code that reads it always sees every window's labels.
+
+    Args:
+        source: a sound file's path, or an Audio (an Audio also gives playback).
+        model: an audiovis model (None or ``"demo"``: the demo model).
+        hop: seconds between window starts (None: the model window, no overlap).
+        top_k: labels kept per window.
+        chunk_seconds: seconds of audio read at a time for the spectrogram.
+        batch_size: windows per labelling pass.
+        background: compute the window labels in a background thread.
+        progress: called with ``(stage, done, total)``, stage ``"spectrogram"`` then ``"windows"``.
+        **viewer_kwargs: passed on to :class:`~audiovis.SpectrogramViewer` (``colormap``, ``height``, ...).
     """
 
     _windows = traitlets.List().tag(sync=True)
@@ -115,7 +111,7 @@ class LongViewer(SpectrogramViewer):
         progress: Callable[[str, int, int], None] | None = None,
         **viewer_kwargs: Any,
     ) -> None:
-        model = _resolve_model(model)
+        model = resolve_model(model, "LongViewer")
         if not getattr(model, "head_trained", True):  # the label strip would show a random head's guesses
             import warnings
 
@@ -233,6 +229,9 @@ class LongViewer(SpectrogramViewer):
         return (f"zoomed out, the view spans several model windows: show one with lv.show_window(i), "
                 f"i in 0..{len(self._spans) - 1}, or zoom to about one window")
 
+    def _grid_frame_offset(self) -> int:
+        return int(self._grid_offset)
+
     def window_spectrogram(self, spec: Spectrogram, start: int) -> Spectrogram:
         """Frames ``[start, start + window)`` of ``spec``: one model input (``model.window_spectrogram``).
 
@@ -253,9 +252,7 @@ class LongViewer(SpectrogramViewer):
 
     def show_window(self, index: int) -> None:
         """Zoom to window ``index``; its grid appears."""
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(self._spans):
-            raise IndexError(f"window {index!r} outside 0..{len(self._spans) - 1}")
-        w = self._window_list[int(index)]
+        w = self._window_list[check_index(index, len(self._spans), "window")]
         self.time_range = (w.start_seconds, w.end_seconds)
 
     def window_under(self, t0: float, t1: float) -> int | None:

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import AudiovisError
 
 if TYPE_CHECKING:
-    from .viewer import SpectrogramViewer
+    from anywidget import AnyWidget
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 PAGE_SCRIPT = STATIC_DIR / "page.js"
@@ -178,7 +178,7 @@ def _frames_part(server: Any, start: int, end: int) -> dict[str, Any]:
 
 
 def viewer_part(
-    viewer: "SpectrogramViewer", *, frames: Literal["all", "view"] = "all", audio_format: AudioFormat = "auto",
+    viewer: "AnyWidget", *, frames: Literal["all", "view"] = "all", audio_format: AudioFormat = "auto",
     extra_drop: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], list[str]]:
     """The page's entry for one viewer (state, audio, full-resolution frames) and notes on what it holds."""
@@ -187,7 +187,7 @@ def viewer_part(
     frames_entry = None
     drop: tuple[str, ...] = ()
     if server is not None:
-        n = server.n_frames
+        n = server.num_frames
         if frames == "all":
             start, end = 0, n
         else:  # the visible window, widened to whole level-0 tiles, plus one tile each side
@@ -284,7 +284,7 @@ def _version() -> str:
 
 
 def save_viewer_page(
-    viewer: "SpectrogramViewer",
+    viewer: "AnyWidget",
     path: str | Path,
     *,
     title: str | None = None,
@@ -325,8 +325,9 @@ def save_explorer_page(
     audio_format: AudioFormat = "auto",
 ) -> PageReport:
     """Write ``explorer`` as a self-contained page (see :meth:`Explorer.save_html`)."""
-    from . import overlays
-    from .embedding_plot import SOURCE_NAME, pca_2d
+    from .. import overlays
+    from ..projections import pca_2d
+    from .embedding_plot import SOURCE_NAME
 
     out = check_output_path(path)
     analysis = explorer.analysis

@@ -16,21 +16,21 @@ from typing import Any
 
 import numpy as np
 
-from .serializers import max_pool_frames, quantize_uint8
+from ..checks import check_int
+from ..rendering.codec import MAX_MESSAGE_BYTES, max_pool_frames, quantize_uint8
 
 #: Most columns in the overview (the first payload of a long spectrogram).
 OVERVIEW_COLUMNS = 4096
 #: Columns per tile (fewer when a tile of many bins would pass the message cap).
 TILE_COLUMNS = 1024
 #: Largest binary buffer of one message: Jupyter's websocket limit is ~10 MB.
-MAX_MESSAGE_BYTES = 8_000_000
 
 
-def overview_factor(n_bins: int, n_frames: int, itemsize: int, *, max_columns: int = OVERVIEW_COLUMNS,
+def overview_factor(num_bins: int, num_frames: int, itemsize: int, *, max_columns: int = OVERVIEW_COLUMNS,
                     max_bytes: int = MAX_MESSAGE_BYTES) -> int:
     """Frames per overview column: enough for ``<= max_columns`` columns within ``max_bytes``."""
-    columns = max(1, min(max_columns, max_bytes // max(1, n_bins * itemsize)))
-    return max(1, math.ceil(n_frames / columns))
+    columns = max(1, min(max_columns, max_bytes // max(1, num_bins * itemsize)))
+    return max(1, math.ceil(num_frames / columns))
 
 
 class TileServer:
@@ -46,19 +46,19 @@ class TileServer:
         self.value_range = (float(value_range[0]), float(value_range[1]))
         self.precision = precision
         self.itemsize = 1 if precision == "uint8" else 4
-        n_bins, n_frames = values.shape
-        self.frames_per_column = overview_factor(n_bins, n_frames, self.itemsize, max_columns=max_columns,
+        num_bins, num_frames = values.shape
+        self.frames_per_column = overview_factor(num_bins, num_frames, self.itemsize, max_columns=max_columns,
                                                  max_bytes=max_bytes)
-        self.tile_columns = max(1, min(TILE_COLUMNS, max_bytes // (n_bins * self.itemsize)))
+        self.tile_columns = max(1, min(TILE_COLUMNS, max_bytes // (num_bins * self.itemsize)))
         # Levels pool 1, 2, 4, ... frames per column, below the overview's own pooling.
         self.levels = [1 << k for k in range(max(1, math.ceil(math.log2(self.frames_per_column))))]
 
     @property
-    def n_bins(self) -> int:
+    def num_bins(self) -> int:
         return int(self.values.shape[0])
 
     @property
-    def n_frames(self) -> int:
+    def num_frames(self) -> int:
         return int(self.values.shape[1])
 
     def encode(self, values: np.ndarray) -> np.ndarray:
@@ -74,8 +74,8 @@ class TileServer:
     def spec(self) -> dict[str, Any]:
         """What the browser needs to ask for tiles (the ``_tiles`` trait)."""
         return {
-            "n_bins": self.n_bins,
-            "n_frames": self.n_frames,
+            "n_bins": self.num_bins,
+            "n_frames": self.num_frames,
             "tile_columns": self.tile_columns,
             "levels": list(self.levels),
             "dtype": self.precision,
@@ -83,14 +83,14 @@ class TileServer:
         }
 
     def num_tiles(self, level: int) -> int:
-        columns = math.ceil(self.n_frames / self.levels[level])
+        columns = math.ceil(self.num_frames / self.levels[level])
         return math.ceil(columns / self.tile_columns)
 
     def tile(self, level: int, index: int) -> tuple[dict[str, Any], np.ndarray]:
         """Tile ``index`` of ``level``: its description and its payload ``[bins, columns]``."""
         pool = self.levels[level]
         first = index * self.tile_columns * pool
-        last = min(self.n_frames, first + self.tile_columns * pool)
+        last = min(self.num_frames, first + self.tile_columns * pool)
         payload = self.encode(max_pool_frames(self.values[:, first:last], pool))
         meta = {
             "level": level, "index": index, "start_frame": first, "frames_per_column": pool,
@@ -100,8 +100,8 @@ class TileServer:
 
     def handle(self, content: dict[str, Any]) -> tuple[dict[str, Any], list[memoryview]]:
         """Reply to one ``{"type": "tile", "level", "index"}`` request; ValueError names a bad field."""
-        level = _integer(content.get("level"), "level", len(self.levels))
-        index = _integer(content.get("index"), "index", self.num_tiles(level))
+        level = check_int(content.get("level"), "tile level", minimum=0, maximum=len(self.levels) - 1)
+        index = check_int(content.get("index"), "tile index", minimum=0, maximum=self.num_tiles(level) - 1)
         meta, payload = self.tile(level, index)
         data = memoryview(payload.reshape(-1).view(np.uint8))
         if data.nbytes > MAX_MESSAGE_BYTES:  # cannot happen with tile_columns chosen above; checked anyway
@@ -109,17 +109,11 @@ class TileServer:
         return meta, [data]
 
 
-def _integer(value: Any, name: str, limit: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < limit:
-        raise ValueError(f"tile {name} must be an integer in 0..{limit - 1}, got {value!r}")
-    return value
-
-
 def tile_server_for(values: np.ndarray, precision: str = "uint8") -> TileServer | None:
     """A TileServer when ``values[bins, frames]`` is too long for one overview payload, else None."""
-    n_bins, n_frames = values.shape
+    num_bins, num_frames = values.shape
     itemsize = 1 if precision == "uint8" else 4
-    if overview_factor(n_bins, n_frames, itemsize) == 1:
+    if overview_factor(num_bins, num_frames, itemsize) == 1:
         return None
     finite = np.isfinite(values)
     lo = float(np.min(values, where=finite, initial=np.inf))

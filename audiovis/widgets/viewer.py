@@ -19,10 +19,14 @@ import traitlets
 
 from ..audio import Audio
 from ..errors import AudiovisError, ConfigError
-from ..patches import PatchGrid, check_patches
+from ..checks import check_int, is_int, is_number
+from ..patches import PatchGrid, check_patches, filter_patches
 from ..spectrogram import Spectrogram
-from .png import COLORMAPS, render_png
-from .serializers import array_serialization, finite_range, max_pool_frames, quantize_uint8
+from ..rendering.codec import MAX_MESSAGE_BYTES, finite_range, max_pool_frames, quantize_uint8
+from ..rendering.colormaps import COLORMAPS
+from ..rendering.png import render_png
+from ..rendering.view import View
+from .serializers import array_serialization
 from .tiles import TileServer, tile_server_for
 
 log = logging.getLogger(__name__)
@@ -31,8 +35,6 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 BUNDLE = STATIC_DIR / "viewer.js"
 STYLES = STATIC_DIR / "viewer.css"
 
-#: Largest spectrogram payload (bytes) sent in one message; longer recordings are max-pooled in time.
-MAX_PAYLOAD_BYTES = 8_000_000
 #: Samples per audio chunk message (int16: 2 MiB).
 AUDIO_CHUNK_SAMPLES = 1 << 20
 #: Default colour range width for dB spectrograms.
@@ -49,20 +51,6 @@ def default_value_range(spectrogram: Spectrogram) -> tuple[float, float]:
     if spectrogram.units == "dB":
         lo = max(lo, hi - DB_RANGE)
     return lo, hi
-
-
-def _integral(value: Any) -> int | None:
-    """``value`` as an int if it is an integer or an integer-valued float (never a bool), else None.
-
-    Ints are compared without a float conversion, so a huge JSON integer is just out of range.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
-        return int(value)
-    return None
 
 
 def _patch_list(value: Any, grid: PatchGrid | None, name: str, hint: str = "pass grid=PatchGrid(...)") -> list[int]:
@@ -107,6 +95,17 @@ class SpectrogramViewer(anywidget.AnyWidget):
 
     ``selected_patches``, ``time_range`` and ``playhead`` are two-way; ``hovered_patch`` follows the
     pointer. With ``grid=None`` it is a plain zoomable spectrogram viewer (no patch features).
+
+    Args:
+        spectrogram: what is drawn.
+        grid: the model's patches on ``spectrogram`` (None: no patch features).
+        audio: the sound, for playback (None: no playback).
+        colormap: the spectrogram's colour scale (``"magma"``, ``"viridis"``, ...).
+        vmin: the value drawn darkest (None: from the valid frames; dB: at most 80 dB below the max).
+        vmax: the value drawn brightest (None: the valid frames' maximum).
+        height: the plot's height in pixels.
+        precision: ``"uint8"`` (values quantised to 256 codes, a quarter of the bytes) or ``"float32"``.
+        **kwargs: initial values of other traits (``selected_patches``, ``heatmap``, ``show_grid``, ...).
     """
 
     _spectrogram = traitlets.Any().tag(sync=True, **array_serialization)
@@ -232,6 +231,14 @@ class SpectrogramViewer(anywidget.AnyWidget):
         """Show one value per patch (``[num_patches]`` or ``[rows, cols]``); ``None`` hides the heatmap.
 
         ``vmin``/``vmax`` fix the colour range (default: the values' min..max).
+
+        Args:
+            values: one value per patch, or None to hide the heatmap.
+            colormap: the heatmap's colour scale (None: keep the current one).
+            opacity: the heatmap's opacity in [0, 1] (None: keep the current one).
+            vmin: the value drawn at the bottom of the scale (give both or neither).
+            vmax: the value drawn at the top of the scale.
+            label: what the tooltip calls the values (None: keep the current label).
         """
         if (vmin is None) != (vmax is None):
             raise ValueError("set_heatmap: give both vmin and vmax, or neither")
@@ -254,10 +261,29 @@ class SpectrogramViewer(anywidget.AnyWidget):
 
     def to_png(self, path: str | Path | None = None, *, width: int = 800) -> bytes:
         """A PNG of the current view (time_range, colormap, overlay) rendered in Python; written to ``path`` if given."""
-        data = render_png(self, width=width)
+        data = render_png(self._view(), width=width)
         if path is not None:
             Path(path).write_bytes(data)
         return data
+
+    def _grid_frame_offset(self) -> int:
+        """Frames the patch grid is shifted by in the view (a LongViewer's current window; 0 here)."""
+        return 0
+
+    def _view(self) -> View:
+        """The current view as plain data, for drawing it in Python (audiovis/rendering)."""
+        audible = self._audio_info is not None and self.playhead > self._audio_start
+        return View(
+            spectrogram=self.spectrogram, payload=np.asarray(self._spectrogram), meta=dict(self._meta),
+            time_range=(float(self.time_range[0]), float(self.time_range[1])), height=int(self.height),
+            colormap=self.colormap, vmin=float(self.vmin), vmax=float(self.vmax), grid=self.grid,
+            grid_offset=self._grid_frame_offset(), show_grid=bool(self.show_grid),
+            heatmap=None if self.heatmap is None else np.asarray(self.heatmap, dtype=np.float32),
+            heatmap_range=None if self.heatmap_range is None else tuple(self.heatmap_range),
+            heatmap_colormap=self.heatmap_colormap, heatmap_opacity=float(self.heatmap_opacity),
+            heatmap_label=self.heatmap_label, masked_patches=tuple(self.masked_patches),
+            selected_patches=tuple(self.selected_patches), playhead=float(self.playhead) if audible else None,
+        )
 
     def save_html(
         self,
@@ -429,23 +455,19 @@ class SpectrogramViewer(anywidget.AnyWidget):
             if not isinstance(value, list):
                 raise TypeError(f"expected a list, got {type(value).__name__}")
             n = 0 if grid is None else grid.num_patches
-            keep, dropped = set(), []
-            for v in value:
-                k = _integral(v)
-                if k is not None and 0 <= k < n:
-                    keep.add(k)
-                else:
-                    dropped.append(v)
+            keep, dropped = filter_patches(value, n)  # the lenient rule: bad entries dropped, never raised
             if dropped:
                 log.warning("SpectrogramViewer: ignoring %d %s entries from the browser that are not patches of the "
                             "grid (0..%d): %s", len(dropped), key, n - 1, _short(dropped[:10]))
-            return sorted(keep)
+            return keep
         if key == "hovered_patch":  # checked here: traitlets would keep False in place of an equal 0
-            k = _integral(value)
+            if value is None:
+                return None
             n = 0 if grid is None else grid.num_patches
-            if value is not None and (k is None or not 0 <= k < n):
+            keep, _ = filter_patches([value], n)
+            if not keep:
                 raise ValueError(f"not a patch of the grid (0..{n - 1})")
-            return k
+            return keep[0]
         if key == "time_range":
             if not isinstance(value, (list, tuple)) or len(value) != 2:
                 raise TypeError(f"expected [start, end] seconds, got {type(value).__name__}")
@@ -463,7 +485,7 @@ class SpectrogramViewer(anywidget.AnyWidget):
         """Requests from the browser carry an id; every one is answered, errors as ``{"error": ...}``."""
         request_id = content.get("id") if isinstance(content, dict) else None
         try:
-            if not isinstance(content, dict) or not isinstance(request_id, int) or isinstance(request_id, bool):
+            if not isinstance(content, dict) or not is_int(request_id):
                 raise ValueError(f"a request must be a dict with an integer id, got {_short(content)!r}")
             kind = content.get("type")
             if kind == "audio":
@@ -491,14 +513,11 @@ class SpectrogramViewer(anywidget.AnyWidget):
         if self._patch_grid is None:
             raise ValueError("this viewer has no patch grid")
         n = self._patch_grid.num_patches
-        if not isinstance(patches, list) or not patches or len(patches) > n or not all(
-                isinstance(p, int) and not isinstance(p, bool) for p in patches):
+        nested = isinstance(patches, list) and any(isinstance(p, (list, dict)) for p in patches)
+        if not isinstance(patches, list) or not patches or len(patches) > n or nested:
             raise ValueError(f"patches must be a non-empty list of patch indices, got {_short(patches)!r}")
-        bad = [p for p in patches if not 0 <= p < n]
-        if bad:
-            raise ValueError(f"patch index {bad[0]} outside 0..{n - 1}")
-        idx = sorted(set(patches))
-        boxes = frame_boxes(self._patch_grid, self._spec, idx, int(getattr(self, "_grid_offset", 0) or 0))
+        idx = sorted(set(check_patches(patches, n).tolist()))
+        boxes = frame_boxes(self._patch_grid, self._spec, idx, self._grid_frame_offset())
         samples, start = region_audio(self._pcm, int(self._audio_rate), self._audio_start, boxes, self._spec.sample_rate)
         reply = {"sample_rate": int(self._spec.sample_rate), "start": start, "dtype": "float32", "shape": [len(samples)]}
         return reply, [memoryview(samples.astype("<f4").tobytes())]
@@ -523,8 +542,7 @@ class SpectrogramViewer(anywidget.AnyWidget):
         if self._pcm is None:
             raise ValueError("this viewer has no audio")
         info = self._audio_info  # computed once: the peak scan over an hour of samples is not per chunk
-        if isinstance(chunk, bool) or not isinstance(chunk, int) or not 0 <= chunk < info["chunks"]:
-            raise ValueError(f"audio chunk must be an integer in 0..{info['chunks'] - 1}, got {chunk!r}")
+        chunk = check_int(chunk, "audio chunk", minimum=0, maximum=info["chunks"] - 1)
         part = self._pcm[chunk * AUDIO_CHUNK_SAMPLES : (chunk + 1) * AUDIO_CHUNK_SAMPLES]
         if info["dtype"] == "int16":
             part = np.clip(np.rint(part * 32767.0), -32768, 32767).astype("<i2")
@@ -540,7 +558,7 @@ def _encode_spectrogram(spec: Spectrogram, precision: str, tiles: TileServer | N
     else:
         values = spec.numpy().astype(np.float32)
         itemsize = 1 if precision == "uint8" else 4
-        factor = max(1, math.ceil(values.size * itemsize / MAX_PAYLOAD_BYTES))
+        factor = max(1, math.ceil(values.size * itemsize / MAX_MESSAGE_BYTES))
         pooled = max_pool_frames(values, factor)
         if precision == "uint8":
             payload, value_range = quantize_uint8(pooled)
@@ -573,7 +591,7 @@ def _as_numpy(value: Any, name: str) -> np.ndarray:
 
 def _seconds(value: Any) -> float:
     """A finite number of seconds from the browser (no strings, no bools)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise TypeError(f"expected a number of seconds, got {type(value).__name__}")
     t = float(value) if isinstance(value, float) or abs(value) < 2**53 else math.copysign(math.inf, value)
     if not math.isfinite(t):

@@ -3,7 +3,7 @@
  * so the browser and the PNG map a value to the same colour.
  */
 
-import tables from "../../audiovis/widgets/colormaps.json";
+import tables from "../../audiovis/rendering/colormaps.json";
 
 export const COLORMAP_NAMES = Object.keys(tables).filter((k) => !k.startsWith("_"));
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import audiovis as av
-from audiovis.widgets.png import render_spectrogram
+from audiovis.rendering.png import render_spectrogram
 
 from .static_page import offline_page
 from .viewer_page import CANVAS, VIEWER, canvas_pixels
@@ -68,7 +68,7 @@ def test_saved_viewer_paints_selects_hovers_and_plays(browser, tmp_path):
         height = int(canvas.evaluate("(c) => c.height"))
         before = canvas_pixels(canvas)
         # painted from the saved state exactly as Python renders the same viewer
-        expected = render_spectrogram(viewer, width, height)
+        expected = render_spectrogram(viewer._view(), width, height)
         assert before.shape == expected.shape and before[..., :3].std() > 20
         mismatch = np.any(before != expected, axis=2)
         # the overlay's dashed line at the end of the real signal is not part of Python's image

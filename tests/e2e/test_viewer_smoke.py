@@ -88,8 +88,8 @@ def test_zoom_from_python_and_pixels_match_to_png(lab):
     width = int(canvas.evaluate("(c) => c.width"))
     path = nb.frontend.server.root_dir / "expected.npy"
     nb.run_cell(
-        "from audiovis.widgets.png import render_spectrogram\n"
-        f"np.save({str(path)!r}, render_spectrogram(viewer, {width}, 320))"
+        "from audiovis.rendering.png import render_spectrogram\n"
+        f"np.save({str(path)!r}, render_spectrogram(viewer._view(), {width}, 320))"
     )
     expected = np.load(path)
     got = canvas_pixels(canvas)

@@ -1,0 +1,87 @@
+"""2-D projections of embeddings: the explorer's patch plot (``pca_2d``) and the dataset map (``project``).
+
+Both fix each axis's sign the same way (its largest loading positive), so a layer or a store always gives the
+same picture.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _oriented(components: np.ndarray) -> np.ndarray:
+    """``[k, dim]`` components with each row's largest-magnitude loading made positive (zero rows kept)."""
+    out = np.array(components, copy=True)
+    for row in out:
+        if row.any() and row[np.argmax(np.abs(row))] < 0:
+            row *= -1
+    return out
+
+
+def pca_2d(embeddings: torch.Tensor | np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Project ``[n, dim]`` embeddings onto their first two principal components.
+
+    Returns ``(coords [n, 2] float32, explained_variance_ratio [2])``. ``torch.pca_lowrank`` is
+    randomised: it runs under a fixed seed (without touching the global RNG) so a layer always gets
+    the same picture, and each axis is oriented so its largest loading is positive.
+    """
+    if isinstance(embeddings, torch.Tensor):
+        x = embeddings.detach().to("cpu", torch.float32)
+    else:
+        x = torch.from_numpy(np.array(embeddings, dtype=np.float32))  # a copy: Analysis arrays are read-only
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
+        raise ValueError(f"embeddings must be [patches >= 2, dim >= 1], got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("embeddings contain NaN or Inf; cannot project them")
+    centred = x - x.mean(dim=0, keepdim=True)
+    q = min(24, *x.shape)  # oversampled: with q=6 a flat spectrum kept only ~90% of the best plane's variance
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        _, s, v = torch.pca_lowrank(x, q=q, center=True, niter=6)
+    k = min(2, v.shape[1])
+    axes = torch.from_numpy(_oriented(v[:, :k].numpy().T).T.copy())
+    coords = centred @ axes
+    total = float(centred.square().sum())
+    ratio = (s[:k].square() / total).numpy() if total > 0 else np.zeros(k)
+    if k < 2:  # one-dimensional embeddings: the second axis is flat
+        coords = torch.cat([coords, torch.zeros_like(coords)], dim=1)
+        ratio = np.append(ratio, 0.0)
+    return coords.numpy().astype(np.float32), ratio.astype(np.float64)
+
+
+METHODS = ("pca", "umap")
+
+
+def project(vectors: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.ndarray:
+    """``[n, 2]`` float32 coordinates of ``vectors`` ``[n, dim]``; NaN rows stay NaN.
+
+    ``"pca"``: the first two principal components (SVD of the centred finite rows; signs fixed so the largest
+    loading of each component is positive, for a stable picture). ``"umap"``: umap-learn, seeded.
+    """
+    if method not in METHODS:
+        raise ValueError(f"projection method must be one of {list(METHODS)}, got {method!r}")
+    x = np.asarray(vectors, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"vectors must be [n, dim], got shape {x.shape}")
+    out = np.full((len(x), 2), np.nan, np.float32)
+    ok = np.all(np.isfinite(x), axis=1)
+    rows = x[ok].astype(np.float64)
+    if len(rows) == 0:
+        return out
+    if method == "umap":
+        try:
+            import umap
+        except ImportError:
+            raise ImportError("projection='umap' needs umap-learn: pip install umap-learn") from None
+        if len(rows) < 4:
+            raise ValueError(f"UMAP needs at least 4 clips with vectors, got {len(rows)}; use projection='pca'")
+        reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(rows) - 1))
+        out[ok] = reducer.fit_transform(rows).astype(np.float32)
+        return out
+    centred = rows - rows.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    comps = np.zeros((2, x.shape[1]))
+    comps[: min(2, len(vt))] = vt[:2]
+    out[ok] = (centred @ _oriented(comps).T).astype(np.float32)
+    return out
