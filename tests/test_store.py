@@ -311,3 +311,59 @@ def test_search_is_exact_cosine_with_patch_bounds(model, folder, tmp_path):
     plain = embed_dataset(folder, model, tmp_path / "plain", progress=False)
     with pytest.raises(ValueError, match="built without patches"):
         plain.search_patches(query)
+
+
+def _hits(frame: pd.DataFrame) -> list[tuple]:
+    return [tuple(r) for r in frame[["clip_id", "window", "patch"]].itertuples(index=False)]
+
+
+def test_ivf_index_is_kept_in_the_store_and_rebuilt_only_when_the_store_changes(model, folder, tmp_path,
+                                                                              monkeypatch):
+    from audiovis.store.search import PatchIndex
+
+    builds = []
+    real_build = PatchIndex._build_ivf
+
+    def counted(self, *args, **kwargs):
+        builds.append(self.size)
+        return real_build(self, *args, **kwargs)
+
+    monkeypatch.setattr(PatchIndex, "_build_ivf", counted)
+    path = tmp_path / "store"
+    store = embed_dataset(folder, model, path, patches=True, progress=False)
+    query = store.patch_embeddings(store.clips["clip_id"][1 if long_row(folder) != 1 else 2])[17]
+    first = store.search_patches(query, k=6, method="ivf")
+    layer = store.manifest.resolve_layer(-1)
+    kept = path / "indexes" / f"patches_{layer}.faiss"
+    assert kept.is_file() and (path / "indexes" / f"patches_{layer}.json").is_file()
+    assert builds == [sum(len(store.patch_embeddings(c, window=w if n > 1 else None))
+                          for c, n in zip(store.clips["clip_id"], store.clips["num_windows"]) for w in range(n))]
+    # the small store's index visits every cell: the same matches as exact search
+    assert _hits(first) == _hits(store.search_patches(query, k=6, method="exact"))
+
+    again = open_store(path).search_patches(query, k=6, method="ivf")  # a new session reads the file
+    pd.testing.assert_frame_equal(again, first)
+    assert len(builds) == 1
+
+    kept.write_bytes(b"not a faiss index")  # unreadable: rebuilt with a warning, same answer
+    with pytest.warns(RuntimeWarning, match="could not be read"):
+        pd.testing.assert_frame_equal(open_store(path).search_patches(query, k=6, method="ivf"), first)
+    assert len(builds) == 2
+    pd.testing.assert_frame_equal(open_store(path).search_patches(query, k=6, method="ivf"), first)
+    assert len(builds) == 2  # the rebuilt index replaced the bad file
+
+    sf.write(folder / "zz_new.wav", tone(5000.0, noise=0.01, seed=7), SR)  # the store grows: rebuilt
+    grown = embed_dataset(folder, model, path, patches=True, progress=False)
+    new_id = grown.clips["clip_id"].iloc[-1]
+    hit = open_store(path).search_patches(grown.patch_embeddings(new_id)[5], k=1, method="ivf")
+    assert len(builds) == 3 and _hits(hit) == [(new_id, 0, 5)]
+
+
+def test_a_store_that_cannot_keep_its_index_still_searches(model, folder, tmp_path):
+    path = tmp_path / "store"
+    store = embed_dataset(folder, model, path, patches=True, progress=False)
+    (path / "indexes").write_text("a file where the index folder would go")
+    query = store.patch_embeddings(store.clips["clip_id"][1 if long_row(folder) != 1 else 2])[3]
+    with pytest.warns(RuntimeWarning, match="could not be kept in the store"):
+        hits = store.search_patches(query, k=4, method="ivf")
+    assert _hits(hits) == _hits(store.search_patches(query, k=4, method="exact"))

@@ -28,7 +28,14 @@ def normalize(vectors: np.ndarray, copy: bool = True) -> np.ndarray:
     return out
 
 
-def _faiss():
+def resolve_method(method: str, size: int, exact_limit: int = EXACT_LIMIT) -> str:
+    """``"exact"`` or ``"ivf"``: what ``method`` means for ``size`` vectors (``"auto"``: exact up to the limit)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    return ("exact" if size <= exact_limit else "ivf") if method == "auto" else method
+
+
+def import_faiss():
     try:
         import faiss
     except ImportError:
@@ -45,20 +52,18 @@ class PatchIndex:
 
     def __init__(self, vectors: np.ndarray, *, method: str = "auto", exact_limit: int = EXACT_LIMIT,
                  nlist: int | None = None, nprobe: int | None = None, seed: int = 0, copy: bool = True) -> None:
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
         vectors = np.asarray(vectors)
         if vectors.ndim != 2:
             raise ValueError(f"vectors must be [n, dim], got shape {vectors.shape}")
         self.size, self.dim = vectors.shape
-        self.method = ("exact" if self.size <= exact_limit else "ivf") if method == "auto" else method
+        self.method = resolve_method(method, self.size, exact_limit)
         self.vectors = normalize(vectors, copy=copy)
         self.index: Any = None
         if self.method == "ivf":
             self._build_ivf(nlist, nprobe, seed)
 
     def _build_ivf(self, nlist: int | None, nprobe: int | None, seed: int) -> None:
-        faiss = _faiss()
+        faiss = import_faiss()
         n = self.size
         nlist = int(nlist or min(65536, max(1, int(2 * np.sqrt(n)))))
         nlist = max(1, min(nlist, n))
@@ -73,6 +78,15 @@ class PatchIndex:
         index.nprobe = int(nprobe or max(64, nlist // 16))
         self.index = index
         self.vectors = None  # faiss holds its own copy: keep one in memory, not two
+
+    @classmethod
+    def from_faiss(cls, index: Any, nprobe: int | None = None) -> "PatchIndex":
+        """Wrap a faiss IVF index read from disk (see :mod:`audiovis.store.index_file`)."""
+        self = cls.__new__(cls)
+        self.size, self.dim, self.method, self.vectors, self.index = int(index.ntotal), int(index.d), "ivf", None, index
+        if nprobe is not None:
+            index.nprobe = int(nprobe)
+        return self
 
     @property
     def nprobe(self) -> int | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -207,25 +207,60 @@ class EmbeddingStore:
         ly = self.manifest.resolve_layer(layer)
         key = (ly, method)
         if key not in self._indexes:
-            ids, column = self._column(f"patches_{ly}")
-            windows_ids, starts = self._column("window_starts")
+            table = read_columns(self.path, ["num_windows", "window_starts"])
+            ids = [] if table is None else table.column("clip_id").to_pylist()
             current = set(self.clips["clip_id"].dropna())
-            keep = np.array([cid in current for cid in ids], bool) if ids else np.zeros(0, bool)
+            keep = np.array([cid in current for cid in ids], bool)
             n = len(self.manifest.patch_bounds)
-            if column is None or not keep.any():
-                raise ValueError(f"the store at {str(self.path)!r} holds no patch vectors to search")
-            counts = np.diff(column.offsets.to_numpy())
-            dtype = np.float16 if self.manifest.patch_dtype == "float16" else np.float32
-            flat = _fixed_rows(column.values, self.manifest.dim, dtype)
+            counts = (np.zeros(0, np.int64) if table is None else  # an error row has no windows, no patches
+                      table.column("num_windows").to_numpy(zero_copy_only=False).astype(np.float64))
+            counts = np.nan_to_num(counts).astype(np.int64) * n
             row_of = np.repeat(np.arange(len(ids)), counts)
-            local = np.arange(len(flat)) - np.repeat(column.offsets.to_numpy()[:-1], counts)
             selected = keep[row_of]
-            starts_of = dict(zip(windows_ids, starts.to_pylist()))
+            if not selected.any():
+                raise ValueError(f"the store at {str(self.path)!r} holds no patch vectors to search")
+            local = np.arange(len(row_of)) - np.repeat(np.cumsum(counts) - counts, counts)
+            starts = table.column("window_starts").to_pylist()
             info = {"clip_ids": np.array(ids, dtype=object), "row": row_of[selected],
                     "window": (local // n)[selected], "patch": (local % n)[selected],
-                    "starts": [starts_of.get(cid) or [0.0] for cid in ids]}
-            self._indexes[key] = (PatchIndex(flat[selected], method=method, **options), info)
+                    "starts": [s or [0.0] for s in starts]}
+
+            def vectors() -> np.ndarray:
+                patch_ids, column = self._column(f"patches_{ly}")
+                if patch_ids != ids or not np.array_equal(np.diff(column.offsets.to_numpy()), counts):
+                    raise StoreError(f"the store at {str(self.path)!r} changed while it was read; "
+                                     "call store.refresh() and search again")
+                dtype = np.float16 if self.manifest.patch_dtype == "float16" else np.float32
+                return _fixed_rows(column.values, self.manifest.dim, dtype)[selected]
+
+            self._indexes[key] = (self._search_index(ly, method, vectors, int(selected.sum()),
+                                                     (ids, counts, keep), options), info)
         return self._indexes[key]
+
+    def _search_index(self, layer: int, method: str, vectors: Callable[[], np.ndarray], size: int,
+                      rows: tuple[list[str], np.ndarray, np.ndarray], options: dict[str, Any]) -> "PatchIndex":
+        """Exact search over the searched vectors, or the IVF index kept in the store (built when missing).
+
+        Args:
+            layer: the stored block.
+            method: ``"auto"``, ``"exact"`` or ``"ivf"``.
+            vectors: reads the searched vectors (only when the index has to be built).
+            size: how many vectors are searched.
+            rows: clip ids, patch vectors per row and which rows are searched (the index's fingerprint).
+            options: :class:`~audiovis.store.search.PatchIndex` options.
+        """
+        from .index_file import fingerprint, load_or_build
+        from .search import EXACT_LIMIT, PatchIndex, resolve_method
+
+        resolved = resolve_method(method, size, options.get("exact_limit", EXACT_LIMIT))
+        if resolved != "ivf":
+            return PatchIndex(vectors(), method=resolved, **options)
+        settings = {"layer": layer, "dtype": self.manifest.patch_dtype, "model": self.manifest.model_key,
+                    "nlist": options.get("nlist"), "seed": options.get("seed", 0)}
+        digest = fingerprint(shard_paths(self.path), *rows, settings)
+        stored, built = load_or_build(self.path, layer, digest,
+                                      lambda: PatchIndex(vectors(), **{**options, "method": "ivf"}))
+        return built if built is not None else PatchIndex.from_faiss(stored, options.get("nprobe"))
 
     def search_patches(self, query: np.ndarray, k: int = 10, layer: int = -1, *, method: str = "auto",
                        exclude_clip: str | None = None) -> "pd.DataFrame":
@@ -236,6 +271,8 @@ class EmbeddingStore:
             k: how many matches.
             layer: the stored block to search.
             method: ``"auto"`` (exact up to 1 M vectors, then a faiss IVF index), ``"exact"`` or ``"ivf"``.
+                The IVF index is kept in the store (``indexes/``) and read by later sessions until the
+                store changes.
             exclude_clip: leave out the patches of this clip (find the pattern elsewhere).
 
         Returns:
