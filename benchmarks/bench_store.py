@@ -76,6 +76,18 @@ def build_rows(small: bool, tmp: Path) -> list[dict]:
     except Exception as exc:  # noqa: BLE001 - reported, not hidden
         rows.append(row("store", f"demo model, local int8: not measured ({type(exc).__name__}: {exc})"[:120], float("nan"), ""))
 
+    base = ASTModel(ASTConfig()).eval()  # AST-base shapes (1024 frames, 768 wide, 12 blocks), random weights
+    nb = 2 if small else 8
+    clips = SyntheticEvents(nb, seed=13, duration=10.0)
+    rate, size_base = _build(base, clips, tmp / "base", batch_size=4)
+    rows.append(row("store", f"AST-base shapes, local fp32, {nb} x 10 s clips", rate, "clips/s"))
+    rows.append(row("store", "store size per clip, AST-base, last block, no patches", size_base / 1024, "KiB"))
+    from audiovis.models.precision import quantize
+
+    base_int8, _ = _build(quantize(base, "int8"), clips, tmp / "base-int8", batch_size=4)
+    rows.append(row("store", f"AST-base shapes, local int8 (av.quantize), {nb} x 10 s clips", base_int8, "clips/s",
+                    peer="local fp32", peer_value=rate, ratio=base_int8 / rate))
+
     try:
         import ray
 
@@ -91,18 +103,15 @@ def build_rows(small: bool, tmp: Path) -> list[dict]:
             rows.append(row("store", "demo model, Ray 2 local nodes, second run (cluster up; actors start again)", steady, "clips/s",
                             peer="local fp32", peer_value=fp32))
             rows.append(row("store", "Ray overhead at this size (first run wall time)", wall, "s"))
+            base_ray, _ = _build(base, clips, tmp / "base-ray", batch_size=4, engine="ray")
+            rows.append(row("store", f"AST-base shapes, Ray 2 local nodes x 1 CPU, {nb} x 10 s clips (actors start in the run)",
+                            base_ray, "clips/s", peer="local fp32", peer_value=rate, ratio=base_ray / rate))
         finally:
             ray.shutdown()
             cluster.shutdown()
     except ImportError:
         rows.append(row("store", "Ray: not measured (pip install 'audiovis[ray]')", float("nan"), ""))
 
-    base = ASTModel(ASTConfig()).eval()  # AST-base shapes (1024 frames, 768 wide, 12 blocks), random weights
-    nb = 2 if small else 8
-    clips = SyntheticEvents(nb, seed=13, duration=10.0)
-    rate, size_base = _build(base, clips, tmp / "base", batch_size=4)
-    rows.append(row("store", f"AST-base shapes, local fp32, {nb} x 10 s clips", rate, "clips/s"))
-    rows.append(row("store", "store size per clip, AST-base, last block, no patches", size_base / 1024, "KiB"))
     threads = torch.get_num_threads()
     per_core = rate / threads
     rows.append(row("store", "AST-base per-core rate (measured / torch threads)", per_core, "clips/s/core"))
