@@ -143,3 +143,43 @@ def test_bad_precision_and_what_a_quantized_model_refuses(model, clip, monkeypat
     monkeypatch.setattr(precision, "bf16_support", lambda: "this CPU has no native bfloat16 arithmetic (test)")
     with pytest.raises(av.ConfigError, match="cannot compute in bf16: this CPU has no native bfloat16"):
         av.quantize(model, "bf16")
+
+
+@pytest.mark.skipif(BF16_MISSING is not None, reason=f"bf16: {BF16_MISSING}")
+@pytest.mark.parametrize("mask", [None, "additive", "bool"])
+def test_bf16_attention_in_query_blocks_equals_the_formula(model, mask):
+    from timm.layers import Attention
+
+    torch.manual_seed(5)
+    tokens = precision.MIN_BLOCKED_TOKENS + 45  # several blocks and a short last one
+    attn = Attention(32, num_heads=4, qkv_bias=True).eval().to(torch.bfloat16)
+    x = torch.randn(2, tokens, 32).to(torch.bfloat16)
+    size = torch.rand(2, tokens) * 3 + 1
+    masks = {None: None, "additive": size.log()[:, None, None, :].to(torch.bfloat16),
+             "bool": (torch.rand(2, 1, tokens, tokens) > 0.3) | torch.eye(tokens, dtype=torch.bool)}
+    m = masks[mask]
+    with torch.no_grad():
+        got = precision._bf16_attention(attn, x, attn_mask=m)
+        # the formula in float64 from the same bfloat16 weights and input
+        w = {k: v.double() for k, v in attn.state_dict().items()}
+        qkv = nn.functional.linear(x.double(), w["qkv.weight"], w["qkv.bias"]).reshape(2, tokens, 3, 4, 8)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        logits = (q @ k.transpose(-2, -1)) * 8 ** -0.5
+        if mask == "additive":
+            logits = logits + m.double()
+        elif mask == "bool":
+            logits = logits.masked_fill(~m, float("-inf"))
+        ref = (torch.softmax(logits, -1) @ v).transpose(1, 2).reshape(2, tokens, 32)
+        ref = nn.functional.linear(ref, w["proj.weight"], w["proj.bias"])
+        timm_out = Attention.forward(attn, x, attn_mask=m)
+    assert got.dtype == torch.bfloat16 and got.shape == ref.shape
+    err, timm_err = (got.double() - ref).abs().max().item(), (timm_out.double() - ref).abs().max().item()
+    assert err < 0.03 and err <= 2 * timm_err + 1e-3  # as close to the formula as timm's own bf16 path
+    with torch.enable_grad():  # gradients take timm's forward
+        assert torch.equal(precision._bf16_attention(attn, x, attn_mask=m), Attention.forward(attn, x, attn_mask=m))
+    short = x[:, : precision.MIN_BLOCKED_TOKENS - 1]
+    with torch.no_grad():
+        assert torch.equal(precision._bf16_attention(attn, short), Attention.forward(attn, short))
+    fast = av.quantize(model, "bf16")
+    assert all("forward" in a.__dict__ for a in fast.blocks.modules() if isinstance(a, Attention))
+    assert not any("forward" in a.__dict__ for a in model.blocks.modules() if isinstance(a, Attention))
