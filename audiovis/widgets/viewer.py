@@ -347,14 +347,18 @@ class SpectrogramViewer(anywidget.AnyWidget):
             return None
         return _patch_list([value], self._patch_grid, "hovered_patch", self._no_grid_hint)[0]
 
+    def _grid_for(self, trait: str) -> PatchGrid:
+        """The patch grid a per-patch trait needs, or a TraitError naming the trait and how to get a grid."""
+        if self._patch_grid is None:
+            raise traitlets.TraitError(f"{trait}: this viewer has no patch grid ({self._no_grid_hint})")
+        return self._patch_grid
+
     @traitlets.validate("heatmap")
     def _check_heatmap(self, proposal: dict) -> np.ndarray | None:
         value = proposal["value"]
         if value is None:
             return None
-        grid = self._patch_grid
-        if grid is None:
-            raise traitlets.TraitError(f"heatmap: this viewer has no patch grid ({self._no_grid_hint})")
+        grid = self._grid_for("heatmap")
         arr = _as_numpy(value, "heatmap").astype(np.float32)
         if arr.shape not in ((grid.num_patches,), grid.grid_shape):
             raise traitlets.TraitError(
@@ -367,9 +371,7 @@ class SpectrogramViewer(anywidget.AnyWidget):
         value = proposal["value"]
         if value is None:
             return None
-        grid = self._patch_grid
-        if grid is None:
-            raise traitlets.TraitError(f"embeddings: this viewer has no patch grid ({self._no_grid_hint})")
+        grid = self._grid_for("embeddings")
         arr = _as_numpy(value, "embeddings")
         if arr.ndim != 2 or arr.shape[0] != grid.num_patches:
             raise traitlets.TraitError(f"embeddings: expected shape ({grid.num_patches}, dim), got {arr.shape}")
