@@ -17,6 +17,7 @@ from torch import nn
 from .audio import Audio, load_audio
 from .checks import check_int, check_number, check_rate
 from .errors import ConfigError, InvalidAudioError
+from .framewise import block_spectra, centred_frames, kaldi_prepare, output, snipped_frames
 
 Scale = Literal["linear", "mel"]
 Units = Literal["power", "magnitude", "dB", "log", "normalized-fbank"]
@@ -146,8 +147,10 @@ def _mono_waveform(
     name = source or "waveform"
     if wav.shape[-1] == 0:
         raise InvalidAudioError(f"{name}: no samples to analyse")
-    # one cheap pass first: a NaN/Inf makes the sum non-finite (so, rarely, does an overflow; hence the recheck)
-    if not bool(torch.isfinite(wav.sum())) and not bool(torch.isfinite(wav).all()):
+    # one cheap pass first: a NaN/Inf makes the sum non-finite (so, rarely, does an overflow; hence the recheck);
+    # numpy's sum runs on this thread alone (torch's would fork and join its threads, slow on a busy machine)
+    total = wav.detach().numpy().sum() if wav.device.type == "cpu" else wav.sum()
+    if not bool(np.isfinite(float(total))) and not bool(torch.isfinite(wav).all()):
         ch, pos = (int(v) for v in torch.nonzero(~torch.isfinite(wav))[0])
         value = float(wav[ch, pos])
         raise InvalidAudioError(
@@ -169,72 +172,16 @@ def _start_of(audio: Audio | torch.Tensor) -> float:
     return audio.start if isinstance(audio, Audio) else 0.0
 
 
-#: frames transformed at once: small enough that a block's frames, spectrum and power stay in cache
-_FRAMES_PER_BLOCK = 512
-#: mel filters per band of the banded filterbank product (see ``_filter_bands``)
-_FILTERS_PER_BAND = 16
-
-
-def _filter_bands(project: torch.Tensor) -> list[tuple[int, int, int, int, torch.Tensor]]:
-    """A filterbank ``[num_bins, k]`` as bands of ``_FILTERS_PER_BAND`` adjacent filters, each with the one
-    contiguous range of FFT bins its filters touch: ``(first, last, lo, hi, weights[last - first, hi - lo])``.
-
-    A mel filter is a triangle over a few neighbouring bins (each bin feeds at most two filters), so the
-    bands hold the filterbank's non-zeros in about an eighth of the dense product's work for 128 mels.
-    """
-    weights = project.detach().cpu().numpy()  # numpy: a few tiny steps, no thread pool to wake
-    nonzero = weights != 0
-    bands = []
-    for first in range(0, weights.shape[1], _FILTERS_PER_BAND):
-        last = min(first + _FILTERS_PER_BAND, weights.shape[1])
-        rows = np.flatnonzero(nonzero[:, first:last].any(axis=1))
-        lo, hi = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)  # (0, 0): filters with no bin
-        band = torch.from_numpy(np.ascontiguousarray(weights[lo:hi, first:last].T)).to(project)
-        bands.append((first, last, lo, hi, band))
-    return bands
-
-
-def _centred_frames(
-    wav: torch.Tensor, n_fft: int, hop: int, pad_mode: str,
-) -> tuple[list[tuple[int, torch.Tensor]], int]:
-    """The frames of ``torch.stft(center=True)`` as views ``[frames, n_fft]``: ``([(first frame, view)], count)``.
-
-    Only the few frames that reach past either end are cut from a padded copy of that end; the rest are
-    views of ``wav`` itself (padding a long signal whole costs a copy into freshly faulted-in memory).
-    """
-    half, length = n_fft // 2, wav.shape[-1]
-    num_frames = (length + 2 * half - n_fft) // hop + 1
-    head = -(-half // hop)  # frames 0 .. head-1 start in the left padding
-    tail = (length + half - n_fft) // hop + 1  # frames head .. tail-1 lie inside wav
-    if pad_mode == "circular" or length < n_fft or tail <= head:  # short (or wrapping): pad it all
-        padded = torch.nn.functional.pad(wav.reshape(1, 1, -1), (half, half), mode=pad_mode).reshape(-1)
-        return [(0, padded.unfold(0, n_fft, hop))], num_frames
-    # each end is padded from at least n_fft samples of its own (reflect reads half + 1 of them)
-    left = torch.nn.functional.pad(wav[: max(n_fft, (head - 1) * hop - half + n_fft)].reshape(1, 1, -1),
-                                   (half, 0), mode=pad_mode).reshape(-1)
-    segments = [
-        (0, left.unfold(0, n_fft, hop)[:head]),
-        (head, wav[head * hop - half :].unfold(0, n_fft, hop)[: tail - head]),
-    ]
-    if tail < num_frames:
-        cut = min(tail * hop - half, length - n_fft)
-        right = torch.nn.functional.pad(wav[cut:].reshape(1, 1, -1), (0, half), mode=pad_mode).reshape(-1)
-        segments.append((tail, right[tail * hop - half - cut :].unfold(0, n_fft, hop)))
-    return segments, num_frames
-
-
 def _framewise_power(
     wav: torch.Tensor, *, n_fft: int, hop_length: int, window: torch.Tensor, pad_mode: str, power: float,
-    project: torch.Tensor | None = None,
+    project: torch.Tensor | None = None, decibels: _Decibels | None = None,
 ) -> torch.Tensor:
     """Centred STFT power (``power=2``) or magnitude of ``wav`` ``[samples]``: ``[n_fft // 2 + 1, frames]``,
-    or ``[k, frames]`` after ``project`` ``[n_fft // 2 + 1, k]`` (a mel filterbank).
+    or ``[k, frames]`` after ``project`` ``[n_fft // 2 + 1, k]`` (a mel filterbank), in dB by ``decibels``.
 
-    The values of ``torch.stft(center=True)`` + ``abs().pow(power)`` (+ the projection), computed a block
-    of frames at a time (frames from ``_centred_frames``, buffers reused): ``rfft`` of the windowed
-    frames, ``re² + im²`` as two elementwise passes (a reduction over the size-2 complex axis is several
-    times slower), and the filterbank product band by band (``_filter_bands``) straight into the output.
-    The whole complex spectrogram never exists at once; ``rfft`` is over half of the time.
+    The values of ``torch.stft(center=True)`` + ``abs().pow(power)`` (+ the projection, + ``decibels``),
+    computed a block of frames at a time by :func:`~audiovis.framewise.block_spectra` (frames from
+    ``centred_frames``: views of ``wav``, the few edge frames cut from padded copies of its ends).
     """
     half = n_fft // 2
     if pad_mode in ("reflect", "circular") and wav.shape[-1] <= half:
@@ -247,36 +194,19 @@ def _framewise_power(
         window = torch.nn.functional.pad(window, (left, n_fft - window.numel() - left))
     window = window.to(wav)
     if torch.is_grad_enabled() and (wav.requires_grad or (project is not None and project.requires_grad)):
-        # differentiable reference path (the buffers below take out= arguments, which autograd refuses)
+        # differentiable reference path (the buffers of the block path take out= arguments, which autograd refuses)
         spec = torch.stft(wav, n_fft, hop_length, window=window, center=True, pad_mode=pad_mode,
                           return_complex=True).abs().pow(power)
-        return spec if project is None else (spec.T @ project.to(spec)).T
-    segments, num_frames = _centred_frames(wav, n_fft, hop_length, pad_mode)
-    num_bins = half + 1
-    bands = None if project is None else _filter_bands(project.to(wav))
-    out = wav.new_empty(num_bins if project is None else project.shape[1], num_frames)
-    block = min(_FRAMES_PER_BLOCK, num_frames)
-    windowed, values = wav.new_empty(block, n_fft), wav.new_empty(block, num_bins)
-    for offset, frames in segments:
-        for first_frame in range(0, frames.shape[0], block):
-            n = min(block, frames.shape[0] - first_frame)
-            start, stop = offset + first_frame, offset + first_frame + n
-            x = torch.mul(frames[first_frame : first_frame + n], window, out=windowed[:n])
-            sq = torch.view_as_real(torch.fft.rfft(x))  # (rfft's out= would only add a copy)
-            torch.square(sq, out=sq)
-            v = torch.add(sq[..., 0], sq[..., 1], out=values[:n])
-            if power == 1.0:
-                v.sqrt_()
-            target, bins_first = out[:, start:stop], v.T
-            if bands is None:
-                target.copy_(bins_first)
-                continue
-            for first, last, lo, hi, weights in bands:
-                if hi > lo:
-                    torch.mm(weights, bins_first[lo:hi], out=target[first:last])
-                else:
-                    target[first:last] = 0.0
-    return out
+        spec = spec if project is None else (spec.T @ project.to(spec)).T
+        return spec if decibels is None else decibels(spec)
+    segments, num_frames = centred_frames(wav, n_fft, hop_length, pad_mode)
+
+    def prepare(frames: torch.Tensor, first_frame: int, dest: torch.Tensor, scratch: dict) -> None:
+        torch.mul(frames, window, out=dest)
+
+    return block_spectra(segments, num_frames, fft_size=n_fft, prepare=prepare, power=power,
+                         project=None if project is None else project.to(wav),
+                         decibels=None if decibels is None else (decibels.multiplier, decibels.top_db))
 
 
 def _pad_mode(pad_mode: str, owner: str) -> str:
@@ -431,14 +361,15 @@ class STFTSpectrogram(nn.Module):
 
     def linear_values(self, wav: torch.Tensor) -> torch.Tensor:
         """``[bins, frames]`` power or magnitude of a mono waveform ``[samples]``, before any dB."""
+        return self._values(wav, None)
+
+    def _values(self, wav: torch.Tensor, decibels: _Decibels | None) -> torch.Tensor:
         return _framewise_power(wav, n_fft=self.n_fft, hop_length=self.hop_length, window=self.transform.window,
-                                pad_mode=self.pad_mode, power=self.power)
+                                pad_mode=self.pad_mode, power=self.power, decibels=decibels)
 
     def forward(self, audio: Audio | torch.Tensor, sample_rate: int | None = None) -> Spectrogram:
         wav, rate, source = _mono_waveform(audio, sample_rate, None, type(self).__name__)
-        values = self.linear_values(wav)
-        if self.to_db:
-            values = self.decibels(values)
+        values = self._values(wav, self.decibels if self.to_db else None)  # dB block by block, in cache
         num_bins, num_frames = values.shape
         bin_hz = rate / self.n_fft
         freqs = np.arange(num_bins) * bin_hz
@@ -544,15 +475,16 @@ class MelSpectrogram(nn.Module):
     def linear_values(self, wav: torch.Tensor) -> torch.Tensor:
         """``[n_mels, frames]`` mel power or magnitude of a mono waveform ``[samples]`` at ``sample_rate``,
         before any dB."""
+        return self._values(wav, None)
+
+    def _values(self, wav: torch.Tensor, decibels: _Decibels | None) -> torch.Tensor:
         return _framewise_power(wav, n_fft=self.n_fft, hop_length=self.hop_length,
                                 window=self.transform.spectrogram.window, pad_mode=self.pad_mode, power=self.power,
-                                project=self.transform.mel_scale.fb)
+                                project=self.transform.mel_scale.fb, decibels=decibels)
 
     def forward(self, audio: Audio | torch.Tensor, sample_rate: int | None = None) -> Spectrogram:
         wav, rate, source = _mono_waveform(audio, sample_rate, self.sample_rate, type(self).__name__)
-        values = self.linear_values(wav)
-        if self.to_db:
-            values = self.decibels(values)
+        values = self._values(wav, self.decibels if self.to_db else None)  # dB block by block, in cache
         num_frames = values.shape[-1]
         return Spectrogram(
             values=values.contiguous(),
@@ -579,9 +511,13 @@ _KALDI_PRESETS = {
 class KaldiFbank(nn.Module):
     """AST's front end: Kaldi log-mel filterbank at 16 kHz, padded/cut to ``target_frames``, normalised.
 
-    ``torchaudio.compliance.kaldi.fbank(htk_compat=True, use_energy=False, window_type="hanning",
-    dither=0.0, frame_shift=10)`` (25 ms windows, 10 ms hop), zero-padded or cut at the end, then
-    ``(x - mean) / (2 * std)``. Other sample rates are resampled to 16 kHz.
+    The values of ``torchaudio.compliance.kaldi.fbank(htk_compat=True, use_energy=False,
+    window_type="hanning", dither=0.0, frame_shift=10)`` (25 ms windows, 10 ms hop, frames not centred:
+    only those that fit), zero-padded or cut at the end, then ``(x - mean) / (2 * std)``. Other sample
+    rates are resampled to 16 kHz. Computed a block of frames at a time
+    (:func:`~audiovis.framewise.block_spectra`): each frame minus its mean, pre-emphasis 0.97, the
+    window, zero-padded to 512, power spectrum, Kaldi's mel banks, ``log(max(x, eps))``; only the frames
+    kept are computed.
 
     Args:
         num_mel_bins: mel filters (frequency bins of the output).
@@ -641,34 +577,82 @@ class KaldiFbank(nn.Module):
             f"mean={self.mean}, std={self.std}, normalize={self.normalize}"
         )
 
-    def fbank(self, wav: torch.Tensor) -> torch.Tensor:
-        """Raw Kaldi log-mel features ``[frames, bins]`` of a 16 kHz mono waveform ``[samples]``."""
+    #: Kaldi's settings that AST uses (torchaudio.compliance.kaldi.fbank's defaults besides these)
+    _preemphasis = 0.97
+    _fft_size = 512  # the window rounded up to a power of two
+    _low_hz = 20.0
+
+    def _banks(self) -> torch.Tensor:
+        """Kaldi's mel banks ``[257, num_mel_bins]`` (torchaudio's own, with the Nyquist bin's zero row)."""
+        banks = getattr(self, "_banks_cache", None)
+        if banks is None:
+            from torchaudio.compliance.kaldi import get_mel_banks
+
+            mel, _ = get_mel_banks(self.num_mel_bins, self._fft_size, float(self.sample_rate), self._low_hz, 0.0,
+                                   100.0, -500.0, 1.0)
+            banks = torch.nn.functional.pad(mel, (0, 1)).T.contiguous().to(torch.float32)
+            self._banks_cache = banks
+        return banks
+
+    def _window(self) -> torch.Tensor:
+        """Kaldi's "hanning" window (a symmetric Hann window), made once."""
+        window = getattr(self, "_window_cache", None)
+        if window is None:
+            window = self._window_cache = torch.hann_window(self.win_length, periodic=False, dtype=torch.float32)
+        return window
+
+    def _log_mel(self, wav: torch.Tensor, normalize: bool, frames: int | None = None) -> torch.Tensor:
+        """Kaldi log-mel features ``[bins, frames]`` of a 16 kHz mono waveform of at least ``win_length``
+        samples, normalised or not; ``frames``: as many columns, computed or padded (raw zeros) at the end."""
         from torchaudio.compliance import kaldi
 
-        return kaldi.fbank(
-            wav[None], sample_frequency=self.sample_rate, window_type="hanning",
-            num_mel_bins=self.num_mel_bins, htk_compat=True, use_energy=False, dither=0.0,
-            frame_shift=self.frame_shift_ms, frame_length=self.frame_length_ms,
-        )
+        win, hop = self.win_length, self.hop_length
+        if wav.shape[-1] < win:
+            raise InvalidAudioError(f"KaldiFbank: {wav.shape[-1]} samples are fewer than one {win}-sample frame")
+        valid = (wav.shape[-1] - win) // hop + 1
+        total = valid if frames is None else frames
+        keep = min(valid, total)
+        eps = torch.finfo(torch.float32).eps
+        if torch.is_grad_enabled() and wav.requires_grad:  # differentiable reference path
+            feats = kaldi.fbank(
+                wav[None], sample_frequency=self.sample_rate, window_type="hanning",
+                num_mel_bins=self.num_mel_bins, htk_compat=True, use_energy=False, dither=0.0,
+                frame_shift=self.frame_shift_ms, frame_length=self.frame_length_ms,
+            )[:keep].T
+            feats = torch.nn.functional.pad(feats, (0, total - keep))
+            return (feats - self.mean) / (self.std * 2) if normalize else feats
+        mean, scale = self.mean, self.std * 2
+
+        def log(block: torch.Tensor) -> None:  # in place, while the block is in cache
+            block.clamp_(min=eps).log_()
+            if normalize:
+                block.sub_(mean).div_(scale)
+
+        window = self._window()
+        out = output(self.num_mel_bins, total, wav)
+        block_spectra(snipped_frames(wav, win, hop, keep), keep, fft_size=self._fft_size,
+                      prepare=kaldi_prepare(window, self._preemphasis), power=2.0, project=self._banks(),
+                      finish=log, out=out[:, :keep])
+        if total > keep:  # padding frames: raw zeros, normalised as the features are
+            pad = torch.zeros(1)
+            out[:, keep:] = ((pad - mean) / scale if normalize else pad)
+        return out
+
+    def fbank(self, wav: torch.Tensor) -> torch.Tensor:
+        """Raw Kaldi log-mel features ``[frames, bins]`` of a 16 kHz mono waveform ``[samples]`` (at least
+        ``win_length`` samples): ``torchaudio.compliance.kaldi.fbank``'s values with this front end's settings."""
+        return self._log_mel(wav, normalize=False).T
 
     def forward(self, audio: Audio | torch.Tensor, sample_rate: int | None = None) -> Spectrogram:
         wav, rate, source = _mono_waveform(audio, sample_rate, self.sample_rate, type(self).__name__)
         if wav.shape[-1] < self.win_length:
             wav = torch.nn.functional.pad(wav, (0, self.win_length - wav.shape[-1]))
-        feats = self.fbank(wav)
-        valid = int(feats.shape[0])
-        if self.target_frames is not None:
-            if valid < self.target_frames:
-                feats = torch.nn.functional.pad(feats, (0, 0, 0, self.target_frames - valid))
-            else:
-                feats = feats[: self.target_frames]
-                valid = self.target_frames
-        if self.normalize:
-            feats = (feats - self.mean) / (self.std * 2)
-        num_frames = feats.shape[0]
+        values = self._log_mel(wav, self.normalize, self.target_frames)
+        valid = min((wav.shape[-1] - self.win_length) // self.hop_length + 1, values.shape[1])
+        num_frames = values.shape[1]
         hop = self.hop_length
         return Spectrogram(
-            values=feats.T.contiguous(),
+            values=values,
             times=(np.arange(num_frames) * hop + self.win_length / 2) / self.sample_rate + _start_of(audio),
             frequencies=self._centres.copy(),
             frequency_edges=self._edges.copy(),

@@ -22,7 +22,7 @@ JS_SRC = ROOT / "js" / "src"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("errors and checks", ("audiovis.errors", "audiovis.checks", "audiovis.metrics")),
     ("audio", ("audiovis.audio",)),
-    ("spectrogram", ("audiovis.spectrogram", "audiovis.longform")),
+    ("spectrogram", ("audiovis.framewise", "audiovis.spectrogram", "audiovis.longform")),
     ("patches", ("audiovis.patches",)),
     ("models", ("audiovis.models",)),
     ("analysis", ("audiovis.windows", "audiovis.runner", "audiovis.analysis", "audiovis.explain", "audiovis.overlays",
