@@ -548,7 +548,8 @@ class Analysis:
         Patches are removed (restored) highest first, ``steps`` steps from none to all; a removed patch's
         whole footprint on the model input becomes ``baseline`` ("mean" of the input, "zero", or a
         number). See :mod:`audiovis.explain.faithfulness` for how overlapping footprints are resolved.
-        About ``2 * steps`` forward passes in batches; the random curves are kept for later calls.
+        About ``2 * steps`` forward passes in batches; the random orders' logits (all classes) are kept for
+        later calls on this analysis, whatever the map or class.
 
         Args:
             method: a name of :attr:`EXPLANATION_METHODS` or an array ``[num_patches]``.

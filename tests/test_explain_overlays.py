@@ -55,6 +55,28 @@ def test_faithfulness_panel_plots_the_current_overlay(analysis):
     assert panel.result is None and "press Faithfulness" in panel._output.value
 
 
+def test_faithfulness_panel_follows_the_overlay_when_asked(analysis):
+    ex = Explorer(analysis)
+    panel = ex.faithfulness_panel
+    ex.overlay = "rollout"
+    panel.follow = True  # ticking the box draws the current overlay at once
+    assert panel.result is not None and panel.result.class_index == ex.class_index
+    np.testing.assert_allclose(panel.result.deletion, analysis.faithfulness("rollout", class_index=ex.class_index).deletion)
+    ex.class_index, ex.overlay = 2, "saliency"
+    expected = analysis.faithfulness(analysis.saliency(2), class_index=2)
+    assert panel.result.class_index == 2
+    np.testing.assert_allclose(panel.result.insertion, expected.insertion)
+    assert "Class saliency" in panel._output.value and f"{expected.insertion_auc:.3f}" in panel._output.value
+    shown = panel.result
+    ex.layer = 0  # saliency does not depend on the layer: nothing recomputed
+    assert panel.result is shown
+    ex.overlay = "none"
+    assert panel.result is None and "Choose an overlay" in panel._output.value
+    panel.follow = False
+    ex.overlay = "relevance"
+    assert panel.result is None and "press Faithfulness" in panel._output.value  # not recomputed
+
+
 def test_faithfulness_panel_escapes_names():
     from audiovis.widgets.faithfulness_panel import summary_html
 

@@ -33,9 +33,10 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 BASELINES = ("mean", "zero")
 #: Random orders averaged for the random curves.
 NUM_RANDOM_ORDERS = 3
-#: Tokens per forward pass (inputs per batch = this / patches: 70 for the demo model, 27 for AST-base;
-#: larger batches ran ~15 % faster than 34 inputs on 2 cores, at ~0.4 GB of MLP activations for AST-base).
-BATCH_TOKENS = 32768
+#: Tokens per forward pass (inputs per batch = this / patches: 4 for the demo model, 1 for AST-base). On 2
+#: cores, 40 demo-model inputs ran 21 % faster in batches of 1 to 4 than in one batch of 40 (each input's
+#: activations stay in cache), and AST-base inputs one at a time 4 % faster than 8 at once.
+BATCH_TOKENS = 2048
 
 
 @dataclass(frozen=True, repr=False)
@@ -195,10 +196,46 @@ def curves(
     The inputs every curve shares are run once: no patch removed (= all restored) and all removed
     (= none restored). The rest run in batches of ``batch_size`` (default: :data:`BATCH_TOKENS` tokens).
     """
+    ends, middle = order_logits(forward, x, grid, orders, counts, baseline=baseline, batch_size=batch_size)
+    return [curves_of(ends, m, counts, grid.num_patches, class_index=class_index, multi_label=multi_label)
+            for m in middle]
+
+
+def inner_counts(counts: np.ndarray, num_patches: int) -> np.ndarray:
+    """The step counts strictly between none and all patches, once each, ascending."""
+    return np.unique([c for c in counts if 0 < c < num_patches]).astype(np.int64)
+
+
+def order_logits(
+    forward: Forward,
+    x: torch.Tensor,
+    grid: PatchGrid,
+    orders: Sequence[np.ndarray],
+    counts: np.ndarray,
+    *,
+    baseline: float,
+    batch_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits of every input the curves of ``orders`` read, for all classes (so any class's curves
+    follow without another pass): ``ends`` ``[2, classes]`` (the input itself, everything removed) and
+    ``middle`` ``[len(orders), 2 (deletion, insertion), len(inner counts), classes]``.
+
+    Args:
+        forward: logits ``[B, classes]`` of model inputs ``[B, F, T]``.
+        x: the model input ``[F, T]``.
+        grid: the model's patches on ``x``.
+        orders: patch orders, highest first.
+        counts: patches removed / restored after each step (:func:`step_counts`).
+        baseline: the value of removed pixels.
+        batch_size: inputs per forward pass (default: :data:`BATCH_TOKENS` tokens).
+
+    Returns:
+        ``(ends, middle)``, float32 on the CPU.
+    """
     n = grid.num_patches
     batch_size = batch_size or max(1, BATCH_TOKENS // n)
     x = x.detach().float().cpu()
-    inner = np.unique([c for c in counts if 0 < c < n]).astype(np.int64)
+    inner = inner_counts(counts, n)
     covered = torch.from_numpy(pixel_ranks(np.arange(n), grid) < n)
     # the inputs every curve shares run once: the original and everything removed
     inputs = [x[None], torch.where(covered, torch.full_like(x, baseline), x)[None]]
@@ -207,17 +244,38 @@ def curves(
             ranks = torch.from_numpy(pixel_ranks(order, grid))
             inputs += [masked_inputs(x, ranks, inner, baseline, mode, n) for mode in ("deletion", "insertion")]
     batch = torch.cat(inputs)
-    probs = torch.cat([class_probability(forward(chunk), class_index, multi_label).cpu()
-                       for chunk in batch.split(batch_size)]).numpy().astype(np.float64)
-    full, empty = probs[0], probs[1]
-    middle = probs[2:].reshape(len(orders), 2, len(inner))
+    with torch.inference_mode():
+        logits = torch.cat([forward(chunk).detach().float().cpu() for chunk in batch.split(batch_size)])
+    return logits[:2], logits[2:].reshape(len(orders), 2, len(inner), logits.shape[-1])
+
+
+def curves_of(
+    ends: torch.Tensor, middle: torch.Tensor, counts: np.ndarray, num_patches: int, *, class_index: int,
+    multi_label: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(deletion, insertion)`` probability curves ``[len(counts)]`` of one order from its logits
+    (:func:`order_logits`: ``ends`` ``[2, classes]``, ``middle`` ``[2, inner, classes]``).
+
+    Args:
+        ends: logits of the input itself and of everything removed.
+        middle: logits of the order's deletion and insertion inputs at the inner counts.
+        counts: patches removed / restored after each step.
+        num_patches: patches of the grid.
+        class_index: the class followed.
+        multi_label: sigmoid (True) or softmax probabilities.
+    """
+    n = num_patches
+    full, empty = class_probability(ends, class_index, multi_label).numpy().astype(np.float64)
+    inner = inner_counts(counts, n)
     where = np.minimum(np.searchsorted(inner, counts), max(len(inner) - 1, 0))
-    out = []
-    for deletion_inner, insertion_inner in middle:
-        deletion = np.where(counts <= 0, full, np.where(counts >= n, empty, deletion_inner[where] if len(inner) else empty))
-        insertion = np.where(counts <= 0, empty, np.where(counts >= n, full, insertion_inner[where] if len(inner) else full))
-        out.append((deletion.astype(np.float64), insertion.astype(np.float64)))
-    return out
+    if len(inner):
+        d_inner, i_inner = (class_probability(m, class_index, multi_label).numpy().astype(np.float64) for m in middle)
+        d_mid, i_mid = d_inner[where], i_inner[where]
+    else:
+        d_mid, i_mid = np.full(len(counts), empty), np.full(len(counts), full)
+    deletion = np.where(counts <= 0, full, np.where(counts >= n, empty, d_mid))
+    insertion = np.where(counts <= 0, empty, np.where(counts >= n, full, i_mid))
+    return deletion.astype(np.float64), insertion.astype(np.float64)
 
 
 def masked_inputs(x: torch.Tensor, ranks: torch.Tensor, counts: np.ndarray, baseline: float, mode: str, n: int) -> torch.Tensor:
@@ -263,8 +321,8 @@ def faithfulness(
         steps: steps from no patch to all patches.
         baseline: ``"mean"`` (the input's mean value), ``"zero"``, or a number.
         seed: seed of the random orders.
-        random_cache: a dict keeping the random curves between calls on the same input (they do not
-            depend on the map).
+        random_cache: a dict keeping the random orders' logits between calls on the same input (they
+            depend on neither the map nor the class).
 
     Returns:
         A :class:`Faithfulness`.
@@ -277,20 +335,22 @@ def faithfulness(
     seed = check_int(seed, "seed")
     counts = step_counts(grid.num_patches, steps)
     order = patch_order(scores)
-    key = (int(class_index), steps, value, int(seed), int(num_random))
+    # the random orders' logits do not depend on the map nor on the class: computed once per input
+    key = (steps, value, int(seed), int(num_random))
     cached = None if random_cache is None else random_cache.get(key)
     orders = [order] if cached is not None else [order, *random_orders(grid.num_patches, int(seed), num_random)]
-    with torch.no_grad():
-        result = curves(forward, x, grid, orders, counts, baseline=value, class_index=int(class_index),
-                        multi_label=multi_label)
-    deletion, insertion = result[0]
+    ends, middle = order_logits(forward, x, grid, orders, counts, baseline=value)
     if cached is None:
-        cached = (np.mean([r[0] for r in result[1:]], axis=0), np.mean([r[1] for r in result[1:]], axis=0))
+        cached = middle[1:].clone()
         if random_cache is not None:
             random_cache[key] = cached
+    c, n = int(class_index), grid.num_patches
+    deletion, insertion = curves_of(ends, middle[0], counts, n, class_index=c, multi_label=multi_label)
+    randoms = [curves_of(ends, m, counts, n, class_index=c, multi_label=multi_label) for m in cached]
+    random_deletion, random_insertion = (np.mean([r[k] for r in randoms], axis=0) for k in (0, 1))
     fractions = counts / grid.num_patches
     return Faithfulness(
         method=method, class_index=int(class_index), label=label, baseline=value, fractions=fractions,
-        deletion=deletion, insertion=insertion, random_deletion=cached[0], random_insertion=cached[1],
+        deletion=deletion, insertion=insertion, random_deletion=random_deletion, random_insertion=random_insertion,
         num_random=int(num_random), seed=int(seed), order=order,
     )

@@ -3,7 +3,8 @@ orders (``Analysis.faithfulness``), and a button selecting the overlay's top pat
 "▶ patches" plays their sound.
 
 The curves cost about ``2 * steps`` forward passes, so they are computed when asked (a button), and
-marked stale when the overlay, class or selection changes.
+marked stale when the overlay, class or selection changes; with "Follow the overlay" checked they are
+recomputed on every such change instead (a second or so per change on the demo model, far more on AST-base).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 import ipywidgets as W
 import numpy as np
 
-from ..overlays import MODES, USES_SELECTION
+from ..overlays import MODES, USES_HEAD, USES_LAYER, USES_SELECTION
 
 if TYPE_CHECKING:
     from ..analysis import Analysis
@@ -75,7 +76,14 @@ def summary_html(result: "Faithfulness", method: str) -> str:
 
 class FaithfulnessPanel(W.VBox):
     """Beside the explorer's overlay controls: "Faithfulness" computes the curves of the current overlay
-    for the current class; "Select top 10 %" selects the overlay's highest patches."""
+    for the current class; "Follow the overlay" recomputes them whenever the overlay changes (else they are
+    marked stale); "Select top 10 %" selects the overlay's highest patches.
+
+    Args:
+        explorer: the widget whose overlay is followed (the Explorer).
+        steps: steps of the curves (``Analysis.faithfulness``'s ``steps``).
+        top: the fraction of patches "Select top" selects.
+    """
 
     def __init__(self, explorer: OverlayHost, *, steps: int = 20, top: float = 0.1) -> None:
         self._explorer = explorer
@@ -85,16 +93,32 @@ class FaithfulnessPanel(W.VBox):
                                  layout=W.Layout(width="120px"))
         self._select = W.Button(description=f"Select top {top:.0%}", tooltip="Select the overlay's top patches "
                                 "(then ▶ patches in the viewer plays their sound)", layout=W.Layout(width="140px"))
+        self._follow = W.Checkbox(value=False, description="Follow the overlay", indent=False,
+                                  tooltip="Recompute the curves whenever the overlay, class, layer or head changes "
+                                  "(about 2 x steps forward passes each time)", layout=W.Layout(width="150px"))
         self._output = W.HTML("")
         self._compute.on_click(lambda _: self.compute())
         self._select.on_click(lambda _: self.select_top())
+        self._follow.observe(lambda change: self.compute() if change["new"] else None, names="value")
         explorer.observe(self._stale, names=["overlay", "class_index", "layer", "head", "selection"])
-        super().__init__([W.HBox([self._compute, self._select]), self._output])
+        super().__init__([W.HBox([self._compute, self._select, self._follow]), self._output])
+
+    @property
+    def follow(self) -> bool:
+        """Whether the curves are recomputed on every change of the overlay (else marked stale)."""
+        return bool(self._follow.value)
+
+    @follow.setter
+    def follow(self, value: bool) -> None:
+        self._follow.value = bool(value)
 
     def _stale(self, change: dict) -> None:
-        if change["name"] == "selection" and self._explorer.overlay not in USES_SELECTION:
-            return  # the map did not change (e.g. "Select top" itself)
-        if self.result is not None:
+        uses = {"selection": USES_SELECTION, "layer": USES_LAYER, "head": USES_HEAD}.get(change["name"])
+        if uses is not None and self._explorer.overlay not in uses:
+            return  # the map did not change (e.g. "Select top" itself); the class always matters
+        if self.follow:
+            self.compute()
+        elif self.result is not None or self._output.value:
             self.result = None
             self._output.value = "<span style='font-size:11px;color:#777'>overlay changed: press Faithfulness</span>"
 
@@ -103,12 +127,14 @@ class FaithfulnessPanel(W.VBox):
         ex = self._explorer
         values = ex.heatmap
         if values is None:
+            self.result = None
             self._output.value = "<span style='font-size:11px'>Choose an overlay first.</span>"
             return None
         self._output.value = "<span style='font-size:11px'>Computing…</span>"
         try:
             result = ex.analysis.faithfulness(values, class_index=ex.class_index, steps=self.steps)
         except (ValueError, IndexError, RuntimeError) as exc:
+            self.result = None
             self._output.value = f"<span style='font-size:11px'>Faithfulness unavailable: {html.escape(str(exc))}</span>"
             return None
         self.result = result
