@@ -478,7 +478,7 @@ def test_reduction_description_is_checked(model, clip):
 
     assert Reduction.from_options(keep_ratio=0.5) == Reduction("prune", 0.5, "energy", None, True)
     assert Reduction.from_options(merge_ratio=0.25) == Reduction("merge", 0.25, "keys", None, True)
-    assert Reduction.from_options(keep_ratio=0.5, keep_by="attention").resolve(model).layer == (1, 2)  # progressive
+    assert Reduction.from_options(keep_ratio=0.5, keep_by="attention").resolve(model).layer == (0,)  # staged, before block 0
     assert Reduction.from_options(keep_ratio=0.5, keep_by="attention", prune_layer=2).resolve(model).layer == 2
     with pytest.raises(ValueError, match="not both"):
         model.analyze(clip, keep_ratio=0.5, merge_ratio=0.5)

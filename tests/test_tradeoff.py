@@ -17,7 +17,8 @@ from audiovis.tradeoff import Tradeoff, parse_setting
 
 from .frozen_models import SR, tiny_ast, tone
 
-METHODS = ["prune 0.3", "prune attention 0.3", "merge 0.6", "stride 16", "int8"]
+# attention pruning at 0.2: at 0.3 it agrees with the full model on all 10 clips here, like most settings
+METHODS = ["prune 0.3", "prune attention 0.2", "merge 0.6", "stride 16", "int8"]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def reference_logits(demo, data) -> dict[str, np.ndarray]:
     runs = {
         "full": lambda b: demo(b),
         "prune 0.3": lambda b: forward_pruned(demo, b, keep_ratio=0.3).logits,
-        "prune attention 0.3": lambda b: forward_progressive(demo, b, 0.3).logits,
+        "prune attention 0.2": lambda b: forward_progressive(demo, b, 0.2).logits,
         "merge 0.6": MergedModel(demo, 0.6),
         "stride 16": coarse,
         "int8": fast,

@@ -244,10 +244,11 @@ class SpectrogramModelMixin:
         maps during the pass (explicit softmax); otherwise they are computed from the cached hidden
         states when first asked for. ``keep_ratio < 1`` prunes tokens (``keep_by="energy"|"attention"``,
         from block ``prune_layer``; ``fuse_dropped``: the dropped patches run on as one fused token; see
-        :mod:`audiovis.models.pruning`); ``merge_ratio > 0`` merges that share of the patch tokens away
-        (:mod:`audiovis.models.merging`). Both keep the pass's compact states and rebuild full layouts and
-        attention only when asked (:mod:`audiovis.models.reduction`); ``keep_ratio=1.0`` and
-        ``merge_ratio=0`` are exactly the plain analysis.
+        :mod:`audiovis.models.pruning`; attention ranking without ``prune_layer`` ranks by block 0's cls
+        attention and prunes within it, :mod:`audiovis.models.progressive`); ``merge_ratio > 0`` merges
+        that share of the patch tokens away (:mod:`audiovis.models.merging`). Both keep the pass's compact
+        states and rebuild full layouts and attention only when asked (:mod:`audiovis.models.reduction`);
+        ``keep_ratio=1.0`` and ``merge_ratio=0`` are exactly the plain analysis.
 
         ``audio`` may also be a list (or tuple) of clips, each any of the above: the result is a plain list
         with one entry per clip (an Analysis, or a WindowedAnalyses for a long clip), analysed one after
@@ -261,7 +262,8 @@ class SpectrogramModelMixin:
             sample_rate: the rate of an array or tensor given as ``audio``.
             keep_ratio: the share of patch tokens kept (token pruning), in (0, 1].
             keep_by: how pruning ranks patches: ``"energy"`` or ``"attention"``.
-            prune_layer: the first block that runs on the kept tokens only (a list: progressive stages).
+            prune_layer: the first block that runs on the kept tokens only (with attention ranking, a list:
+                the blocks pruning happens at, each ranking by its own cls attention).
             fuse_dropped: the dropped patches run on as one fused token.
             merge_ratio: the share of patch tokens merged away (token merging), in [0, 1).
 

@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 
 Method = Literal["prune", "merge"]
 
-#: ``keep_by="attention"`` without ``prune_layer`` prunes progressively (EViT: several stages, inattentive
-#: patches fused); an integer ``prune_layer`` keeps the single-stage scheme of :mod:`audiovis.models.pruning`.
+#: ``keep_by="attention"`` without ``prune_layer`` prunes in stages ranked by each stage block's own cls
+#: attention (:mod:`audiovis.models.progressive`: EViT's ranking, inattentive patches fused; one stage at
+#: block 0 by default, a list of blocks for several); an integer ``prune_layer`` keeps the single-stage
+#: scheme of :mod:`audiovis.models.pruning` (ranked by the attention of the block before it).
 PROGRESSIVE_BY_DEFAULT = True
 METHODS: tuple[str, ...] = ("prune", "merge")
 
@@ -45,7 +47,8 @@ class Reduction:
     - ``ranking``: pruning: ``"energy"`` or ``"attention"`` (what decides which patches stay); merging:
       ``"keys"`` (tokens with the most similar attention keys merge, as Token Merging does).
     - ``layer``: pruning: the first block that runs on the kept tokens (None: the ranking's default), or
-      for attention ranking a tuple of blocks to prune before, progressively (:mod:`audiovis.models.progressive`);
+      for attention ranking a tuple of blocks to prune at, each ranking by its own attention
+      (:mod:`audiovis.models.progressive`; None: at block 0);
       merging: the last block that merges (None: ``num_layers // 3``, see :mod:`audiovis.models.merging`).
     - ``fuse``: pruning: the dropped patches run on as one fused token (proportional attention).
     """
@@ -122,8 +125,8 @@ class Reduction:
 
     @property
     def is_progressive(self) -> bool:
-        """Attention-ranked pruning in several stages (:mod:`audiovis.models.progressive`): ``layer`` is a
-        tuple of blocks, or None with ``ranking="attention"`` and :data:`PROGRESSIVE_BY_DEFAULT`."""
+        """Attention-ranked pruning in stages (:mod:`audiovis.models.progressive`): ``layer`` is a tuple of
+        blocks, or None with ``ranking="attention"`` and :data:`PROGRESSIVE_BY_DEFAULT`."""
         if self.method != "prune" or self.ranking != "attention":
             return False
         return isinstance(self.layer, tuple) or (self.layer is None and PROGRESSIVE_BY_DEFAULT)
@@ -179,8 +182,10 @@ class ReducedStates(Sequence[torch.Tensor]):
     ``sources[i]`` ``[P + N]`` gives, for every token of the full layout, its row in ``states[i]``
     (``-1``: a patch pruned without fusing; None: the identity, nothing reduced yet). ``inputs[b]``
     ``(tokens, source)`` is block ``b``'s input when it differs from ``states[b]`` (pruning happens
-    between two blocks). ``self[i]`` is ``[P + N, D]`` float32 on the CPU: each token's row of its
-    compact state; a patch pruned without fusing holds the state it was dropped with.
+    between two blocks); for a block in ``keys_before`` it holds the queries and ``states[b]`` the keys
+    (a pruning stage attends over every token it had). ``self[i]`` is ``[P + N, D]`` float32 on the
+    CPU: each token's row of its compact state; a patch pruned without fusing holds the state it was
+    dropped with.
     """
 
     def __init__(
@@ -192,6 +197,7 @@ class ReducedStates(Sequence[torch.Tensor]):
         reduction: Reduction,
         inputs: dict[int, tuple[torch.Tensor, torch.Tensor | None]] | None = None,
         kept: np.ndarray | None = None,
+        keys_before: Sequence[int] = (),
     ) -> None:
         if len(states) != len(sources):
             raise ValueError(f"{len(states)} states but {len(sources)} layouts")
@@ -205,6 +211,9 @@ class ReducedStates(Sequence[torch.Tensor]):
         #: progressive pruning: the patches kept after each stage (to replay the pass with gradients)
         self.stage_kept: list[torch.Tensor] | None = None
         self.inputs = {b: (t.detach(), _check_source(s, self.num_tokens)) for b, (t, s) in (inputs or {}).items()}
+        #: blocks whose attention ran from ``inputs[b]`` (queries) over ``states[b]`` (keys: every token
+        #: before the block pruned; progressive pruning's stages)
+        self.keys_before = frozenset(int(b) for b in keys_before)
 
     def __len__(self) -> int:
         return len(self.states)
@@ -255,34 +264,38 @@ class ReducedStates(Sequence[torch.Tensor]):
         Recomputed from the block's compact input with the key bias the pass used (``log`` of each
         token's size). A token standing for ``m`` patches gives each of them its row, and its column
         shared equally among them (attention to the ``m`` copies it stands for), so rows still sum to
-        one; a patch pruned without fusing has a zero row and column.
+        one; a patch pruned without fusing has a zero row and column. A pruning stage's block
+        (``keys_before``) has the rows of its queries (kept and fused tokens) over the columns of the
+        tokens it had before pruning.
         """
-        from .blocks import _qkv, attention_probabilities, check_attention_block
+        from .blocks import _qkv, attention_probabilities, check_attention_block, inference
 
         model = self.model
         layer = model.backbone.blocks[block]
         check_attention_block(layer, block)
         tokens, source = self.block_input(block)
+        keys, key_source = (self.states[block], self.sources[block]) if block in self.keys_before else (tokens, source)
         param = next(layer.parameters())
         dtype = param.dtype if param.dtype.is_floating_point else torch.float32
         hidden = tokens[None].to(model.device, dtype)
-        from .blocks import inference
-
         with inference(model):
-            if source is None:
+            if source is None and key_source is None:
                 return attention_probabilities(layer, hidden)[0].float().cpu()
-            sizes = self.sizes(source, tokens.shape[0])
             q, k, _ = _qkv(layer.attn, layer.norm1(hidden))
+            if keys is not tokens:
+                _, k, _ = _qkv(layer.attn, layer.norm1(keys[None].to(model.device, dtype)))
+            sizes = torch.ones(keys.shape[0], dtype=torch.long) if key_source is None else self.sizes(key_source, keys.shape[0])
             logits = ((q * layer.attn.scale) @ k.transpose(-2, -1)).float()
             if bool((sizes > 1).any()):
                 logits = logits + sizes.clamp(min=1).float().log().to(logits.device)
             probs = torch.softmax(logits, dim=-1)[0].cpu()
-        index = source.clamp(min=0)
-        full = probs[:, index][:, :, index] / sizes[index].clamp(min=1).float()
-        invalid = source < 0
-        if bool(invalid.any()):
-            full[:, invalid] = 0.0
-            full[:, :, invalid] = 0.0
+        rows = torch.arange(self.num_tokens) if source is None else source.clamp(min=0)
+        cols = torch.arange(self.num_tokens) if key_source is None else key_source.clamp(min=0)
+        full = probs[:, rows][:, :, cols] / sizes[cols].clamp(min=1).float()
+        if source is not None and bool((source < 0).any()):
+            full[:, source < 0] = 0.0
+        if key_source is not None and bool((key_source < 0).any()):
+            full[:, :, key_source < 0] = 0.0
         return full
 
     def groups(self, state: int) -> np.ndarray:
@@ -333,7 +346,7 @@ def reduced_pass(model: "SpectrogramModelMixin", x: torch.Tensor, reduction: Red
                                   inputs=inputs)
         record = ReducedStates(model, [s[0] for s in states], [None if s is None else s[0] for s in sources],
                                reduction=reduction, inputs={b: (t[0], s[0]) for b, (t, s) in inputs.items()},
-                               kept=out.kept[0].cpu().numpy())
+                               kept=out.kept[0].cpu().numpy(), keys_before=reduction.layer)
         record.stage_kept = [k[0].cpu() for k in out.stage_kept]
         return ReducedPass(record, out.logits[0], record.kept, int(reduction.layer[0]), out.fused_size > 0)
     if reduction.method == "prune":
@@ -413,7 +426,8 @@ def block_tokens(model: "SpectrogramModelMixin", reduction: Reduction | None) ->
         out, t = [], full
         for b in range(depth):
             if b in stages:
-                t = p + counts[stages.index(b)] + 1
+                kept = counts[stages.index(b)]
+                t = p + kept + (1 if kept < n else 0)  # the fused token
             out.append((t, t))
         return out
     from .pruning import num_kept
@@ -423,16 +437,27 @@ def block_tokens(model: "SpectrogramModelMixin", reduction: Reduction | None) ->
     return [(full, full) if b < reduction.layer else (reduced, reduced) for b in range(depth)]
 
 
+def key_tokens(model: "SpectrogramModelMixin", reduction: Reduction | None) -> list[int]:
+    """Tokens each block computes keys and values for: its attention tokens (:func:`block_tokens`), except
+    that a progressive pruning stage attends over every token it had before pruning."""
+    tokens = block_tokens(model, reduction)
+    if reduction is None or not reduction.is_progressive or reduction.is_identity(model.grid.num_patches):
+        return [t for t, _ in tokens]
+    full = int(model.num_prefix_tokens) + model.grid.num_patches
+    return [(tokens[b - 1][1] if b else full) if b in reduction.layer else tokens[b][0] for b in range(len(tokens))]
+
+
 def analytic_macs(model: "SpectrogramModelMixin", reduction: Reduction | None = None) -> int:
     """Multiply-accumulates of one forward pass under ``reduction``: patch embedding, per block q/k/v and output
-    projections (``4 t D^2``), attention (``2 t^2 D``), MLP (``2 t' D I``), and the head. Norms, softmax and
-    the merging/pruning bookkeeping are not counted."""
+    projections (``4 t D^2``; ``2 (t + s) D^2`` when ``t`` queries attend over ``s`` keys, as a progressive
+    pruning stage does, :func:`key_tokens`), attention (``2 t s D``), MLP (``2 t' D I``), and the head.
+    Norms, softmax and the merging/pruning bookkeeping (a stage's cls query) are not counted."""
     vit = model.backbone
     dim = int(vit.embed_dim)
     ph, pw = model.grid.patch_size
     block = vit.blocks[0]
     hidden = int(getattr(block.mlp.fc1, "out_features", 4 * dim))
     total = model.grid.num_patches * ph * pw * dim
-    for attn_tokens, mlp_tokens in block_tokens(model, reduction):
-        total += 4 * attn_tokens * dim * dim + 2 * attn_tokens * attn_tokens * dim + 2 * mlp_tokens * dim * hidden
+    for (queries, mlp_tokens), keys in zip(block_tokens(model, reduction), key_tokens(model, reduction)):
+        total += 2 * (queries + keys) * dim * dim + 2 * queries * keys * dim + 2 * mlp_tokens * dim * hidden
     return int(total + dim * len(model.labels))
