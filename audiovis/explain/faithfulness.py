@@ -33,10 +33,11 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 BASELINES = ("mean", "zero")
 #: Random orders averaged for the random curves.
 NUM_RANDOM_ORDERS = 3
-#: Tokens per forward pass (inputs per batch = this / patches: 4 for the demo model, 1 for AST-base). On 2
-#: cores, 40 demo-model inputs ran 21 % faster in batches of 1 to 4 than in one batch of 40 (each input's
-#: activations stay in cache), and AST-base inputs one at a time 4 % faster than 8 at once.
-BATCH_TOKENS = 2048
+#: Tokens per forward pass (inputs per batch = this / patches: 10 for the demo model, 4 for AST-base). 40
+#: demo-model inputs on 2 cores, median seconds when no other process ran / while another one did: batches
+#: of 4: 0.98 / 5.1, of 10: 0.96 / 3.7, of 40: 1.34 / 3.3. Small batches keep each input's activations in
+#: cache; fewer, larger ones wait less on a core shared with another process. 10 is near the best of both.
+BATCH_TOKENS = 5000
 
 
 @dataclass(frozen=True, repr=False)
