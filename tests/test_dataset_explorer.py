@@ -82,6 +82,20 @@ def test_projection_keeps_nan_rows_and_names_bad_methods():
         project(v, "tsne")
 
 
+def test_projection_of_many_rows_equals_the_svd_reference():
+    """More rows than dimensions (the 100 k-clip case) go through the scatter matrix: same axes as an SVD."""
+    rng = np.random.default_rng(3)
+    v = (rng.standard_normal((600, 12)) @ rng.standard_normal((12, 12))).astype(np.float32) + 5.0
+    v[[7, 300]] = np.nan
+    xy = project(v)
+    ok = np.isfinite(v).all(axis=1)
+    x = v[ok].astype(np.float64) - v[ok].astype(np.float64).mean(axis=0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    axes = vt[:2] * np.sign(vt[:2][np.arange(2), np.abs(vt[:2]).argmax(axis=1)])[:, None]  # largest loading > 0
+    np.testing.assert_allclose(xy[ok], x @ axes.T, rtol=1e-4, atol=1e-4)
+    assert np.isnan(xy[~ok]).all()
+
+
 def test_selection_is_two_way(dx):
     ids = list(dx.points["clip_id"])
     dx.selection = [ids[3], ids[1]]
@@ -138,6 +152,38 @@ def test_find_similar_equals_a_direct_search_and_opens_hits(dx, built):
     assert t0 <= hit["time_start"] and hit["time_end"] <= t1 and t1 - t0 < 0.75 * 2.0  # zoomed in from the 2 s window
     excluded = dx.find_similar(k=4, exclude_clip=True)
     assert hit["clip_id"] not in set(excluded["clip_id"])
+
+
+def test_find_similar_button_searches_and_reports_errors_on_the_status_line(dx, built):
+    dx.open(dx.points["clip_id"][2])
+    assert dx._find in dx._explorer_box.children[0].children  # the button sits on the opened clip's title row
+    dx._find.click()  # nothing selected yet: said on the status line, nothing raised
+    assert "select one or more patches" in dx._status.value and dx.hits is None
+    dx.explorer.select([5, 6])
+    dx._other_clips.value = True
+    dx._find.click()
+    cid = dx.points["clip_id"][2]
+    query = built.patch_embeddings(cid, -1)[[5, 6]].astype(np.float32).mean(axis=0)
+    pd.testing.assert_frame_equal(dx.hits, built.search_patches(query, 12, -1, exclude_clip=cid))
+    assert dx._status.value == "" and len(dx._gallery.children) == len(dx.hits)
+
+
+def test_the_map_gets_one_update_per_change(dx):
+    """jupyter-scatter's front end drops a points update that arrives while it draws the previous one, so a new
+    colour column goes out once, and the dropdown's option reset is not taken for a choice."""
+    sent = []
+    send = dx.scatter.widget.send_state
+    dx.scatter.widget.send_state = lambda key=None: (sent.append(key), send(key))
+    dx.open(dx.points["clip_id"][1])
+    dx.explorer.select([3])
+    dx.find_similar(k=3)
+    assert sent.count("points") == 1 and dx.color_by == "similar" and dx._color.value == "similar"
+    sent.clear()
+    dx._color.value = "confidence"  # the user's choice in the dropdown
+    assert dx.color_by == "confidence" and sent.count("color") == 1
+    lo, hi = dx.scatter.x()["scale"].vmin, dx.scatter.x()["scale"].vmax  # points at the extremes drawn whole
+    xs = dx.points["x"]
+    assert lo < xs.min() and hi > xs.max() and xs.min() - lo == pytest.approx(0.05 * (xs.max() - xs.min()))
 
 
 def test_find_similar_needs_an_open_clip_and_a_selection(dx):

@@ -4,7 +4,8 @@
 draws them with jupyter-scatter (an anywidget: binary point buffers, pans and zooms 100 k points in WebGL).
 ``selection`` (clip ids) is two-way with the map's box/lasso selection; ``open(clip_id)`` puts that clip's
 :class:`~audiovis.widgets.explorer.Explorer` below the map; ``find_similar`` searches the store for patches like
-the ones selected in that Explorer; ``fit_probe`` adds a cross-validated probe's out-of-fold predictions as
+the ones selected in that Explorer (also its "Find similar" button, on the opened clip's title row) and shows
+them as a gallery whose cards open their hit; ``fit_probe`` adds a cross-validated probe's out-of-fold predictions as
 colour options. Clips whose embedding failed stay off the map, are counted and listed, and are never opened.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import html
 import io
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
@@ -101,22 +103,28 @@ class DatasetExplorer(traitlets.HasTraits):
         self._vectors = vectors[ok]
         self.label_columns = [c for c in clips.columns if c not in _FIXED]
         self.points = self._point_table(self.clips.loc[ok].reset_index(drop=True), project(self._vectors, projection))
-        self._row_of = {cid: i for i, cid in enumerate(self.points["clip_id"])}
-        self._all_ids = set(self.clips["clip_id"])
+        self._point_ids = np.array(self.points["clip_id"].tolist(), dtype=object)  # map row -> clip id
+        self._row_of = {cid: i for i, cid in enumerate(self._point_ids.tolist())}
+        self._clip_index = {cid: i for i, cid in enumerate(self.clips["clip_id"].tolist())}
+        self._all_ids = set(self._clip_index)
         self.explorer: "Explorer | None" = None
         self.hits: "pd.DataFrame | None" = None
         self.probe_scores: Any = None
         self._guard = False
+        self._dropdown_guard = False
         self._specs: dict[str, Any] = {}
+        self._reader: "ThreadPoolExecutor | None" = None
+        self._stored: "tuple[tuple[str, int], Future] | None" = None
 
         jscatter = _jscatter()
         self.scatter = jscatter.Scatter(
-            data=self.points, x="x", y="y", height=height, legend=True, tooltip=True,
+            data=self.points, x="x", y="y", x_scale=_padded(self.points["x"]), y_scale=_padded(self.points["y"]),
+            height=height, legend=True, tooltip=True,
             tooltip_properties=["color", "clip_id", "labels_text", "prediction"], lasso_initiator=True,
         )
         self.scatter.widget.observe(self._on_map_selection, names="selection")
         self._color = W.Dropdown(options=self.color_options, description="colour by", style={"description_width": "initial"})
-        self._color.observe(lambda ch: setattr(self, "color_by", ch["new"]), names="value")
+        self._color.observe(self._on_dropdown, names="value")
         n_failed = len(self.failed)
         self._counts = W.HTML(html.escape(
             f"{len(self.points)} clips on the map (layer {self.layer}, {projection.upper()})"
@@ -126,6 +134,13 @@ class DatasetExplorer(traitlets.HasTraits):
         self._status = W.HTML()
         self._gallery = W.Box(layout=W.Layout(flex_flow="row wrap"))
         self._explorer_box = W.VBox()
+        self._find = W.Button(description="Find similar", tooltip="search the store for patches like the ones "
+                              "selected in this clip (the mean of their stored vectors)")
+        self._find.on_click(lambda _b: self._find_safely())
+        self._other_clips = W.Checkbox(value=False, description="other clips only", indent=False)
+        for part, name in ((self._table, "selection"), (self._status, "status"), (self._gallery, "gallery"),
+                           (self._explorer_box, "clip"), (self._find, "find"), (self._other_clips, "other-clips")):
+            part.add_class(f"audiovis-dx-{name}")
         super().__init__()
         self.widget = W.VBox([
             W.HBox([self._color, self._counts]), self.scatter.widget, self._status, self._table,
@@ -141,18 +156,21 @@ class DatasetExplorer(traitlets.HasTraits):
         import pandas as pd
 
         out = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "clip_id": rows["clip_id"].astype(str)})
-        for c in self.label_columns:
-            out[c] = pd.Categorical([_text(v) for v in rows[c]])
-        out["labels_text"] = [" | ".join(_text(rows[c][i]) for c in self.label_columns) for i in range(len(rows))]
+        texts = {c: [_text(v) for v in rows[c].tolist()] for c in self.label_columns}  # lists: pandas' own
+        # iteration over Arrow-backed columns costs ~1 us an item, 100 k clips
+        for c, values in texts.items():
+            out[c] = pd.Categorical(values)
+        out["labels_text"] = [" | ".join(parts) for parts in zip(*texts.values())] if texts else ""
         out["duration"] = rows["duration"].astype(float).to_numpy()
         if "top_labels" in rows:
-            top = [(t[0] if t is not None and len(t) else "") for t in rows["top_labels"]]
+            top = [(t[0] if t is not None and len(t) else "") for t in rows["top_labels"].tolist()]
             out["prediction"] = pd.Categorical(top)
-            out["confidence"] = [float(p[0]) if p is not None and len(p) else np.nan for p in rows["top_probs"]]
+            out["confidence"] = [float(p[0]) if p is not None and len(p) else np.nan
+                                 for p in rows["top_probs"].tolist()]
             label = self._truth_column()
             if label is not None:
                 out["correct"] = pd.Categorical(
-                    [_verdict(truth, pred) for truth, pred in zip(rows[label], top)],
+                    [_verdict(truth, pred) for truth, pred in zip(rows[label].tolist(), top)],
                     categories=["correct", "wrong", "no label"])
         else:
             out["prediction"] = ""
@@ -192,9 +210,25 @@ class DatasetExplorer(traitlets.HasTraits):
         column = change["new"]
         categorical = str(self.points[column].dtype) == "category"
         self.scatter.color(by=column, map="auto" if not categorical else _category_map(self.points[column]))
-        if self._color.options != tuple(self.color_options):
-            self._color.options = self.color_options
-        self._color.value = column
+        self._dropdown_guard = True  # new options reset the dropdown's value: that is no choice of the user's
+        try:
+            if self._color.options != tuple(self.color_options):
+                self._color.options = self.color_options
+            self._color.value = column
+        finally:
+            self._dropdown_guard = False
+
+    def _on_dropdown(self, change: dict) -> None:
+        if not self._dropdown_guard and change["new"] is not None:
+            self.color_by = change["new"]
+
+    def _show_column(self, column: str) -> None:
+        """Colour by ``column`` after its values changed: one update of the map (jupyter-scatter drops a
+        second points update that arrives while the first is still being drawn)."""
+        if self.color_by == column:
+            self._on_color({"new": column})
+        else:
+            self.color_by = column
 
     # -- selection -------------------------------------------------------------------------------
 
@@ -220,8 +254,8 @@ class DatasetExplorer(traitlets.HasTraits):
     def _on_map_selection(self, change: dict) -> None:
         if self._guard:
             return
-        rows = [int(i) for i in (change["new"] if change["new"] is not None else [])]
-        ids = [self.points["clip_id"][i] for i in rows if 0 <= i < len(self.points)]
+        rows = np.asarray(change["new"] if change["new"] is not None else [], dtype=np.int64).ravel()
+        ids = self._point_ids[rows[(rows >= 0) & (rows < len(self._point_ids))]].tolist()  # a lasso: 10 k+ rows
         self._guard = True
         try:
             self.selection = ids
@@ -241,23 +275,38 @@ class DatasetExplorer(traitlets.HasTraits):
             self._status.value = f"<b>cannot open {html.escape(clip_id)}</b>: {html.escape(str(exc))}"
 
     def _show_table(self) -> None:
-        rows = self.clips[self.clips["clip_id"].isin(self.selection)]
+        """The selected clips in store order, the first ``_TABLE_ROWS`` of them listed."""
+        if not self.selection:
+            self._table.value = ""
+            return
+        order = sorted(self._clip_index[c] for c in self.selection)
+        rows = self.clips.iloc[order[:_TABLE_ROWS]]
         columns = ["clip_id", "source", "duration", *self.label_columns]
         if "top_labels" in rows:
             rows = rows.assign(prediction=[_text(t[:1]) if t is not None else "" for t in rows["top_labels"]])
             columns.append("prediction")
         columns.append("error")
-        self._table.value = (self._html_table(rows, columns, f"{len(rows)} selected clip(s)") if len(rows) else "")
+        self._table.value = self._html_table(rows, columns, f"{len(order)} selected clip(s)", total=len(order))
 
     @staticmethod
-    def _html_table(rows: "pd.DataFrame", columns: list[str], title: str | None = None) -> str:
+    def _html_table(rows: "pd.DataFrame", columns: list[str], title: str | None = None,
+                    total: int | None = None) -> str:
+        """An HTML table of the first ``_TABLE_ROWS`` of ``rows`` (``total``: how many there are in all).
+
+        Args:
+            rows: the clips to list.
+            columns: which of their columns.
+            title: the line above (default: the failed clips' title).
+            total: the number of clips ``rows`` stands for (default ``len(rows)``).
+        """
+        total = len(rows) if total is None else total
         title = title or f"{len(rows)} failed clip(s) (not on the map, never opened)"
         head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
         body = "".join(
             "<tr>" + "".join(f"<td>{html.escape(_text(r[c]) if c != 'duration' else f'{r[c]:.2f}')}</td>"
                              for c in columns) + "</tr>"
             for _, r in rows.head(_TABLE_ROWS).iterrows())
-        more = f"<p>... {len(rows) - _TABLE_ROWS} more</p>" if len(rows) > _TABLE_ROWS else ""
+        more = f"<p>... {total - _TABLE_ROWS} more</p>" if total > _TABLE_ROWS else ""
         return f"<p><b>{html.escape(title)}</b></p><table><tr>{head}</tr>{body}</table>{more}"
 
     # -- into one clip ---------------------------------------------------------------------------
@@ -328,7 +377,9 @@ class DatasetExplorer(traitlets.HasTraits):
             pad = 4 * (t1 - t0)
             explorer.viewer.time_range = (float(analysis.offset + t0 - pad), float(analysis.offset + t1 + pad))
         self.explorer, self._open_id, self._open_window = explorer, clip_id, window
-        self._explorer_box.children = [W.HTML(f"<b>{html.escape(clip_id)}</b> {html.escape(row['source'])}"), explorer]
+        self._prefetch(clip_id, window, windows)
+        title = W.HTML(f"<b>{html.escape(clip_id)}</b> {html.escape(str(row['source']))}")
+        self._explorer_box.children = [W.HBox([title, self._find, self._other_clips]), explorer]
         self._status.value = ""
         return explorer
 
@@ -354,26 +405,53 @@ class DatasetExplorer(traitlets.HasTraits):
         sel = list(self.explorer.selection)
         if not sel:
             raise ValueError("find_similar: select one or more patches in dx.explorer first")
-        windows = int(self._clip_row(self._open_id)["num_windows"])
-        stored = self.store.patch_embeddings(self._open_id, self.layer,
-                                             window=self._open_window if windows > 1 else None)
-        query = stored[np.asarray(sel)].astype(np.float32).mean(axis=0)
+        query = self._stored_patches()[np.asarray(sel)].astype(np.float32).mean(axis=0)
         hits = self.store.search_patches(query, k, self.layer,
                                          exclude_clip=self._open_id if exclude_clip else None)
         self.hits = hits
         best = hits.groupby("clip_id")["score"].max()
         self.points["similar"] = pd.Categorical(
             ["hit" if c in best.index else "other" for c in self.points["clip_id"]], categories=["hit", "other"])
-        self.color_by = "similar"
-        self._on_color({"new": "similar"})  # the column changed even when color_by did not
+        self._show_column("similar")
         self._gallery.children = [self._card(r) for r in hits.itertuples(index=False)]
         return hits
 
+    def _prefetch(self, clip_id: str, window: int, windows: int) -> None:
+        """Start reading the opened clip's stored patch vectors in the background (a shard's whole patch column
+        is read to find one clip's: ~1 s at 1 M vectors), while the user selects patches to search with."""
+        if not self.store.manifest.patches:
+            return
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="audiovis-dataset-explorer")
+        read = self._reader.submit(self.store.patch_embeddings, clip_id, self.layer,
+                                   window=window if windows > 1 else None)
+        self._stored = ((clip_id, window), read)
+
+    def _stored_patches(self) -> np.ndarray:
+        """The opened window's stored patch vectors (the index's own), read ahead by :meth:`open`."""
+        if self._stored is None or self._stored[0] != (self._open_id, self._open_window):
+            windows = int(self._clip_row(self._open_id)["num_windows"])
+            self._prefetch(self._open_id, self._open_window, windows)
+        return self._stored[1].result()
+
+    def _find_safely(self) -> None:
+        """The "Find similar" button: errors go to the status line, never to the kernel's log."""
+        try:
+            self.find_similar(exclude_clip=self._other_clips.value)
+        except Exception as exc:  # a click must not raise into the comm handler
+            self._status.value = f"<b>cannot find similar patches</b>: {html.escape(str(exc))}"
+        else:
+            self._status.value = ""
+
     def _card(self, hit: Any) -> W.Widget:
-        button = W.Button(description=f"{hit.clip_id} {hit.time_start:.2f}s {hit.score:.3f}",
+        # the clip id on a line of its own (cut with an ellipsis, whole on hover), time and score on the button
+        clip = html.escape(str(hit.clip_id))
+        caption = W.HTML(f'<div class="audiovis-dx-card-clip" title="{clip}" style="width: 176px; overflow: hidden; '
+                         f'text-overflow: ellipsis; white-space: nowrap">{clip}</div>', layout=W.Layout(width="180px"))
+        button = W.Button(description=f"{hit.time_start:.2f} s · score {hit.score:.3f}",
                           layout=W.Layout(width="180px"), tooltip=f"open {hit.clip_id} at patch {hit.patch}")
         button.on_click(lambda _b, h=hit: self._open_hit(h))
-        parts: list[W.Widget] = [button]
+        parts: list[W.Widget] = [caption, button]
         if self.model is not None:
             try:
                 png = self._crop_png(hit)
@@ -381,7 +459,9 @@ class DatasetExplorer(traitlets.HasTraits):
                 parts.insert(0, W.HTML(f"<small>{html.escape(str(exc))}</small>", layout=W.Layout(width="180px")))
             else:
                 parts.insert(0, W.Image(value=png, format="png", layout=W.Layout(width="180px")))
-        return W.VBox(parts, layout=W.Layout(margin="2px"))
+        card = W.VBox(parts, layout=W.Layout(margin="2px"))
+        card.add_class("audiovis-dx-card")
+        return card
 
     def _open_hit(self, hit: Any) -> None:
         try:
@@ -481,8 +561,7 @@ class DatasetExplorer(traitlets.HasTraits):
         self.points["probe_prediction"] = pd.Categorical(pred)
         self.points["probe_confidence"] = np.array(conf, np.float64)
         self.points["probe_correct"] = pd.Categorical(correct, categories=["correct", "wrong", "no label"])
-        self.color_by = "probe_correct"
-        self._on_color({"new": "probe_correct"})
+        self._show_column("probe_correct")
         return pd.DataFrame({"clip_id": self.points["clip_id"], "label": [_text(t) for t in truth],
                              "probe_prediction": pred, "probe_confidence": conf, "probe_correct": correct})
 
@@ -506,6 +585,14 @@ def _verdict(truth: Any, prediction: str) -> str:
     if _is_list(truth):
         return "correct" if prediction in [str(t) for t in truth] else "wrong"
     return "correct" if prediction == str(truth) else "wrong"
+
+
+def _padded(values: "pd.Series", margin: float = 0.05) -> tuple[float, float]:
+    """The axis range of ``values`` widened by ``margin`` of its span on each side, so the points at the
+    extremes are drawn whole (jupyter-scatter maps the range onto the whole plot)."""
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    pad = margin * (hi - lo) if hi > lo else 1.0
+    return lo - pad, hi + pad
 
 
 def _category_map(column: "pd.Series") -> Any:
