@@ -107,6 +107,11 @@ def test_selection_is_two_way(dx):
     assert len(dx.scatter.widget.selection) == 0 and dx._table.value == ""
     with pytest.raises(Exception, match="not in the store"):
         dx.selection = ["no-such-clip"]
+    dx.selection = [ids[2]]
+    with pytest.raises(Exception, match=r"clip id\(s\) \[3\] are not in the store"):
+        dx.selection = [ids[1], 3]  # a row number is no clip id
+    assert dx.selection == [ids[2]] and dx.scatter.widget.selection.tolist() == [2]
+    dx.selection = []
 
 
 def test_color_options_and_bad_colour(dx):

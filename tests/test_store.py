@@ -367,3 +367,36 @@ def test_a_store_that_cannot_keep_its_index_still_searches(model, folder, tmp_pa
     with pytest.warns(RuntimeWarning, match="could not be kept in the store"):
         hits = store.search_patches(query, k=4, method="ivf")
     assert _hits(hits) == _hits(store.search_patches(query, k=4, method="exact"))
+
+
+def test_read_columns_over_many_shards_keeps_order_first_copies_and_skips_a_damaged_one(tmp_path):
+    """Many shards are read in one go; the result is what reading them one by one gives (written plainly here):
+    shard order, each clip's first copy, a damaged shard set aside with a warning and the others kept."""
+    import pyarrow as pa
+
+    from audiovis.store.shards import read_columns
+
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        ids = [f"clip{i:02d}-{j}" for j in range(5)] + ([f"clip{i - 1:02d}-0"] if i % 4 == 1 else [])
+        pq.write_table(pa.table({"clip_id": ids, "x": rng.standard_normal(len(ids)), "y": np.arange(len(ids))}),
+                       folder / f"part-{i:03d}.parquet")
+
+    def one_by_one() -> pd.DataFrame:
+        frames = [pd.read_parquet(p, columns=["clip_id", "x"]) for p in sorted(folder.glob("part-*.parquet"))]
+        return pd.concat(frames).drop_duplicates("clip_id", keep="first").reset_index(drop=True)
+
+    expected = one_by_one()
+    assert len(expected) == 60
+    pd.testing.assert_frame_equal(read_columns(tmp_path, ["x"]).to_pandas(), expected)
+
+    damaged = folder / "part-005.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:50])
+    with pytest.warns(UserWarning, match="part-005.parquet .*cannot be read.*renamed \\*.corrupt"):
+        table = read_columns(tmp_path, ["x"])
+    assert not damaged.exists() and damaged.with_suffix(".corrupt").exists()
+    expected = one_by_one()
+    assert len(expected) == 55
+    pd.testing.assert_frame_equal(table.to_pandas(), expected)

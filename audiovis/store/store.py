@@ -119,10 +119,9 @@ class EmbeddingStore:
         values = _fixed_rows(column, self.manifest.dim).copy()
         values[column.is_null().to_numpy(zero_copy_only=False)] = np.nan
         where = {cid: i for i, cid in enumerate(ids)}
-        rows = [where.get(cid, -1) for cid in self.clips["clip_id"]]
-        for target, source in enumerate(rows):
-            if source >= 0:
-                out[target] = values[source]
+        rows = np.array([where.get(cid, -1) for cid in self.clips["clip_id"].tolist()], dtype=np.int64)
+        found = rows >= 0
+        out[found] = values[rows[found]]
         return out
 
     def _row(self, clip_id: str, columns: list[str]) -> dict:

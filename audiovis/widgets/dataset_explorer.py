@@ -55,6 +55,32 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _each(fn: Any, *columns: list) -> list:
+    """``fn`` of each row of ``columns``, computed once per distinct row (100 k clips share a few labels;
+    a list value is keyed as a tuple, anything else unhashable is computed every time)."""
+    done: dict = {}
+    out = []
+    for values in zip(*columns):
+        key = values
+        try:
+            out.append(done[key])
+            continue
+        except KeyError:
+            pass
+        except TypeError:
+            key = tuple(tuple(v) if isinstance(v, list) else v for v in values)
+            try:
+                out.append(done[key])
+                continue
+            except KeyError:
+                pass
+            except TypeError:
+                out.append(fn(*values))
+                continue
+        out.append(done.setdefault(key, fn(*values)))
+    return out
+
+
 def _is_list(value: Any) -> bool:
     return isinstance(value, (list, tuple, np.ndarray))
 
@@ -77,7 +103,8 @@ class DatasetExplorer(traitlets.HasTraits):
         sources: where to read clips embedded from memory (see :func:`explore_dataset`).
     """
 
-    selection = traitlets.List(traitlets.Unicode(), help="Selected clip ids (two-way with the map).")
+    # ids are checked against the store's (a lasso sends 10 k+; per-element Unicode checks cost ~1 us each)
+    selection = traitlets.List(help="Selected clip ids (two-way with the map).")
     color_by = traitlets.Unicode("", help="What colours the map's points: a key of color_options.")
 
     def __init__(self, store: EmbeddingStore, model: Any = None, *, layer: int = -1, color_by: str | None = None,
@@ -156,7 +183,7 @@ class DatasetExplorer(traitlets.HasTraits):
         import pandas as pd
 
         out = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "clip_id": rows["clip_id"].astype(str)})
-        texts = {c: [_text(v) for v in rows[c].tolist()] for c in self.label_columns}  # lists: pandas' own
+        texts = {c: _each(_text, rows[c].tolist()) for c in self.label_columns}  # lists: pandas' own
         # iteration over Arrow-backed columns costs ~1 us an item, 100 k clips
         for c, values in texts.items():
             out[c] = pd.Categorical(values)
@@ -170,7 +197,7 @@ class DatasetExplorer(traitlets.HasTraits):
             label = self._truth_column()
             if label is not None:
                 out["correct"] = pd.Categorical(
-                    [_verdict(truth, pred) for truth, pred in zip(rows[label].tolist(), top)],
+                    _each(_verdict, rows[label].tolist(), top),
                     categories=["correct", "wrong", "no label"])
         else:
             out["prediction"] = ""
@@ -235,7 +262,7 @@ class DatasetExplorer(traitlets.HasTraits):
     @traitlets.validate("selection")
     def _check_selection(self, proposal: dict) -> list[str]:
         ids = list(dict.fromkeys(proposal["value"]))
-        unknown = [c for c in ids if c not in self._all_ids]
+        unknown = [c for c in ids if not isinstance(c, str) or c not in self._all_ids]
         if unknown:
             raise traitlets.TraitError(f"selection: clip id(s) {unknown[:5]} are not in the store "
                                        f"({len(self._all_ids)} clips, e.g. {sorted(self._all_ids)[:3]})")
