@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .common import print_rows, row
+from .common import JS_APPEND_CELL, print_rows, row
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,13 +38,7 @@ grid = av.PatchGrid()
 # Insert a code cell, run it, resolve with ms until `selector` in its output satisfies `ready(el)`.
 _JS_RUN_UNTIL = """
 ([path, source, selector, ready]) => new Promise((resolve, reject) => {
-  const app = window.jupyterapp;
-  const notebook = __panel(path).content;
-  const index = notebook.model.cells.length;
-  notebook.model.sharedModel.insertCell(index, {cell_type: 'code', source});
-  notebook.activeCellIndex = index;
-  notebook.deselectAll();
-  const isReady = new Function('el', 'return (' + ready + ');');
+""" + JS_APPEND_CELL + """  const isReady = new Function('el', 'return (' + ready + ');');
   let t0 = 0;
   const check = () => {
     const cell = notebook.widgets[index];

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import print_rows, row
+from .common import JS_APPEND_CELL, print_rows, row
 
 
 def _timed(fn, repeats: int = 3) -> float:
@@ -171,13 +171,7 @@ def synthetic_store(path: Path, num_clips: int, *, patches: bool, seed: int = 0)
 # point: background white, axes grey) -- checked on every animation frame.
 _JS_RUN_UNTIL_MAP = """
 ([path, source]) => new Promise((resolve, reject) => {
-  const app = window.jupyterapp;
-  const notebook = __panel(path).content;
-  const index = notebook.model.cells.length;
-  notebook.model.sharedModel.insertCell(index, {cell_type: 'code', source});
-  notebook.activeCellIndex = index;
-  notebook.deselectAll();
-  const coloured = (canvas) => {
+""" + JS_APPEND_CELL + """  const coloured = (canvas) => {
     if (canvas.width < 200 || canvas.height < 100) return false;
     const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
     for (let i = 0; i < d.length; i += 28) {

@@ -31,6 +31,18 @@ async ([bundle, css, state, buffers, width]) => {
 """
 
 
+# JupyterLab (in the page): append a code cell holding `source` to the notebook at `path` and make it the
+# active one; the start of the page scripts that time a cell from run to result.
+JS_APPEND_CELL = """
+  const app = window.jupyterapp;
+  const notebook = __panel(path).content;
+  const index = notebook.model.cells.length;
+  notebook.model.sharedModel.insertCell(index, {cell_type: 'code', source});
+  notebook.activeCellIndex = index;
+  notebook.deselectAll();
+"""
+
+
 def best_of(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float:
     """Best wall time (s) of ``repeat`` calls after ``warmup`` calls."""
     for _ in range(warmup):

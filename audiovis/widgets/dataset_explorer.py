@@ -46,6 +46,8 @@ def _jscatter():
 
 def _text(value: Any) -> str:
     """A label value as one string: lists joined by ', ', missing as ''."""
+    if type(value) is str:
+        return value
     if value is None:
         return ""
     if isinstance(value, (list, tuple, np.ndarray)):
@@ -53,32 +55,6 @@ def _text(value: Any) -> str:
     if isinstance(value, float) and np.isnan(value):
         return ""
     return str(value)
-
-
-def _each(fn: Any, *columns: list) -> list:
-    """``fn`` of each row of ``columns``, computed once per distinct row (100 k clips share a few labels;
-    a list value is keyed as a tuple, anything else unhashable is computed every time)."""
-    done: dict = {}
-    out = []
-    for values in zip(*columns):
-        key = values
-        try:
-            out.append(done[key])
-            continue
-        except KeyError:
-            pass
-        except TypeError:
-            key = tuple(tuple(v) if isinstance(v, list) else v for v in values)
-            try:
-                out.append(done[key])
-                continue
-            except KeyError:
-                pass
-            except TypeError:
-                out.append(fn(*values))
-                continue
-        out.append(done.setdefault(key, fn(*values)))
-    return out
 
 
 def _is_list(value: Any) -> bool:
@@ -183,7 +159,7 @@ class DatasetExplorer(traitlets.HasTraits):
         import pandas as pd
 
         out = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "clip_id": rows["clip_id"].astype(str)})
-        texts = {c: _each(_text, rows[c].tolist()) for c in self.label_columns}  # lists: pandas' own
+        texts = {c: [_text(v) for v in rows[c].tolist()] for c in self.label_columns}  # lists: pandas' own
         # iteration over Arrow-backed columns costs ~1 us an item, 100 k clips
         for c, values in texts.items():
             out[c] = pd.Categorical(values)
@@ -197,7 +173,7 @@ class DatasetExplorer(traitlets.HasTraits):
             label = self._truth_column()
             if label is not None:
                 out["correct"] = pd.Categorical(
-                    _each(_verdict, rows[label].tolist(), top),
+                    [_verdict(truth, pred) for truth, pred in zip(rows[label].tolist(), top)],
                     categories=["correct", "wrong", "no label"])
         else:
             out["prediction"] = ""
