@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import traitlets
 import soundfile as sf
 
 import audiovis as av
@@ -112,6 +113,17 @@ def test_selection_is_two_way(dx):
         dx.selection = [ids[1], 3]  # a row number is no clip id
     assert dx.selection == [ids[2]] and dx.scatter.widget.selection.tolist() == [2]
     dx.selection = []
+
+
+def test_select_with_box_or_lasso_sets_the_map_tool(dx):
+    assert dx.select_with == "lasso" and dx.scatter.lasso()["type"] == "freeform"
+    dx.select_with = "box"
+    assert dx.scatter.lasso()["type"] == "rectangle" and dx._shape.value == "box"
+    dx._shape.value = "lasso"  # the toggle in the page
+    assert dx.select_with == "lasso" and dx.scatter.lasso()["type"] == "freeform"
+    with pytest.raises(traitlets.TraitError, match="select_with.*'lasso', 'box'.*'circle'"):
+        dx.select_with = "circle"
+    assert dx.select_with == "lasso" and dx.scatter.lasso()["type"] == "freeform"
 
 
 def test_color_options_and_bad_colour(dx):

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 #: store.clips columns that are not labels
 _FIXED = ("clip_id", "source", "duration", "error", "num_windows", "window_starts", "top_labels", "top_probs")
 _TABLE_ROWS = 200
+#: the map's selection shapes: this package's name -> jupyter-scatter's lasso type
+_SELECT_SHAPES = {"lasso": "freeform", "box": "rectangle"}
 
 
 def _jscatter():
@@ -64,7 +66,8 @@ def _is_list(value: Any) -> bool:
 class DatasetExplorer(traitlets.HasTraits):
     """A map of every clip of an :class:`~audiovis.store.EmbeddingStore` (see :func:`explore_dataset`).
 
-    ``selection``: clip ids selected on the map (set it from Python too). ``color_by``: a key of
+    ``selection``: clip ids selected on the map (set it from Python too). ``select_with``: the shape the
+    map's selection tool draws, ``"lasso"`` (freehand) or ``"box"`` (a rectangle). ``color_by``: a key of
     :attr:`color_options`. ``explorer``: the opened clip's Explorer (None until :meth:`open`). ``hits``: the
     last :meth:`find_similar` result. ``widget``: the ipywidgets box shown in a notebook (the explorer is not
     itself a widget because ``Widget.open`` is ipywidgets' own method and ``open(clip_id)`` is this one's).
@@ -82,6 +85,8 @@ class DatasetExplorer(traitlets.HasTraits):
     # ids are checked against the store's (a lasso sends 10 k+; per-element Unicode checks cost ~1 us each)
     selection = traitlets.List(help="Selected clip ids (two-way with the map).")
     color_by = traitlets.Unicode("", help="What colours the map's points: a key of color_options.")
+    select_with = traitlets.Enum(list(_SELECT_SHAPES), "lasso",
+                                 help="The map's selection shape: 'lasso' (freehand) or 'box' (a rectangle).")
 
     def __init__(self, store: EmbeddingStore, model: Any = None, *, layer: int = -1, color_by: str | None = None,
                  projection: str = "pca", height: int = 420, sources: Any = None) -> None:
@@ -128,6 +133,11 @@ class DatasetExplorer(traitlets.HasTraits):
         self.scatter.widget.observe(self._on_map_selection, names="selection")
         self._color = W.Dropdown(options=self.color_options, description="colour by", style={"description_width": "initial"})
         self._color.observe(self._on_dropdown, names="value")
+        self._shape = W.ToggleButtons(options=list(_SELECT_SHAPES), value="lasso",
+                                      tooltips=["draw a freehand outline around the clips (the map's lasso tool)",
+                                                "drag a rectangle over the clips (the map's lasso tool)"],
+                                      style={"button_width": "56px"}, layout=W.Layout(width="auto"))
+        self._shape.observe(lambda change: setattr(self, "select_with", change["new"]), names="value")
         n_failed = len(self.failed)
         self._counts = W.HTML(html.escape(
             f"{len(self.points)} clips on the map (layer {self.layer}, {projection.upper()})"
@@ -142,11 +152,12 @@ class DatasetExplorer(traitlets.HasTraits):
         self._find.on_click(lambda _b: self._find_safely())
         self._other_clips = W.Checkbox(value=False, description="other clips only", indent=False)
         for part, name in ((self._table, "selection"), (self._status, "status"), (self._gallery, "gallery"),
-                           (self._explorer_box, "clip"), (self._find, "find"), (self._other_clips, "other-clips")):
+                           (self._explorer_box, "clip"), (self._find, "find"), (self._other_clips, "other-clips"),
+                           (self._shape, "select-with")):
             part.add_class(f"audiovis-dx-{name}")
         super().__init__()
         self.widget = W.VBox([
-            W.HBox([self._color, self._counts]), self.scatter.widget, self._status, self._table,
+            W.HBox([self._color, W.Label("select with"), self._shape, self._counts]), self.scatter.widget, self._status, self._table,
             self._failed_table, self._gallery, self._explorer_box,
         ])
         self.widget.add_class("audiovis-dataset-explorer")
@@ -234,6 +245,11 @@ class DatasetExplorer(traitlets.HasTraits):
             self.color_by = column
 
     # -- selection -------------------------------------------------------------------------------
+
+    @traitlets.observe("select_with")
+    def _on_select_with(self, change: dict) -> None:
+        self.scatter.lasso(type=_SELECT_SHAPES[change["new"]])
+        self._shape.value = change["new"]
 
     @traitlets.validate("selection")
     def _check_selection(self, proposal: dict) -> list[str]:

@@ -11,7 +11,7 @@ the projected coordinates). Checked:
   the stored clip vector) and its viewer is painted;
 - the map's lasso tool (jupyter-scatter binds no key to the lasso; its toolbar button, then a drag) around
   the points on one side of the widest gap selects exactly those clips in the kernel, and the selected-clips
-  table in the page lists them;
+  table in the page lists them; with "box" chosen in the page, a drag over that side's rectangle does too;
 - "Find similar" clicked in the page (with "other clips only" ticked in the page) draws the gallery: one card
   per hit in score order, its image loaded and not blank, its clip id, time and score shown whole; the hits'
   clips turn to the hit colour on the map;
@@ -229,6 +229,33 @@ def test_lasso_selects_exactly_the_points_inside(nb):
     assert sorted(listed) == expected
     assert f"{len(expected)} selected clip(s)" in table.inner_text()
     nb.screenshot("dataset-explorer-lasso")
+
+
+def test_box_selects_exactly_the_points_inside(nb):
+    ids = _clip_ids(nb)
+    blobs = _settled_blobs(nb)
+    axis, middle, low = _split({j: np.array(b[:2]) for j, b in blobs.items()})
+    expected = sorted(ids[j] for j in low)
+    page, output = nb.page, nb.output_locator(1)
+    output.locator(".audiovis-dx-select-with button", has_text="box").click()  # the toggle in the page
+    assert _kernel(nb, "dx.select_with", lambda v: v == "box") == "box"
+    box = _map(nb).bounding_box()
+    w, h = box["width"], box["height"]
+    # a drag from one corner of the low side's rectangle to the other, along the gap
+    start, end = ((4, 4), (middle, h - 4)) if axis == 0 else ((4, 4), (w - 4, middle))
+    output.locator('[title="Activate lasso selection"]').first.click()
+    page.mouse.move(box["x"] + start[0], box["y"] + start[1])
+    page.mouse.down()
+    for t in np.linspace(0, 1, 16)[1:]:
+        page.mouse.move(box["x"] + start[0] + t * (end[0] - start[0]), box["y"] + start[1] + t * (end[1] - start[1]))
+        page.wait_for_timeout(20)
+    page.mouse.up()
+    output.locator('[title="Activate pan & zoom"]').first.click()
+    try:
+        assert sorted(_kernel(nb, "dx.selection", lambda v: v != [])) == expected
+    finally:
+        nb.run_cell("dx.select_with = 'lasso'")
+    nb.screenshot("dataset-explorer-box")
 
 
 def _find_in_page(nb, clip_index: int, patches: list[int]) -> tuple[str, list[dict]]:
