@@ -14,7 +14,7 @@ Each against the floor of any STFT front end: the windowed ``rfft`` of the same 
 size and nothing else, in the same blocks on the same worker threads as audiovis
 (``audiovis.framewise.block_workers``), its buffers made once. Targets: at least librosa's speed, at
 most 1.5x the floor. Every comparison takes medians of the same number of alternating runs of both
-sides (``paired_medians``). Also kept: the first rows of this benchmark (MelSpectrogram ``n_fft`` 1024
+sides (``paired_medians``); the 10 s clip, a few milliseconds a run, takes five times as many. Also kept: the first rows of this benchmark (MelSpectrogram ``n_fft`` 1024
 power against librosa and bare torchaudio).
 """
 
@@ -176,7 +176,7 @@ def run(*, minutes: float = 10, rounds: int = 5) -> list[dict]:
     with warnings.catch_warnings():  # 128 mels over 201 bins (n_fft 400): some filters are empty, by design here
         warnings.filterwarnings("ignore", message=".*(all zero|Empty filters).*")
         rows = _stft_mel_rows(wav, audio, minutes, rounds)
-        rows += _kaldi_rows(wav, 10.0, rounds)
+        rows += _kaldi_rows(wav, 10.0, 5 * rounds)  # a few ms a run: more runs for a stable median
         rows += _kaldi_rows(wav, 60 * minutes, rounds)
         rows += _first_rows(wav, audio, minutes, rounds)
     return rows
