@@ -272,3 +272,54 @@ def test_clips_embedded_from_memory_open_from_sources(model, tmp_path):
     np.testing.assert_allclose(explorer.analysis.patch_embeddings(-1), ref.patch_embeddings(-1), atol=1e-5)
     np.testing.assert_allclose(explorer.analysis.patch_embeddings(-1).mean(axis=0), store.clip_embeddings(-1)[1],
                                atol=1e-3)
+
+
+def test_read_ahead_of_patch_vectors_recovers_from_a_failed_read_and_drops_stale_ones(dx, built, monkeypatch):
+    """``open`` reads the clip's stored patch vectors in the background: a read that failed is made again by the
+    search (not its old error raised for good), and reads queued for clips no longer open are cancelled."""
+    import threading
+
+    from audiovis.widgets import dataset_explorer as module
+
+    real = built.patch_embeddings
+    gate, failing = threading.Event(), [True]
+
+    def flaky(*args, **kwargs):
+        gate.wait(10)
+        if failing[0]:
+            raise OSError("shard busy")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(built, "patch_embeddings", flaky)
+    ids = list(dx.points["clip_id"])
+    dx.open(ids[1])  # its read waits on the gate: the reads queued behind it for ids[2], ids[3] never start
+    queued = []
+    for cid in ids[2:4]:
+        dx.open(cid)
+        queued.append(dx._stored[1])
+    assert queued[0].cancelled() and not queued[1].cancelled()
+    gate.set()
+    dx.explorer.select([5, 6])
+    with pytest.raises(OSError, match="shard busy"):
+        dx.find_similar(k=3)
+    failing[0] = False  # the shard is readable again: the next search reads again
+    hits = dx.find_similar(k=3)
+    query = real(ids[3], -1)[[5, 6]].astype(np.float32).mean(axis=0)
+    pd.testing.assert_frame_equal(hits, built.search_patches(query, 3, -1))
+    assert module._reader() is module._reader()  # one reading thread for every explorer
+
+
+def test_table_lists_every_source_of_a_clip_id(model, tmp_path):
+    """Two identical files are one clip id (a hash of the samples): selecting it lists both sources."""
+    paths = []
+    for i, f in enumerate([300.0, 300.0, 2000.0, 900.0]):
+        path = tmp_path / f"t{i}.wav"
+        sf.write(path, tone(f, seconds=2.0, noise=0.01, seed=0 if i < 2 else i), SR)
+        paths.append(str(path))
+    store = embed_dataset(paths, model, tmp_path / "store", progress=False)
+    ids = list(store.clips["clip_id"])
+    assert ids[0] == ids[1] and len(set(ids)) == 3
+    dx = explore_dataset(store, model)
+    dx.selection = [ids[0]]
+    assert "2 selected clip(s)" in dx._table.value
+    assert paths[0] in dx._table.value and paths[1] in dx._table.value and paths[2] not in dx._table.value

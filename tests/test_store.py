@@ -374,7 +374,7 @@ def test_read_columns_over_many_shards_keeps_order_first_copies_and_skips_a_dama
     shard order, each clip's first copy, a damaged shard set aside with a warning and the others kept."""
     import pyarrow as pa
 
-    from audiovis.store.shards import read_columns
+    from audiovis.store.shards import _read_at_once, read_columns
 
     folder = tmp_path / "shards"
     folder.mkdir()
@@ -391,6 +391,8 @@ def test_read_columns_over_many_shards_keeps_order_first_copies_and_skips_a_dama
     expected = one_by_one()
     assert len(expected) == 60
     pd.testing.assert_frame_equal(read_columns(tmp_path, ["x"]).to_pandas(), expected)
+    at_once = _read_at_once(sorted(folder.glob("part-*.parquet")), ["clip_id", "x"], None)  # the fast path itself
+    assert at_once is not None and at_once.num_rows == 63
 
     damaged = folder / "part-005.parquet"
     damaged.write_bytes(damaged.read_bytes()[:50])
@@ -400,3 +402,13 @@ def test_read_columns_over_many_shards_keeps_order_first_copies_and_skips_a_dama
     expected = one_by_one()
     assert len(expected) == 55
     pd.testing.assert_frame_equal(table.to_pandas(), expected)
+
+    # a shard without the column, or with it in another type, is set aside as the shard-by-shard read
+    # does: not filled with nulls or cast by a one-call read
+    for name, x in (("part-007.parquet", None), ("part-009.parquet", pa.array(np.arange(5), pa.int64()))):
+        columns = {"clip_id": [f"odd{name}-{j}" for j in range(5)], "y": np.arange(5)}
+        pq.write_table(pa.table(columns if x is None else {**columns, "x": x}), folder / name)
+        with pytest.warns(UserWarning, match=f"(?s){name} .*cannot be read.*renamed \\*.corrupt"):
+            table = read_columns(tmp_path, ["x"])
+        assert not (folder / name).exists()
+        pd.testing.assert_frame_equal(table.to_pandas(), one_by_one())

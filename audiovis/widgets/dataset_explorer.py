@@ -113,15 +113,16 @@ class DatasetExplorer(traitlets.HasTraits):
         self.points = self._point_table(self.clips.loc[ok].reset_index(drop=True), project(self._vectors, projection))
         self._point_ids = np.array(self.points["clip_id"].tolist(), dtype=object)  # map row -> clip id
         self._row_of = {cid: i for i, cid in enumerate(self._point_ids.tolist())}
-        self._clip_index = {cid: i for i, cid in enumerate(self.clips["clip_id"].tolist())}
-        self._all_ids = set(self._clip_index)
+        self._clip_rows: dict[str, list[int]] = {}  # clip id -> its rows (identical files share an id)
+        for i, cid in enumerate(self.clips["clip_id"].tolist()):
+            self._clip_rows.setdefault(cid, []).append(i)
+        self._all_ids = set(self._clip_rows)
         self.explorer: "Explorer | None" = None
         self.hits: "pd.DataFrame | None" = None
         self.probe_scores: Any = None
         self._guard = False
         self._dropdown_guard = False
         self._specs: dict[str, Any] = {}
-        self._reader: "ThreadPoolExecutor | None" = None
         self._stored: "tuple[tuple[str, int], Future] | None" = None
 
         jscatter = _jscatter()
@@ -298,7 +299,7 @@ class DatasetExplorer(traitlets.HasTraits):
         if not self.selection:
             self._table.value = ""
             return
-        order = sorted(self._clip_index[c] for c in self.selection)
+        order = sorted(r for c in self.selection for r in self._clip_rows[c])
         rows = self.clips.iloc[order[:_TABLE_ROWS]]
         columns = ["clip_id", "source", "duration", *self.label_columns]
         if "top_labels" in rows:
@@ -440,15 +441,16 @@ class DatasetExplorer(traitlets.HasTraits):
         is read to find one clip's: ~1 s at 1 M vectors), while the user selects patches to search with."""
         if not self.store.manifest.patches:
             return
-        if self._reader is None:
-            self._reader = ThreadPoolExecutor(1, thread_name_prefix="audiovis-dataset-explorer")
-        read = self._reader.submit(self.store.patch_embeddings, clip_id, self.layer,
-                                   window=window if windows > 1 else None)
+        if self._stored is not None:
+            self._stored[1].cancel()  # a read not started yet for a clip no longer open
+        read = _reader().submit(self.store.patch_embeddings, clip_id, self.layer,
+                                window=window if windows > 1 else None)
         self._stored = ((clip_id, window), read)
 
     def _stored_patches(self) -> np.ndarray:
         """The opened window's stored patch vectors (the index's own), read ahead by :meth:`open`."""
-        if self._stored is None or self._stored[0] != (self._open_id, self._open_window):
+        stale = self._stored is None or self._stored[0] != (self._open_id, self._open_window)
+        if stale or (self._stored[1].done() and self._stored[1].exception() is not None):  # failed: read again
             windows = int(self._clip_row(self._open_id)["num_windows"])
             self._prefetch(self._open_id, self._open_window, windows)
         return self._stored[1].result()
@@ -604,6 +606,16 @@ def _verdict(truth: Any, prediction: str) -> str:
     if _is_list(truth):
         return "correct" if prediction in [str(t) for t in truth] else "wrong"
     return "correct" if prediction == str(truth) else "wrong"
+
+
+_readers: list[ThreadPoolExecutor] = []
+
+
+def _reader() -> ThreadPoolExecutor:
+    """The one thread, shared by every explorer, that reads opened clips' stored patch vectors ahead."""
+    if not _readers:
+        _readers.append(ThreadPoolExecutor(1, thread_name_prefix="audiovis-dataset-explorer"))
+    return _readers[0]
 
 
 def _padded(values: "pd.Series", margin: float = 0.05) -> tuple[float, float]:
