@@ -412,3 +412,20 @@ def test_read_columns_over_many_shards_keeps_order_first_copies_and_skips_a_dama
             table = read_columns(tmp_path, ["x"])
         assert not (folder / name).exists()
         pd.testing.assert_frame_equal(table.to_pandas(), one_by_one())
+
+
+def test_clip_embeddings_follow_the_index_order_whatever_the_shard_order(model, folder, tmp_path):
+    """Vectors are aligned with ``store.clips`` by clip id (shards may hold them in another order, e.g. from
+    Ray), failed clips NaN in either case."""
+    (folder / "fake.wav").write_text("text renamed .wav")
+    path = tmp_path / "store"
+    store = embed_dataset(folder, model, path, batch_size=2, progress=False)
+    before = store.clip_embeddings()
+    failed = store.clips["error"].notna().to_numpy()
+    assert failed.sum() == 1 and np.isnan(before[failed]).all() and np.isfinite(before[~failed]).all()
+    index = pd.read_parquet(path / "clips.parquet").sort_values("position")
+    index["position"] = index["position"].to_numpy()[::-1]  # the same clips listed backwards
+    index.to_parquet(path / "clips.parquet", index=False)
+    reversed_store = open_store(path)
+    assert list(reversed_store.clips["clip_id"]) == list(store.clips["clip_id"])[::-1]
+    np.testing.assert_array_equal(reversed_store.clip_embeddings(), before[::-1])

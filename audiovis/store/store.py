@@ -113,14 +113,20 @@ class EmbeddingStore:
             raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
         ly = self.manifest.resolve_layer(layer)
         ids, column = self._column(f"{pooling}_{ly}")
-        out = np.full((len(self.clips), self.manifest.dim), np.nan, np.float32)
         if column is None:
+            return np.full((len(self.clips), self.manifest.dim), np.nan, np.float32)
+        values = _fixed_rows(column, self.manifest.dim)  # a view of Arrow's buffer
+        clip_ids = self.clips["clip_id"].tolist()
+        if ids == clip_ids:  # the shards hold the clips in the run's order: one copy, no gather
+            out = values.copy()
+            out[column.is_null().to_numpy(zero_copy_only=False)] = np.nan
             return out
-        values = _fixed_rows(column, self.manifest.dim).copy()
-        values[column.is_null().to_numpy(zero_copy_only=False)] = np.nan
+        out = np.full((len(clip_ids), self.manifest.dim), np.nan, np.float32)
+        valid = column.is_valid().to_numpy(zero_copy_only=False)
         where = {cid: i for i, cid in enumerate(ids)}
-        rows = np.array([where.get(cid, -1) for cid in self.clips["clip_id"].tolist()], dtype=np.int64)
+        rows = np.array([where.get(cid, -1) for cid in clip_ids], dtype=np.int64)
         found = rows >= 0
+        found[found] = valid[rows[found]]  # a null row (a failed clip) stays NaN
         out[found] = values[rows[found]]
         return out
 
