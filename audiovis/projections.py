@@ -73,7 +73,7 @@ def project(vectors: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.nd
         try:
             import umap
         except ImportError:
-            raise ImportError("projection='umap' needs umap-learn: pip install umap-learn") from None
+            raise ImportError("projection='umap' needs umap-learn: pip install 'audiovis[umap]'") from None
         rows = x[ok].astype(np.float64)
         if len(rows) < 4:
             raise ValueError(f"UMAP needs at least 4 clips with vectors, got {len(rows)}; use projection='pca'")

@@ -3,6 +3,8 @@ probe colouring against a hand-run cross-validation, failed clips, and bad input
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,6 +17,7 @@ from audiovis.store import StoreError, embed_dataset
 from audiovis.projections import project
 from audiovis.widgets.dataset_explorer import DatasetExplorer, explore_dataset
 
+from .ci import skip_or_fail
 from .frozen_models import SR, tiny_ast, tone
 
 FREQS = [250.0, 300.0, 1500.0, 1800.0, 3000.0, 3500.0, 400.0, 2500.0]
@@ -95,6 +98,41 @@ def test_projection_of_many_rows_equals_the_svd_reference():
     axes = vt[:2] * np.sign(vt[:2][np.arange(2), np.abs(vt[:2]).argmax(axis=1)])[:, None]  # largest loading > 0
     np.testing.assert_allclose(xy[ok], x @ axes.T, rtol=1e-4, atol=1e-4)
     assert np.isnan(xy[~ok]).all()
+
+
+def _umap():
+    try:
+        import umap
+    except ImportError:
+        skip_or_fail("umap-learn is not installed; CI requires it (pip install 'audiovis[umap]')")
+    return umap
+
+
+def test_umap_projection_is_umap_learn_seeded_with_nan_rows_kept(monkeypatch):
+    """projection='umap' is umap-learn's own layout (the same call made here), seeded, NaN rows left out."""
+    umap = _umap()
+    rng = np.random.default_rng(0)
+    v = np.concatenate([rng.standard_normal((30, 16)) + 8, rng.standard_normal((30, 16)) - 8]).astype(np.float32)
+    v[5] = np.nan
+    xy = project(v, "umap", seed=2)
+    ok = np.isfinite(v).all(axis=1)
+    expected = umap.UMAP(n_components=2, random_state=2, n_neighbors=15).fit_transform(v[ok].astype(np.float64))
+    np.testing.assert_allclose(xy[ok], expected, rtol=1e-6, atol=1e-6)
+    assert np.isnan(xy[5]).all() and np.isfinite(xy[ok]).all()
+    np.testing.assert_array_equal(project(v, "umap", seed=2), xy)  # the same picture every time
+    with pytest.raises(ValueError, match="UMAP needs at least 4 clips with vectors, got 3; use projection='pca'"):
+        project(v[:3], "umap")
+    monkeypatch.setitem(sys.modules, "umap", None)  # as if umap-learn were not installed
+    with pytest.raises(ImportError, match=r"projection='umap' needs umap-learn: pip install 'audiovis\[umap\]'"):
+        project(v, "umap")
+
+
+def test_explore_dataset_with_umap(built, model):
+    _umap()
+    dx = explore_dataset(built, model, projection="umap")
+    ok = built.clips["error"].isna().to_numpy()
+    assert len(dx.points) == ok.sum() and np.isfinite(dx.points[["x", "y"]].to_numpy()).all()
+    assert "UMAP" in dx._counts.value
 
 
 def test_selection_is_two_way(dx):
