@@ -156,8 +156,9 @@ def test_curves_start_at_the_analysis_probability_pruned_or_not():
         assert len(f.deletion) == 5 and 0 <= f.deletion_auc <= 1
 
 
-def test_a_call_runs_about_two_passes_per_step(known):
-    model, res = known
+def counted(res) -> list[int]:
+    """The batch sizes of every forward pass ``res`` makes from now on (until ``_forward_logits`` is deleted
+    from its ``__dict__``)."""
     calls = []
     original = res._forward_logits
 
@@ -166,6 +167,12 @@ def test_a_call_runs_about_two_passes_per_step(known):
         return original(x)
 
     res.__dict__["_forward_logits"] = counting
+    return calls
+
+
+def test_a_call_runs_about_two_passes_per_step(known):
+    model, res = known
+    calls = counted(res)
     try:
         res.faithfulness("rollout", class_index=0, steps=10, baseline="zero")  # random orders computed once
         calls.clear()

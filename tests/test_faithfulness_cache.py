@@ -10,6 +10,8 @@ import torch
 import audiovis as av
 from audiovis.explain import faithfulness as F
 
+from .test_faithfulness import counted
+
 CONFIG = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
               num_mel_bins=32, max_length=100, num_labels=3, labels=["a", "b", "c"])
 
@@ -20,18 +22,6 @@ def res(request):
     model = av.ASTModel(av.ASTConfig(**CONFIG, multi_label=request.param)).eval()
     rng = np.random.default_rng(0)
     return model.analyze(av.load_audio(rng.standard_normal(16000).astype(np.float32) * 0.1, 16000))
-
-
-def counted(res):
-    calls = []
-    original = res._forward_logits
-
-    def counting(x):
-        calls.append(x.shape[0])
-        return original(x)
-
-    res.__dict__["_forward_logits"] = counting
-    return calls
 
 
 def test_another_class_reuses_the_random_orders_and_matches_a_fresh_run(res):
