@@ -225,6 +225,20 @@ def block_workers(count: int, work: Callable[[int, dict], None]) -> list[dict]:
     return [future.result() for future in futures]
 
 
+def log_(block: torch.Tensor, *, base10: bool = False) -> torch.Tensor:
+    """``block`` replaced by its natural (``base10``: decimal) logarithm, in place: ``log(0) = -inf``.
+
+    A float32 block on the CPU goes through numpy's vectorised logarithm, about four times torch's here
+    (0.3 against 1.1 ns a value on AVX-512); other blocks through torch.
+    """
+    if block.device.type == "cpu" and block.dtype == torch.float32 and not block.requires_grad:
+        values = block.numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            (np.log10 if base10 else np.log)(values, out=values)
+        return block
+    return block.log10_() if base10 else block.log_()
+
+
 #: ``prepare(frames, first_frame, dest, scratch)``: write the windowed frames ``[n, frame_length]`` into
 #: ``dest`` (``scratch``: the worker's dict, for buffers of its own)
 Prepare = Callable[[torch.Tensor, int, torch.Tensor, dict], None]
@@ -284,6 +298,8 @@ def block_spectra(
         """A worker's buffers, with the views a full block uses made once (a view costs microseconds)."""
         windowed = like.new_zeros(block, fft_size)  # columns past the frame stay zero: the FFT's padding
         made = {"windowed": windowed, "frames": windowed[:, :frame_length], "bands": bands}
+        if bands is None and decibels is not None:
+            made.update(values=like.new_empty(block, num_bins))
         if bands is not None:
             values, projected = like.new_empty(block, num_bins), like.new_empty(rows, block)
             made.update(values=values, projected=projected, products=[
@@ -293,7 +309,7 @@ def block_spectra(
 
     # (buffers made in inference mode are inference tensors: outside it they refuse in-place writes)
     key = (block, fft_size, frame_length, rows, like.dtype, None if bands is None else id(bands),
-           torch.is_inference_mode_enabled())
+           decibels is not None, torch.is_inference_mode_enabled())
 
     def work(i: int, scratch: dict) -> None:
         start, frames = blocks[i]
@@ -306,11 +322,16 @@ def block_spectra(
         prepare(frames, start, buf["frames"] if full else buf["frames"][:n], buf)
         sq = torch.view_as_real(torch.fft.rfft(windowed))  # (rfft's out= would only add a copy)
         torch.square(sq, out=sq)
-        if bands is None:  # straight into the output, transposed
-            target = out[:, start : start + n]
+        if bands is None and decibels is None:  # straight into the output, transposed
+            target = dense = out[:, start : start + n]
             torch.add(sq[..., 0], sq[..., 1], out=target.T)
             if power == 1.0:
                 target.sqrt_()
+        elif bands is None:  # dB: in a block of its own (a log over contiguous values is faster), then one copy out
+            dense = torch.add(sq[..., 0], sq[..., 1], out=buf["values"] if full else buf["values"][:n])
+            if power == 1.0:
+                dense.sqrt_()
+            target = dense.T
         else:  # the banded product into a block of its own, then one copy out
             v = torch.add(sq[..., 0], sq[..., 1], out=buf["values"] if full else buf["values"][:n])
             if power == 1.0:
@@ -326,23 +347,28 @@ def block_spectra(
                         torch.mm(weights, v.T[lo:hi], out=target[first:last])
             for rows_without_bins in buf["empty"]:  # filters over no FFT bin (a block's log changed them)
                 rows_without_bins.zero_()
+            dense = target
         if decibels is not None:
-            target.log10_().mul_(decibels[0])
-            top = float(target.max())
-            scratch["top"] = top if scratch["top"] is None else max(top, scratch["top"])
+            log_(dense, base10=True).mul_(decibels[0])
+            low, high = (float(v) for v in torch.aminmax(dense))
+            lowest[i] = low
+            scratch["top"] = high if scratch["top"] is None else max(high, scratch["top"])
         if finish is not None:
             finish(target)
-        if bands is not None:
+        if target is not dense or bands is not None:
             out[:, start : start + n].copy_(target)
 
+    lowest = [0.0] * len(blocks)  # each block's lowest dB value
     scratches = block_workers(len(blocks), work)
     if decibels is not None:
         multiplier, top_db = decibels
         floor = multiplier * float(torch.log10(torch.tensor(1e-10)))  # where 1e-10 clamps (AmplitudeToDB's amin)
         if top_db is not None:
             floor = max(floor, max(s["top"] for s in scratches if s) - top_db)
-        block_workers(len(blocks), lambda i, scratch: out[:, blocks[i][0] : blocks[i][0] + blocks[i][1].shape[0]]
-                      .clamp_(min=floor))
+        # a second pass over the output only where a block holds values under the floor (often none)
+        below = [i for i in range(len(blocks)) if lowest[i] < floor]
+        block_workers(len(below), lambda j, scratch: out[:, blocks[below[j]][0] : blocks[below[j]][0]
+                                                          + blocks[below[j]][1].shape[0]].clamp_(min=floor))
     return out
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from .audio import Audio, load_audio
 from .checks import check_int, check_number, check_rate
 from .errors import ConfigError, InvalidAudioError
-from .framewise import block_spectra, centred_frames, kaldi_prepare, output, snipped_frames
+from .framewise import block_spectra, centred_frames, kaldi_prepare, log_, output, snipped_frames
 
 Scale = Literal["linear", "mel"]
 Units = Literal["power", "magnitude", "dB", "log", "normalized-fbank"]
@@ -624,7 +624,7 @@ class KaldiFbank(nn.Module):
         mean, scale = self.mean, self.std * 2
 
         def log(block: torch.Tensor) -> None:  # in place, while the block is in cache
-            block.clamp_(min=eps).log_()
+            log_(block.clamp_(min=eps))
             if normalize:
                 block.sub_(mean).div_(scale)
 

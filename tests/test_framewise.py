@@ -127,6 +127,49 @@ def test_db_with_a_band_of_filters_over_no_bin_stays_finite_in_every_block():
     torch.testing.assert_close(got, want, rtol=0, atol=1e-3)
 
 
+
+def test_top_db_floor_reaches_only_the_blocks_that_need_it_and_equals_torchaudio():
+    """The second pass (the ``top_db`` floor) runs only over blocks holding values under it: a loud tone then
+    near-silence (blocks all above the floor, then blocks mostly under it) equals torchaudio's
+    Spectrogram + AmplitudeToDB, and both kinds of block occur."""
+    import torchaudio
+
+    import audiovis.framewise as framewise
+
+    rng = np.random.default_rng(5)
+    tone = make_tone(1000.0, 6.0) + (0.05 * rng.standard_normal(96000)).astype(np.float32)  # no bin 80 dB down
+    wav = np.concatenate([tone, (1e-7 * rng.standard_normal(6 * 16000)).astype(np.float32)])
+    calls = []
+    real_workers = framewise.block_workers
+
+    def counting(count, work):  # two calls: every block's spectra, then the floor's pass
+        calls.append(count)
+        return real_workers(count, work)
+
+    framewise.block_workers = counting
+    try:
+        got = av.STFTSpectrogram(n_fft=400, hop_length=160)(av.load_audio(wav, 16000)).values
+    finally:
+        framewise.block_workers = real_workers
+    spec = torchaudio.transforms.Spectrogram(n_fft=400, hop_length=160, power=2.0, pad_mode="constant")
+    want = torchaudio.transforms.AmplitudeToDB("power", top_db=80.0)(spec(torch.from_numpy(wav)))
+    blocks, clamped = calls
+    assert 0 < clamped < blocks  # some blocks needed the floor, others not
+    assert float(got.min()) == pytest.approx(float(got.max()) - 80.0, abs=1e-4)  # the floor was applied
+    torch.testing.assert_close(got, want, rtol=0, atol=2e-3)
+
+
+def test_power_then_db_of_the_same_shape_in_one_thread_equals_the_log_of_the_power():
+    """Each thread keeps its block buffers between calls; a dB front end needs one more than a power one of
+    the same shape, so the two must not share them (a power call first, then a dB call, then power again)."""
+    wav = av.load_audio(make_chirp(100.0, 7000.0, 3.0), 16000)
+    power = av.STFTSpectrogram(n_fft=512, hop_length=160, to_db=False)
+    decibels = av.STFTSpectrogram(n_fft=512, hop_length=160, top_db=None)
+    first = power(wav).values
+    db = decibels(wav).values
+    torch.testing.assert_close(db, 10 * torch.log10(first.clamp(min=1e-10)), rtol=0, atol=1e-4)
+    assert torch.equal(power(wav).values, first)
+
 FRONT_ENDS = {
     "stft-db-400": lambda: av.STFTSpectrogram(n_fft=400, hop_length=160),
     "stft-magnitude-1024": lambda: av.STFTSpectrogram(n_fft=1024, hop_length=160, power=1.0, to_db=False),
