@@ -80,15 +80,34 @@ def project(vectors: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.nd
         reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(rows) - 1))
         out[ok] = reducer.fit_transform(rows).astype(np.float32)
         return out
-    centred = torch.from_numpy(x[ok]).double()  # torch: several times numpy's speed on a busy machine
-    centred -= centred.mean(dim=0)
+    rows = x if ok.all() else x[ok]  # no copy of 100 k clips' vectors when every row is finite
+    mean = rows.mean(axis=0, dtype=np.float64)
     comps = np.zeros((2, x.shape[1]))
-    if len(centred) > x.shape[1]:  # many rows (100 k clips): the top eigenvectors of the small [dim, dim]
-        values, vectors = np.linalg.eigh((centred.T @ centred).numpy())  # scatter matrix, not an SVD of every
-        top = vectors[:, ::-1][:, :2].T  # row (torch's eigh: seconds here, numpy's: milliseconds)
+    if len(rows) > x.shape[1]:  # many rows (100 k clips): the top eigenvectors of the small [dim, dim]
+        values, vectors = np.linalg.eigh(_scatter(rows, mean))  # scatter matrix, not an SVD of every row
+        top = vectors[:, ::-1][:, :2].T  # (torch's eigh: seconds here, numpy's: milliseconds)
         comps[: len(top)] = top * (values[::-1][: len(top), None] > 0)
     else:
-        _, _, vt = np.linalg.svd(centred.numpy(), full_matrices=False)
+        _, _, vt = np.linalg.svd(rows.astype(np.float64) - mean, full_matrices=False)
         comps[: min(2, len(vt))] = vt[:2]
-    out[ok] = (centred @ torch.from_numpy(_oriented(comps)).T).float().numpy()
+    axes = _oriented(comps).T  # [dim, 2]
+    # (rows - mean) @ axes without a centred copy: rows @ axes in float32, the mean's share in float64
+    coords = torch.from_numpy(rows) @ torch.from_numpy(axes.astype(np.float32))
+    out[ok] = (coords.double() - torch.from_numpy(mean @ axes)).float().numpy()
     return out
+
+
+#: rows of one chunk of the scatter matrix's sum: its float64 copy (~3 MB at 192 dims) stays in cache
+_SCATTER_ROWS = 2048
+
+
+def _scatter(rows: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``(rows - mean).T @ (rows - mean)`` ``[dim, dim]`` in float64, a chunk of rows at a time (a float64
+    copy of 100 k x 768 float32 vectors would take 600 MB of fresh memory and most of the time)."""
+    mean_t = torch.from_numpy(mean)
+    total = torch.zeros(rows.shape[1], rows.shape[1], dtype=torch.float64)
+    chunk = max(1, _SCATTER_ROWS * 192 // max(rows.shape[1], 1))
+    for start in range(0, len(rows), chunk):
+        centred = torch.from_numpy(rows[start : start + chunk]).double() - mean_t  # torch: several times numpy's
+        total.addmm_(centred.T, centred)  # speed on a busy machine
+    return total.numpy()

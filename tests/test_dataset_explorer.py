@@ -86,11 +86,16 @@ def test_projection_keeps_nan_rows_and_names_bad_methods():
         project(v, "tsne")
 
 
-def test_projection_of_many_rows_equals_the_svd_reference():
-    """More rows than dimensions (the 100 k-clip case) go through the scatter matrix: same axes as an SVD."""
+@pytest.mark.parametrize("chunk_rows, nan_rows", [(2048, [7, 300]), (3, []), (3, [0, 599])])
+def test_projection_of_many_rows_equals_the_svd_reference(monkeypatch, chunk_rows, nan_rows):
+    """More rows than dimensions (the 100 k-clip case) go through the scatter matrix, summed a chunk of rows
+    at a time (here one chunk, or 48-row chunks with the last one short): same axes as an SVD."""
+    import audiovis.projections as projections
+
+    monkeypatch.setattr(projections, "_SCATTER_ROWS", chunk_rows)
     rng = np.random.default_rng(3)
     v = (rng.standard_normal((600, 12)) @ rng.standard_normal((12, 12))).astype(np.float32) + 5.0
-    v[[7, 300]] = np.nan
+    v[nan_rows] = np.nan
     xy = project(v)
     ok = np.isfinite(v).all(axis=1)
     x = v[ok].astype(np.float64) - v[ok].astype(np.float64).mean(axis=0)

@@ -429,3 +429,19 @@ def test_clip_embeddings_follow_the_index_order_whatever_the_shard_order(model, 
     reversed_store = open_store(path)
     assert list(reversed_store.clips["clip_id"]) == list(store.clips["clip_id"])[::-1]
     np.testing.assert_array_equal(reversed_store.clip_embeddings(), before[::-1])
+
+
+@pytest.mark.parametrize("ids, wanted", [
+    (["a", "b", "c"], ["a", "b", "c"]),  # the run's order
+    (["c", "a", "b"], ["a", "b", "c", "zz"]),  # another order, one id never stored
+    (["a", "b", "a", "c", "b"], ["b", "a", "c", "d"]),  # ids stored twice (a run resumed): the last row
+    ([], ["a"]),
+])
+def test_clip_positions_match_a_plain_dictionary(ids, wanted):
+    """The vectorised alignment of stored rows with the clip table equals the dictionary it replaced."""
+    from audiovis.store.store import _positions
+
+    last = {cid: i for i, cid in enumerate(ids)}
+    expected = [last.get(cid, -1) for cid in wanted]
+    got = _positions(ids, wanted)
+    assert got.dtype == np.int64 and got.tolist() == expected

@@ -117,16 +117,12 @@ class EmbeddingStore:
             return np.full((len(self.clips), self.manifest.dim), np.nan, np.float32)
         values = _fixed_rows(column, self.manifest.dim)  # a view of Arrow's buffer
         clip_ids = self.clips["clip_id"].tolist()
-        if ids == clip_ids:  # the shards hold the clips in the run's order: one copy, no gather
-            out = values.copy()
-            out[column.is_null().to_numpy(zero_copy_only=False)] = np.nan
-            return out
-        out = np.full((len(clip_ids), self.manifest.dim), np.nan, np.float32)
-        valid = column.is_valid().to_numpy(zero_copy_only=False)
-        where = {cid: i for i, cid in enumerate(ids)}
-        rows = np.array([where.get(cid, -1) for cid in clip_ids], dtype=np.int64)
+        rows = _positions(ids, clip_ids)
         found = rows >= 0
-        found[found] = valid[rows[found]]  # a null row (a failed clip) stays NaN
+        found[found] = column.is_valid().to_numpy(zero_copy_only=False)[rows[found]]  # a null row (a failed clip)
+        if found.all():  # stays NaN
+            return values[rows]  # one gather (the shards' order is seldom the run's)
+        out = np.full((len(clip_ids), self.manifest.dim), np.nan, np.float32)
         out[found] = values[rows[found]]
         return out
 
@@ -310,6 +306,18 @@ class EmbeddingStore:
                 break
         return pd.DataFrame.from_records(records, columns=["clip_id", "window", "patch", "score", "time_start",
                                                            "time_end", "freq_low", "freq_high"])
+
+
+def _positions(ids: list[str], wanted: list[str]) -> np.ndarray:
+    """The row of each of ``wanted`` in ``ids`` (the last one when an id repeats), -1 where it is missing."""
+    import pandas as pd
+
+    if ids == wanted:
+        return np.arange(len(ids), dtype=np.int64)
+    positions = pd.Series(np.arange(len(ids), dtype=np.int64), index=pd.Index(ids, dtype=object))
+    if not positions.index.is_unique:
+        positions = positions[~positions.index.duplicated(keep="last")]
+    return positions.reindex(pd.Index(wanted, dtype=object)).fillna(-1).to_numpy(np.int64)
 
 
 def _fixed_rows(column: Any, dim: int, dtype: Any = np.float32) -> np.ndarray:

@@ -108,15 +108,20 @@ class DatasetExplorer(traitlets.HasTraits):
         if not ok.any():
             raise ValueError(f"explore_dataset: none of the {len(clips)} clips of the store at {str(store.path)!r} "
                              f"has vectors at layer {self.layer}; errors: {sorted(set(map(str, clips['error'])))[:3]}")
-        self._vectors = vectors[ok]
+        self._vectors = vectors if ok.all() else vectors[ok]  # (no copy of 100 k clips' vectors when all are fine)
         self.label_columns = [c for c in clips.columns if c not in _FIXED]
         self.points = self._point_table(self.clips.loc[ok].reset_index(drop=True), project(self._vectors, projection))
         self._point_ids = np.array(self.points["clip_id"].tolist(), dtype=object)  # map row -> clip id
         self._row_of = {cid: i for i, cid in enumerate(self._point_ids.tolist())}
-        self._clip_rows: dict[str, list[int]] = {}  # clip id -> its rows (identical files share an id)
-        for i, cid in enumerate(self.clips["clip_id"].tolist()):
-            self._clip_rows.setdefault(cid, []).append(i)
-        self._all_ids = set(self._clip_rows)
+        ids = self.clips["clip_id"]
+        # clip id -> its first row of self.clips; ids of identical files (which share an id) -> all their rows.
+        # Plain ints: 100 k small lists would wake the garbage collector over and over.
+        self._first_row = dict(zip(ids.tolist(), range(len(ids))))
+        self._shared_rows: dict[str, list[int]] = {}
+        if len(self._first_row) < len(ids):
+            for i in np.flatnonzero(ids.duplicated(keep=False).to_numpy()).tolist():
+                self._shared_rows.setdefault(ids.iat[i], []).append(i)
+        self._all_ids = self._first_row.keys()
         self.explorer: "Explorer | None" = None
         self.hits: "pd.DataFrame | None" = None
         self.probe_scores: Any = None
@@ -171,8 +176,7 @@ class DatasetExplorer(traitlets.HasTraits):
         import pandas as pd
 
         out = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "clip_id": rows["clip_id"].astype(str)})
-        texts = {c: [_text(v) for v in rows[c].tolist()] for c in self.label_columns}  # lists: pandas' own
-        # iteration over Arrow-backed columns costs ~1 us an item, 100 k clips
+        texts = {c: _texts(rows[c]) for c in self.label_columns}
         for c, values in texts.items():
             out[c] = pd.Categorical(values)
         out["labels_text"] = [" | ".join(parts) for parts in zip(*texts.values())] if texts else ""
@@ -184,9 +188,8 @@ class DatasetExplorer(traitlets.HasTraits):
                                  for p in rows["top_probs"].tolist()]
             label = self._truth_column()
             if label is not None:
-                out["correct"] = pd.Categorical(
-                    [_verdict(truth, pred) for truth, pred in zip(rows[label].tolist(), top)],
-                    categories=["correct", "wrong", "no label"])
+                out["correct"] = pd.Categorical(_verdicts(rows[label].tolist(), top),
+                                                categories=["correct", "wrong", "no label"])
         else:
             out["prediction"] = ""
         return out
@@ -299,7 +302,7 @@ class DatasetExplorer(traitlets.HasTraits):
         if not self.selection:
             self._table.value = ""
             return
-        order = sorted(r for c in self.selection for r in self._clip_rows[c])
+        order = sorted(r for c in self.selection for r in self._shared_rows.get(c, (self._first_row[c],)))
         rows = self.clips.iloc[order[:_TABLE_ROWS]]
         columns = ["clip_id", "source", "duration", *self.label_columns]
         if "top_labels" in rows:
@@ -597,6 +600,31 @@ class DatasetExplorer(traitlets.HasTraits):
     def __repr__(self) -> str:
         return (f"DatasetExplorer({len(self.points)} clips on the map, {len(self.failed)} failed, layer {self.layer}, "
                 f"colour by {self.color_by!r}, {len(self.selection)} selected)")
+
+
+def _texts(column: "pd.Series") -> list[str]:
+    """:func:`_text` of every value of a label column (lists: pandas' own iteration over Arrow-backed
+    columns costs ~1 us an item, 100 k clips); a column of strings only is taken as it is."""
+    values = column.tolist()
+    if all(type(v) is str for v in values):
+        return values
+    return [_text(v) for v in values]
+
+
+def _verdicts(truths: list, predictions: list[str]) -> list[str]:
+    """:func:`_verdict` of each (label, top prediction) pair, worked out once per distinct pair of strings
+    (100 k clips hold a few dozen)."""
+    known: dict[tuple[str, str], str] = {}
+    out = []
+    for truth, prediction in zip(truths, predictions):
+        if type(truth) is str:
+            verdict = known.get((truth, prediction))
+            if verdict is None:
+                verdict = known[(truth, prediction)] = _verdict(truth, prediction)
+            out.append(verdict)
+        else:
+            out.append(_verdict(truth, prediction))
+    return out
 
 
 def _verdict(truth: Any, prediction: str) -> str:
