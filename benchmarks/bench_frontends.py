@@ -34,9 +34,10 @@ N_MELS = 128
 
 def _floor(frames: torch.Tensor, window: torch.Tensor, fft_size: int):
     """The windowed rfft of ``frames`` ``[n, frame_length]`` at ``fft_size``, block by block on the workers."""
-    from audiovis.framewise import block_workers, blocks_of
+    from audiovis.framewise import block_workers, blocks_of, pooled
 
-    blocks = blocks_of([(0, frames)], frames.shape[0], fft_size)
+    pool = pooled(frames.shape[0], fft_size)  # the same blocks on the same threads as audiovis
+    blocks = blocks_of([(0, frames)], frames.shape[0], fft_size, pool=pool)
     block = max(b.shape[0] for _, b in blocks)
     length = frames.shape[1]
     local = threading.local()
@@ -50,7 +51,7 @@ def _floor(frames: torch.Tensor, window: torch.Tensor, fft_size: int):
         torch.mul(b, window, out=buffer[:n, :length])
         torch.fft.rfft(buffer[:n])
 
-    return lambda: block_workers(len(blocks), work)
+    return lambda: block_workers(len(blocks), work, pool=pool)
 
 
 def _stft_mel_rows(wav: np.ndarray, audio, minutes: float, rounds: int) -> list[dict]:

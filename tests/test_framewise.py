@@ -142,9 +142,9 @@ def test_top_db_floor_reaches_only_the_blocks_that_need_it_and_equals_torchaudio
     calls = []
     real_workers = framewise.block_workers
 
-    def counting(count, work):  # two calls: every block's spectra, then the floor's pass
+    def counting(count, work, **options):  # two calls: every block's spectra, then the floor's pass
         calls.append(count)
-        return real_workers(count, work)
+        return real_workers(count, work, **options)
 
     framewise.block_workers = counting
     try:
@@ -207,6 +207,35 @@ def test_worker_pool_equals_one_thread_and_concurrent_calls(name):
     assert torch.equal(results[0], alone) and torch.equal(results[1], doubled)
     assert torch.get_num_threads() == threads  # the pool's threads keep their setting to themselves
 
+
+
+@pytest.mark.parametrize("name", sorted(FRONT_ENDS))
+def test_short_input_runs_on_the_calling_thread_with_the_values_of_one_thread(name, monkeypatch):
+    """Up to ``framewise._POOL_WORK`` (frames x FFT size) the blocks skip the worker pool and run here,
+    single-threaded: the values of a one-thread run, the caller's thread count put back; longer input
+    still goes to the pool."""
+    import audiovis.framewise as framewise
+
+    frontend = FRONT_ENDS[name]()
+    wav = torch.from_numpy((0.1 * np.random.default_rng(6).standard_normal(16000 * 4)).astype(np.float32))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = frontend(wav, 16000).values
+    finally:
+        torch.set_num_threads(threads)
+    real_pool, used = framewise._pool, []
+    monkeypatch.setattr(framewise, "_pool", lambda workers: used.append(workers) or real_pool(workers))
+    torch.set_num_threads(2)
+    try:
+        short = frontend(wav, 16000).values
+        assert torch.get_num_threads() == 2
+        assert used == []  # 4 s: no hand-off to the pool
+        frontend(torch.cat([wav] * 8), 16000)  # 32 s: the pool
+        assert used and set(used) == {2}
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(short, alone)
 
 def test_filter_bands_cover_every_filter_once_and_hold_all_weights():
     fb = av.MelSpectrogram(n_fft=1024, n_mels=128).transform.mel_scale.fb
