@@ -178,18 +178,28 @@ FRONT_ENDS = {
 }
 
 
+def _noise(seconds: float, seed: int) -> torch.Tensor:
+    return torch.from_numpy((0.1 * np.random.default_rng(seed).standard_normal(int(16000 * seconds))).astype(np.float32))
+
+
+def _one_thread(frontend, wav: torch.Tensor) -> torch.Tensor:
+    """The front end's values with one torch thread (every block in order here), the thread count put back."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return frontend(wav, 16000).values
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("name", sorted(FRONT_ENDS))
 def test_worker_pool_equals_one_thread_and_concurrent_calls(name):
     """Blocks on the worker pool (two threads) give the values of the same blocks run in order on one
     thread, also with two front-end calls at once from two threads."""
     frontend = FRONT_ENDS[name]()
-    wav = torch.from_numpy((0.1 * np.random.default_rng(5).standard_normal(16000 * 20)).astype(np.float32))
+    wav = _noise(seconds=20, seed=5)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        alone = frontend(wav, 16000).values
-    finally:
-        torch.set_num_threads(threads)
+    alone = _one_thread(frontend, wav)
     torch.set_num_threads(2)
     try:
         results: dict[int, torch.Tensor] = {}
@@ -217,13 +227,9 @@ def test_short_input_runs_on_the_calling_thread_with_the_values_of_one_thread(na
     import audiovis.framewise as framewise
 
     frontend = FRONT_ENDS[name]()
-    wav = torch.from_numpy((0.1 * np.random.default_rng(6).standard_normal(16000 * 4)).astype(np.float32))
+    wav = _noise(seconds=4, seed=6)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        alone = frontend(wav, 16000).values
-    finally:
-        torch.set_num_threads(threads)
+    alone = _one_thread(frontend, wav)
     real_pool, used = framewise._pool, []
     monkeypatch.setattr(framewise, "_pool", lambda workers: used.append(workers) or real_pool(workers))
     torch.set_num_threads(2)
