@@ -92,8 +92,8 @@ def project(vectors: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.nd
         comps[: min(2, len(vt))] = vt[:2]
     axes = _oriented(comps).T  # [dim, 2]
     # (rows - mean) @ axes without a centred copy: rows @ axes in float32, the mean's share in float64
-    coords = torch.from_numpy(rows) @ torch.from_numpy(axes.astype(np.float32))
-    out[ok] = (coords.double() - torch.from_numpy(mean @ axes)).float().numpy()
+    coords = rows @ axes.astype(np.float32)
+    out[ok] = (coords.astype(np.float64) - mean @ axes).astype(np.float32)
     return out
 
 
@@ -108,6 +108,7 @@ def _scatter(rows: np.ndarray, mean: np.ndarray) -> np.ndarray:
     total = torch.zeros(rows.shape[1], rows.shape[1], dtype=torch.float64)
     chunk = max(1, _SCATTER_ROWS * 192 // max(rows.shape[1], 1))
     for start in range(0, len(rows), chunk):
-        centred = torch.from_numpy(rows[start : start + chunk]).double() - mean_t  # torch: several times numpy's
-        total.addmm_(centred.T, centred)  # speed on a busy machine
+        # (a float64 copy of the chunk: the caller's array may be read-only, which torch refuses to wrap)
+        centred = torch.from_numpy(rows[start : start + chunk].astype(np.float64)) - mean_t
+        total.addmm_(centred.T, centred)  # torch: several times numpy's speed on a busy machine
     return total.numpy()

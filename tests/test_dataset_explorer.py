@@ -4,6 +4,7 @@ probe colouring against a hand-run cross-validation, failed clips, and bad input
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -96,7 +97,10 @@ def test_projection_of_many_rows_equals_the_svd_reference(monkeypatch, chunk_row
     rng = np.random.default_rng(3)
     v = (rng.standard_normal((600, 12)) @ rng.standard_normal((12, 12))).astype(np.float32) + 5.0
     v[nan_rows] = np.nan
-    xy = project(v)
+    v.flags.writeable = False  # e.g. an Analysis's arrays: projected as they are, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xy = project(v)
     ok = np.isfinite(v).all(axis=1)
     x = v[ok].astype(np.float64) - v[ok].astype(np.float64).mean(axis=0)
     _, _, vt = np.linalg.svd(x, full_matrices=False)
