@@ -181,5 +181,64 @@ def test_bf16_attention_in_query_blocks_equals_the_formula(model, mask):
     with torch.no_grad():
         assert torch.equal(precision._bf16_attention(attn, short), Attention.forward(attn, short))
     fast = av.quantize(model, "bf16")
-    assert all("forward" in a.__dict__ for a in fast.blocks.modules() if isinstance(a, Attention))
-    assert not any("forward" in a.__dict__ for a in model.blocks.modules() if isinstance(a, Attention))
+    assert all(type(a) is precision.BF16Attention for a in fast.blocks.modules() if isinstance(a, Attention))
+    assert all(type(a) is Attention for a in model.blocks.modules() if isinstance(a, Attention))
+
+
+@pytest.mark.skipif(BF16_MISSING is not None, reason=f"bf16: {BF16_MISSING}")
+@pytest.mark.parametrize("activation", ["none", "gelu", "gelu-tanh"])
+def test_packed_bf16_linear_equals_the_plain_product(activation):
+    torch.manual_seed(8)
+    linear = nn.Linear(48, 80).to(torch.bfloat16)
+    x = torch.randn(3, 37, 48)  # float32 in: the layer computes in its own dtype
+    act, approximate = ("gelu", "tanh") if activation == "gelu-tanh" else (activation, "none")
+    with torch.no_grad():
+        got = precision.packed_linear(linear, x, act, approximate)
+        plain = nn.functional.linear(x.to(torch.bfloat16), linear.weight, linear.bias)
+        plain = nn.functional.gelu(plain, approximate=approximate) if act == "gelu" else plain
+        # the formula in float64 from the same bfloat16 weights and input
+        ref = nn.functional.linear(x.to(torch.bfloat16).double(), linear.weight.double(), linear.bias.double())
+        ref = nn.functional.gelu(ref, approximate=approximate) if act == "gelu" else ref
+    assert got.dtype == torch.bfloat16 and got.shape == (3, 37, 80)
+    if precision.packing_support():
+        assert precision._PACKED.get(linear) is not None  # the packed path ran
+    err, plain_err = (got.double() - ref).abs().max().item(), (plain.double() - ref).abs().max().item()
+    assert err <= 2 * plain_err + 1e-2  # as close to the formula as the plain bf16 product
+    with torch.no_grad():  # a weight changed in place is packed again
+        linear.weight.mul_(-1)
+        again = precision.packed_linear(linear, x)
+        flipped = nn.functional.linear(x.to(torch.bfloat16).double(), linear.weight.double(), linear.bias.double())
+    assert (again.double() - flipped).abs().max().item() <= 2 * plain_err + 1e-2
+    with torch.enable_grad():  # gradients take F.linear itself
+        w = linear.weight.detach().requires_grad_()
+        grad_linear = nn.Linear(48, 80).to(torch.bfloat16)
+        grad_linear.weight, grad_linear.bias = nn.Parameter(w), linear.bias
+        out = precision.packed_linear(grad_linear, x)
+        assert out.requires_grad and torch.equal(out, nn.functional.linear(x.to(torch.bfloat16), w, linear.bias))
+
+
+@pytest.mark.skipif(BF16_MISSING is not None, reason=f"bf16: {BF16_MISSING}")
+def test_bf16_without_packing_operators_takes_the_plain_product(model, clip, monkeypatch):
+    fast = av.quantize(model, "bf16")
+    packed = fast.analyze(clip).probabilities
+    monkeypatch.setattr(precision, "_packing", [False])
+    linear = nn.Linear(16, 8).to(torch.bfloat16)
+    x = torch.randn(5, 16).to(torch.bfloat16)
+    with torch.no_grad():
+        assert torch.equal(precision.packed_linear(linear, x, "gelu"), nn.functional.gelu(nn.functional.linear(x, linear.weight, linear.bias)))
+        plain = fast.analyze(clip).probabilities
+    assert np.abs(plain - packed).max() < 0.02
+
+
+@pytest.mark.skipif(BF16_MISSING is not None, reason=f"bf16: {BF16_MISSING}")
+def test_bf16_model_pickles_and_saves(model, clip, tmp_path):
+    import pickle
+
+    fast = av.quantize(model, "bf16")
+    before = fast.analyze(clip).probabilities
+    again = pickle.loads(pickle.dumps(fast))
+    torch.save(fast, tmp_path / "bf16.pt")
+    loaded = torch.load(tmp_path / "bf16.pt", weights_only=False)
+    for other in (again, loaded):
+        assert other.precision == "bf16" and type(other.blocks[0].mlp) is precision.BF16Mlp
+        np.testing.assert_array_equal(other.analyze(clip).probabilities, before)

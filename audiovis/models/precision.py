@@ -9,7 +9,9 @@
   native bfloat16 arithmetic (AVX512-BF16 or AMX; checked, a clear error otherwise). Each LayerNorm,
   Linear and attention layer of a block casts its input to bfloat16; the residual stream between them
   stays float32 (as under autocast), so hidden states, the final norm and the head are float32. Softmax
-  attention over 256 tokens or more runs a block of queries at a time (see ``_bf16_attention``).
+  attention over 256 tokens or more runs a block of queries at a time (see ``_bf16_attention``); without
+  gradients the Linear layers multiply by weights packed once in oneDNN's layout, the MLP's GELU fused
+  into its first product (see :func:`packed_linear`). The model pickles and saves as any other.
 - ``"fp32"``: an unchanged copy.
 
 The original model is never changed. Everything that runs a model works on the result: ``analyze``,
@@ -22,9 +24,12 @@ from __future__ import annotations
 import copy
 import types
 import warnings
+import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
+import torch.nn.functional as F
+from timm.layers import Attention, Mlp
 from torch import nn
 
 from ..errors import ConfigError
@@ -102,8 +107,10 @@ def quantize(model: M, precision: str) -> M:
                 module.register_forward_pre_hook(_cast_input)
             elif hasattr(module, "qkv") and hasattr(module, "num_heads"):
                 module.register_forward_pre_hook(_cast_attention_input, with_kwargs=True)
-                if _blockable(module):
+                if _blockable(module) and type(module) is not Attention:  # a subclass keeps its class
                     module.forward = types.MethodType(_bf16_attention, module)
+        for module in blocks.modules():
+            module.__class__ = _bf16_class(module)
     new.precision = precision
     return new
 
@@ -145,8 +152,6 @@ MIN_BLOCKED_TOKENS = 2 * QUERY_BLOCK
 
 def _blockable(attn: nn.Module) -> bool:
     """A timm ``Attention`` without a gate: what the blocked path computes."""
-    from timm.layers import Attention
-
     return isinstance(attn, Attention) and getattr(attn, "gate", None) is None
 
 
@@ -161,20 +166,106 @@ def _bf16_attention(self: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor | 
     """
     tokens = x.shape[1]
     if tokens < MIN_BLOCKED_TOKENS or is_causal or self.training or torch.is_grad_enabled():
-        return type(self).forward(self, x, attn_mask=attn_mask, is_causal=is_causal)
+        timm_forward = Attention.forward if isinstance(self, BF16Attention) else type(self).forward
+        return timm_forward(self, x, attn_mask=attn_mask, is_causal=is_causal)
+    from .blocks import _softmax_last
+
     batch = x.shape[0]
     qkv = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
     q, k, v = qkv.unbind(0)
-    q, k = self.q_norm(q) * self.scale, self.k_norm(k)
-    keys = k.transpose(-2, -1)
+    # contiguous once per layer: a block's products would otherwise copy every key and value again
+    q = (self.q_norm(q) * self.scale).contiguous()
+    keys = self.k_norm(k).transpose(-2, -1).contiguous()
+    v = v.contiguous()
     if attn_mask is not None and attn_mask.dtype == torch.bool:
         attn_mask = torch.zeros(attn_mask.shape, dtype=q.dtype).masked_fill_(~attn_mask, float("-inf"))
-    out = torch.empty_like(q)
+    out = torch.empty(batch, tokens, self.num_heads, self.head_dim, dtype=q.dtype)  # the proj's layout
     for start in range(0, tokens, QUERY_BLOCK):
         rows = slice(start, start + QUERY_BLOCK)
         logits = q[:, :, rows] @ keys
         if attn_mask is not None:
             logits += attn_mask[..., rows, :] if attn_mask.shape[-2] > 1 else attn_mask
-        torch.matmul(torch.softmax(logits, dim=-1), v, out=out[:, :, rows])
-    out = self.norm(out.transpose(1, 2).reshape(batch, tokens, self.attn_dim))
+        out[:, rows] = (_softmax_last(logits) @ v).transpose(1, 2)
+    out = self.norm(out.reshape(batch, tokens, self.attn_dim))
     return self.proj_drop(self.proj(out))
+
+
+class BF16Attention(Attention):
+    """timm ``Attention`` of a bf16 model: :func:`_bf16_attention` (a class of its own, so the model pickles)."""
+
+    forward = _bf16_attention
+
+
+# -- packed matrix products ---------------------------------------------------------------------------
+#
+# oneDNN multiplies by a weight it first reorders into its blocked layout; a plain ``F.linear`` pays that
+# reorder on every call (about a tenth of AST-base's bf16 forward here). The packed weight is made once per
+# Linear, kept beside the model (not in it: it cannot be pickled or saved) and made again when the weight
+# changes. Gradients, and PyTorch builds without these oneDNN operators, take ``F.linear``.
+
+_PACKED: "weakref.WeakKeyDictionary[nn.Linear, tuple[tuple[int, int], torch.Tensor]]" = weakref.WeakKeyDictionary()
+_packing: list[bool] = []  # [available], decided on first use
+
+
+def packing_support() -> bool:
+    """Whether this PyTorch build has oneDNN's packed bf16 linear operators (decided once)."""
+    if not _packing:
+        try:
+            ops = torch.ops.mkldnn
+            _packing.append(bool(torch.backends.mkldnn.is_available() and ops._linear_pointwise and ops._reorder_linear_weight))
+        except (AttributeError, RuntimeError):
+            _packing.append(False)
+    return _packing[0]
+
+
+def _packed_weight(linear: nn.Linear, rows: int) -> torch.Tensor:
+    weight = linear.weight
+    key = (weight.data_ptr(), weight._version)
+    hit = _PACKED.get(linear)
+    if hit is None or hit[0] != key:
+        hit = (key, torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows))
+        _PACKED[linear] = hit
+    return hit[1]
+
+
+def packed_linear(linear: nn.Linear, x: torch.Tensor, activation: str = "none", approximate: str = "none") -> torch.Tensor:
+    """``linear(x)`` (then ``activation``: "none" or "gelu" with ``approximate``) through the packed weight, in
+    the weight's dtype; ``F.linear`` when gradients are on or the operators are missing."""
+    x = x.to(linear.weight.dtype)
+    if torch.is_grad_enabled() or not packing_support():
+        y = F.linear(x, linear.weight, linear.bias)
+        return F.gelu(y, approximate=approximate) if activation == "gelu" else y
+    flat = x.reshape(-1, x.shape[-1])
+    y = torch.ops.mkldnn._linear_pointwise(flat, _packed_weight(linear, flat.shape[0]), linear.bias, activation, [],
+                                           approximate if activation == "gelu" else "")
+    return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
+class BF16Linear(nn.Linear):
+    """``nn.Linear`` of a bf16 model, through the packed weight when no gradient is needed."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return packed_linear(self, x)
+
+
+class BF16Mlp(Mlp):
+    """timm ``Mlp`` (GELU, no hidden norm) of a bf16 model: the GELU fused into the first product."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return Mlp.forward(self, x)
+        hidden = packed_linear(self.fc1, x, "gelu", self.act.approximate)
+        return self.drop2(self.fc2(self.norm(hidden)))
+
+
+def _bf16_class(module: nn.Module) -> type:
+    """The class a bf16 model's ``module`` takes: its own unless it is exactly one of the kinds made faster."""
+    kind = type(module)
+    if kind is Attention and _blockable(module):
+        return BF16Attention
+    if kind is nn.Linear:
+        return BF16Linear
+    if (kind is Mlp and type(module.act) is nn.GELU and isinstance(module.norm, nn.Identity)
+            and isinstance(module.fc1, nn.Linear) and isinstance(module.drop1, (nn.Dropout, nn.Identity))):
+        return BF16Mlp
+    return kind
