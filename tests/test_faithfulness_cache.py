@@ -61,3 +61,28 @@ def test_curves_of_reads_the_logits_it_is_given():
     deletion, _ = F.curves_of(ends, middle, counts, 3, class_index=0, multi_label=False)
     soft = lambda v: np.exp(v) / (np.exp(v) + 1)  # noqa: E731  (class 1's logit is 0)
     np.testing.assert_allclose(deletion, soft(np.array([2.0, 1.0, 0.0, -2.0])), rtol=1e-6)
+
+
+def test_num_random_sets_the_random_orders_averaged(res):
+    calls = counted(res)
+    try:
+        one = res.faithfulness("rollout", class_index=1, steps=8, num_random=1)
+        assert sum(calls) == 2 + 2 * 2 * 7  # the map and one random order
+        calls.clear()
+        three = res.faithfulness("rollout", class_index=1, steps=8)  # 3 orders: not served by the 1-order cache
+        assert sum(calls) == 2 + 4 * 2 * 7
+    finally:
+        del res.__dict__["_forward_logits"]
+    assert one.num_random == 1 and three.num_random == 3
+    # the one-order curves are the first random order's: the same seed draws it first
+    order = F.random_orders(res.num_patches, 0, 1)[0]
+    scores = np.empty(res.num_patches)
+    scores[order] = np.arange(res.num_patches, 0, -1)  # a map that ranks the patches in that order
+    only = F.faithfulness(res._forward_logits, res.spectrogram.values, res.grid, scores, class_index=1,
+                          multi_label=res.multi_label, steps=8, num_random=1)
+    np.testing.assert_allclose(one.random_deletion, only.deletion, atol=1e-6)
+    np.testing.assert_allclose(one.random_insertion, only.insertion, atol=1e-6)
+    np.testing.assert_allclose(one.deletion, three.deletion, atol=1e-6)  # the map's own curves do not change
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="num_random"):
+            res.faithfulness("rollout", num_random=bad)

@@ -322,6 +322,9 @@ def faithfulness(
         steps: steps from no patch to all patches.
         baseline: ``"mean"`` (the input's mean value), ``"zero"``, or a number.
         seed: seed of the random orders.
+        method: the map's name, as the result reports it.
+        label: the class's name, as the result reports it.
+        num_random: random orders averaged for the random curves (at least 1).
         random_cache: a dict keeping the random orders' logits between calls on the same input (they
             depend on neither the map nor the class).
 
@@ -334,6 +337,7 @@ def faithfulness(
     scores = check_map(scores, grid.num_patches)
     value = baseline_value(x, baseline)
     seed = check_int(seed, "seed")
+    num_random = check_int(num_random, "num_random", minimum=1)
     counts = step_counts(grid.num_patches, steps)
     order = patch_order(scores)
     # the random orders' logits do not depend on the map nor on the class: computed once per input
