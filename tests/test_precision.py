@@ -221,6 +221,16 @@ def test_packed_bf16_linear_equals_the_plain_product(activation):
 def test_bf16_without_packing_operators_takes_the_plain_product(model, clip, monkeypatch):
     fast = av.quantize(model, "bf16")
     packed = fast.analyze(clip).probabilities
+    if precision.packing_support():  # an operator that fails at run time: the plain product, and it stays so
+        def refuse(*args):
+            raise RuntimeError("no kernel for this input (test)")
+
+        monkeypatch.setattr(precision, "_packing", [True])
+        monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", refuse, raising=False)
+        with torch.no_grad():
+            failed = fast.analyze(clip).probabilities
+        assert precision._packing == [False] and np.abs(failed - packed).max() < 0.02
+        monkeypatch.undo()
     monkeypatch.setattr(precision, "_packing", [False])
     linear = nn.Linear(16, 8).to(torch.bfloat16)
     x = torch.randn(5, 16).to(torch.bfloat16)
