@@ -12,8 +12,8 @@ parts joined by ``+``):
 - ``"int8"``, ``"bf16"``: :func:`~audiovis.quantize`;
 - combinations, e.g. ``"int8 + prune 0.5"``.
 
-Each row has the time per clip (median over ``repeats`` rounds; in every round the settings take turns,
-fair under drifting load), the speed-up of the total over the full model's, analytic multiply-accumulates
+Each row has the time per clip (median over ``repeats`` rounds; in every round each clip runs under every
+setting in turn, the first setting rotating from clip to clip, fair under drifting load), the speed-up of the total over the full model's, analytic multiply-accumulates
 (:func:`audiovis.models.reduction.analytic_macs`), top-1 agreement with the full model and, when the data
 carries labels, mAP (multi-hot) or accuracy (class ids).
 """
@@ -265,8 +265,9 @@ def compute_tradeoff(
     of items with ``.audio``/``.labels``); labels come from the items unless given. ``methods`` are setting
     strings (module docstring) or, as before, keep ratios (pruned by each of ``keep_by``); ``strides`` adds
     stride conversions. Every setting runs the front end and ``analyze`` on every clip; a Spectrogram
-    clip has no front end to time. ``repeats`` rounds (settings taking turns); each setting's time is
-    the median of its rounds. ``batch_size`` is accepted for compatibility: ``analyze`` runs one clip at a time.
+    clip has no front end to time. ``repeats`` rounds, in each of which every clip runs under every setting
+    in turn (so a change in the machine's speed falls on all settings alike); each setting's time is the
+    median of its rounds' totals. ``batch_size`` is accepted for compatibility: ``analyze`` runs one clip at a time.
 
     Args:
         model: the full model, the reference row.
@@ -312,31 +313,37 @@ def compute_tradeoff(
     if labels is None and all(v is not None for v in found):
         labels = check_labels(np.stack(found), model.labels, total, source="the dataset's")
 
-    def run(setting: Setting) -> tuple[np.ndarray, float, float]:
+    def one(setting: Setting, clip) -> tuple[np.ndarray, float, float]:
+        """The user's call on one clip: its logits, the front end's seconds (timed apart) and analyze's."""
         m = _model_for(model, setting, models)
-        out, front, body = [], 0.0, 0.0
-        for clip in clips:
-            spec = clip
-            if not isinstance(clip, Spectrogram):  # the front end, timed apart
-                t0 = time.perf_counter()
-                spec = m.spectrogram(clip, sample_rate=sample_rate)
-                front += time.perf_counter() - t0
-            t1 = time.perf_counter()
-            res = m.analyze(spec, **setting.analyze_options)
-            body += time.perf_counter() - t1
-            out.append(res.logits)
-        return np.stack(out), front, body
+        spec, front = clip, 0.0
+        if not isinstance(clip, Spectrogram):
+            t0 = time.perf_counter()
+            spec = m.spectrogram(clip, sample_rate=sample_rate)
+            front = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        res = m.analyze(spec, **setting.analyze_options)
+        return res.logits, front, time.perf_counter() - t1
 
     logits: dict[str, np.ndarray] = {}
     timings: dict[str, list[tuple[float, float]]] = {s.name: [] for s in settings}
-    with tqdm(total=repeats * len(settings), desc="timing", disable=not progress) as bar:
+    with tqdm(total=(1 + repeats) * len(clips), desc="timing", disable=not progress) as bar:
         for setting in settings:  # warm-up, and the logits
-            logits[setting.name] = run(setting)[0]
-        for _ in range(repeats):
-            for setting in settings:
-                _, front, body = run(setting)
-                timings[setting.name].append((front, body))
+            logits[setting.name] = np.stack([one(setting, clip)[0] for clip in clips])
+        bar.update(len(clips))
+        for r in range(repeats):
+            # every clip under every setting in turn, the first setting rotating from clip to clip: a change in
+            # the machine's speed (load, frequency) falls on all settings alike, not on whichever ran then
+            sums = {s.name: [0.0, 0.0] for s in settings}
+            for i, clip in enumerate(clips):
+                k = (i + r) % len(settings)
+                for setting in settings[k:] + settings[:k]:
+                    _, front, body = one(setting, clip)
+                    sums[setting.name][0] += front
+                    sums[setting.name][1] += body
                 bar.update(1)
+            for name, (front, body) in sums.items():
+                timings[name].append((front, body))
 
     full = settings[0].name
     top_full = logits[full].argmax(-1)
