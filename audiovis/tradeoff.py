@@ -13,7 +13,8 @@ parts joined by ``+``):
 - combinations, e.g. ``"int8 + prune 0.5"``.
 
 Each row has the time per clip (median over ``repeats`` rounds; in every round each clip runs under every
-setting in turn, the first setting rotating from clip to clip, fair under drifting load), the speed-up of the total over the full model's, analytic multiply-accumulates
+setting in turn, the first setting rotating from clip to clip, fair under drifting load), the speed-up of
+the total over the full model's, analytic multiply-accumulates
 (:func:`audiovis.models.reduction.analytic_macs`), top-1 agreement with the full model and, when the data
 carries labels, mAP (multi-hot) or accuracy (class ids).
 """
