@@ -356,6 +356,47 @@ def test_read_ahead_of_patch_vectors_recovers_from_a_failed_read_and_drops_stale
     assert module._reader() is module._reader()  # one reading thread for every explorer
 
 
+def test_opening_a_clip_reads_the_patch_index_ahead_once(model, built, tmp_path, monkeypatch):
+    """``open`` also starts the store's patch index on the reading thread (not before: browsing the map alone
+    does not load it); the search then uses it, and two threads asking at once build it once."""
+    import shutil
+    import threading
+
+    from audiovis.store import open_store
+
+    shutil.copytree(built.path, tmp_path / "store")
+    store = open_store(tmp_path / "store")  # a fresh store object: no index kept yet
+    made, entered, release = [], threading.Event(), threading.Event()
+    real = store._new_patch_index
+
+    def counted(*args, **kwargs):
+        made.append(threading.current_thread().name)
+        entered.set()
+        release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "_new_patch_index", counted)
+    dx = explore_dataset(store, model)
+    assert made == [] and store._indexes == {}  # the map alone reads no index
+    ids = list(dx.points["clip_id"])
+    dx.open(ids[2])
+    dx.explorer.select([4, 7])
+    assert entered.wait(10)  # the reading thread is building the index
+    searching = threading.Thread(target=lambda: dx.find_similar(k=4), name="search")
+    searching.start()  # asks for the index while the reading thread builds it: waits for that one
+    searching.join(0.3)
+    assert searching.is_alive()
+    release.set()
+    searching.join(20)
+    assert not searching.is_alive()
+    assert len(made) == 1 and made[0].startswith("audiovis-dataset-explorer")  # built once, on the reading thread
+    assert dx._index_ahead.done() and dx._index_ahead.result() is store.patch_index(-1)
+    query = store.patch_embeddings(ids[2], -1)[[4, 7]].astype(np.float32).mean(axis=0)
+    pd.testing.assert_frame_equal(dx.hits, store.search_patches(query, 4, -1))
+    dx.open(ids[3])  # a later clip reuses the index made ahead
+    assert len(made) == 1
+
+
 def test_table_lists_every_source_of_a_clip_id(model, tmp_path):
     """Two identical files are one clip id (a hash of the samples): selecting it lists both sources."""
     paths = []

@@ -7,6 +7,7 @@ manifest, so any Parquet reader (pandas, polars, DuckDB, Spark) can read the sam
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -36,6 +37,7 @@ class EmbeddingStore:
         self.last_run: "RunSummary | None" = None
         self._clips: "pd.DataFrame | None" = None
         self._indexes: dict[tuple[int, str], tuple["PatchIndex", dict]] = {}
+        self._index_lock = threading.Lock()  # one build per index, whichever thread asks first (a read-ahead)
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -92,7 +94,8 @@ class EmbeddingStore:
         """Forget what was read (after another process added to the store)."""
         self.manifest = Manifest.read(self.path)
         self._clips = None
-        self._indexes.clear()
+        with self._index_lock:
+            self._indexes.clear()
         return self
 
     # -- vectors --------------------------------------------------------------------------------
@@ -199,44 +202,48 @@ class EmbeddingStore:
     # -- search ---------------------------------------------------------------------------------
 
     def patch_index(self, layer: int = -1, method: str = "auto", **options: Any) -> tuple["PatchIndex", dict]:
-        """The search index of every stored patch vector at ``layer`` and which (clip, window, patch) each row is."""
-        from .search import PatchIndex
+        """The search index of every stored patch vector at ``layer`` and which (clip, window, patch) each row is.
 
+        Made once per layer and method and kept; a second thread asking while it is made waits for it."""
         if not self.manifest.patches:
             raise ValueError(f"the store at {str(self.path)!r} was built without patches; "
                              "build it with embed_dataset(..., patches=True) to search patches")
         ly = self.manifest.resolve_layer(layer)
         key = (ly, method)
-        if key not in self._indexes:
-            table = read_columns(self.path, ["num_windows", "window_starts"])
-            ids = [] if table is None else table.column("clip_id").to_pylist()
-            current = set(self.clips["clip_id"].dropna())
-            keep = np.array([cid in current for cid in ids], bool)
-            n = len(self.manifest.patch_bounds)
-            counts = (np.zeros(0, np.int64) if table is None else  # an error row has no windows, no patches
-                      table.column("num_windows").to_numpy(zero_copy_only=False).astype(np.float64))
-            counts = np.nan_to_num(counts).astype(np.int64) * n
-            row_of = np.repeat(np.arange(len(ids)), counts)
-            selected = keep[row_of]
-            if not selected.any():
-                raise ValueError(f"the store at {str(self.path)!r} holds no patch vectors to search")
-            local = np.arange(len(row_of)) - np.repeat(np.cumsum(counts) - counts, counts)
-            starts = table.column("window_starts").to_pylist()
-            info = {"clip_ids": np.array(ids, dtype=object), "row": row_of[selected],
-                    "window": (local // n)[selected], "patch": (local % n)[selected],
-                    "starts": [s or [0.0] for s in starts]}
+        with self._index_lock:
+            if key not in self._indexes:
+                self._indexes[key] = self._new_patch_index(ly, method, options)
+            return self._indexes[key]
 
-            def vectors() -> np.ndarray:
-                patch_ids, column = self._column(f"patches_{ly}")
-                if patch_ids != ids or not np.array_equal(np.diff(column.offsets.to_numpy()), counts):
-                    raise StoreError(f"the store at {str(self.path)!r} changed while it was read; "
-                                     "call store.refresh() and search again")
-                dtype = np.float16 if self.manifest.patch_dtype == "float16" else np.float32
-                return _fixed_rows(column.values, self.manifest.dim, dtype)[selected]
+    def _new_patch_index(self, ly: int, method: str, options: dict[str, Any]) -> tuple["PatchIndex", dict]:
+        """:meth:`patch_index`'s work: the rows' clip, window and patch, and the index over their vectors."""
+        table = read_columns(self.path, ["num_windows", "window_starts"])
+        ids = [] if table is None else table.column("clip_id").to_pylist()
+        current = set(self.clips["clip_id"].dropna())
+        keep = np.array([cid in current for cid in ids], bool)
+        n = len(self.manifest.patch_bounds)
+        counts = (np.zeros(0, np.int64) if table is None else  # an error row has no windows, no patches
+                  table.column("num_windows").to_numpy(zero_copy_only=False).astype(np.float64))
+        counts = np.nan_to_num(counts).astype(np.int64) * n
+        row_of = np.repeat(np.arange(len(ids)), counts)
+        selected = keep[row_of]
+        if not selected.any():
+            raise ValueError(f"the store at {str(self.path)!r} holds no patch vectors to search")
+        local = np.arange(len(row_of)) - np.repeat(np.cumsum(counts) - counts, counts)
+        starts = table.column("window_starts").to_pylist()
+        info = {"clip_ids": np.array(ids, dtype=object), "row": row_of[selected],
+                "window": (local // n)[selected], "patch": (local % n)[selected],
+                "starts": [s or [0.0] for s in starts]}
 
-            self._indexes[key] = (self._search_index(ly, method, vectors, int(selected.sum()),
-                                                     (ids, counts, keep), options), info)
-        return self._indexes[key]
+        def vectors() -> np.ndarray:
+            patch_ids, column = self._column(f"patches_{ly}")
+            if patch_ids != ids or not np.array_equal(np.diff(column.offsets.to_numpy()), counts):
+                raise StoreError(f"the store at {str(self.path)!r} changed while it was read; "
+                                 "call store.refresh() and search again")
+            dtype = np.float16 if self.manifest.patch_dtype == "float16" else np.float32
+            return _fixed_rows(column.values, self.manifest.dim, dtype)[selected]
+
+        return (self._search_index(ly, method, vectors, int(selected.sum()), (ids, counts, keep), options), info)
 
     def _search_index(self, layer: int, method: str, vectors: Callable[[], np.ndarray], size: int,
                       rows: tuple[list[str], np.ndarray, np.ndarray], options: dict[str, Any]) -> "PatchIndex":

@@ -129,6 +129,7 @@ class DatasetExplorer(traitlets.HasTraits):
         self._dropdown_guard = False
         self._specs: dict[str, Any] = {}
         self._stored: "tuple[tuple[str, int], Future] | None" = None
+        self._index_ahead: "Future | None" = None
 
         jscatter = _jscatter()
         self.scatter = jscatter.Scatter(
@@ -441,7 +442,9 @@ class DatasetExplorer(traitlets.HasTraits):
 
     def _prefetch(self, clip_id: str, window: int, windows: int) -> None:
         """Start reading the opened clip's stored patch vectors in the background (a shard's whole patch column
-        is read to find one clip's: ~1 s at 1 M vectors), while the user selects patches to search with."""
+        is read to find one clip's: ~1 s at 1 M vectors), and then the store's patch index (read from the store
+        or built: ~3 s at 1 M vectors), while the user selects patches to search with. The index waits for a
+        clip to be opened: browsing the map alone does not hold it in memory."""
         if not self.store.manifest.patches:
             return
         if self._stored is not None:
@@ -449,6 +452,9 @@ class DatasetExplorer(traitlets.HasTraits):
         read = _reader().submit(self.store.patch_embeddings, clip_id, self.layer,
                                 window=window if windows > 1 else None)
         self._stored = ((clip_id, window), read)
+        ahead = self._index_ahead
+        if ahead is None or (ahead.done() and ahead.exception() is not None):  # a failed one: the search says why
+            self._index_ahead = _reader().submit(self.store.patch_index, self.layer)
 
     def _stored_patches(self) -> np.ndarray:
         """The opened window's stored patch vectors (the index's own), read ahead by :meth:`open`."""
@@ -640,7 +646,8 @@ _readers: list[ThreadPoolExecutor] = []
 
 
 def _reader() -> ThreadPoolExecutor:
-    """The one thread, shared by every explorer, that reads opened clips' stored patch vectors ahead."""
+    """The one thread, shared by every explorer, that reads opened clips' stored patch vectors and the store's
+    patch index ahead."""
     if not _readers:
         _readers.append(ThreadPoolExecutor(1, thread_name_prefix="audiovis-dataset-explorer"))
     return _readers[0]
