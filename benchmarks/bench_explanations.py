@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from audiovis.explain.faithfulness import NUM_RANDOM_ORDERS
+
 from .common import row
 
 CLIPS = 20
@@ -120,7 +122,7 @@ class ExplanationReport:
     def to_markdown(self) -> str:
         lines = [
             f"{self.num_clips} held-out clips (`SyntheticEvents(seed=EVAL_SEED)`), {self.num_events} events; "
-            f"faithfulness with {self.steps} steps, mean baseline, 3 random orders.",
+            f"faithfulness with {self.steps} steps, mean baseline, {NUM_RANDOM_ORDERS} random orders (the default).",
             "",
             "| map | pointing game (strict) | tolerant | time to compute the map |",
             "|---|---|---|---|",

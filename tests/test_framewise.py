@@ -218,7 +218,6 @@ def test_worker_pool_equals_one_thread_and_concurrent_calls(name):
     assert torch.get_num_threads() == threads  # the pool's threads keep their setting to themselves
 
 
-
 @pytest.mark.parametrize("name", sorted(FRONT_ENDS))
 def test_short_input_runs_on_the_calling_thread_with_the_values_of_one_thread(name, monkeypatch):
     """Up to ``framewise._POOL_WORK`` (frames x FFT size) the blocks skip the worker pool and run here,
@@ -242,6 +241,7 @@ def test_short_input_runs_on_the_calling_thread_with_the_values_of_one_thread(na
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(short, alone)
+
 
 def test_filter_bands_cover_every_filter_once_and_hold_all_weights():
     fb = av.MelSpectrogram(n_fft=1024, n_mels=128).transform.mel_scale.fb
