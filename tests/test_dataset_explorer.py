@@ -144,6 +144,43 @@ def test_explore_dataset_with_umap(built, model):
     assert "UMAP" in dx._counts.value
 
 
+def test_first_map_of_a_session_reads_while_importing_jscatter(dx, built):
+    """In a fresh interpreter (jupyter-scatter not imported yet) the vectors are read on a worker thread
+    while jupyter-scatter is imported: the map equals the one built here; without jupyter-scatter the
+    error says what to install."""
+    import json
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import json, sys
+        import audiovis as av
+
+        class NoJscatter:
+            def find_spec(self, name, path=None, target=None):
+                if name == "jscatter":
+                    raise ImportError("No module named 'jscatter'")
+
+        store = av.open_store({str(built.path)!r})
+        sys.meta_path.insert(0, NoJscatter())
+        try:
+            av.explore_dataset(store)
+        except ImportError as exc:
+            missing = str(exc)
+        sys.meta_path.pop(0)
+        assert "jscatter" not in sys.modules
+        dx = av.explore_dataset(store)
+        print(json.dumps({{"missing": missing, "ids": dx.points["clip_id"].tolist(),
+                          "xy": dx.points[["x", "y"]].to_numpy().tolist()}}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "pip install 'audiovis[datasets]'" in out["missing"]
+    assert out["ids"] == dx.points["clip_id"].tolist()
+    np.testing.assert_allclose(out["xy"], dx.points[["x", "y"]].to_numpy(), rtol=0, atol=1e-5)
+
+
 def test_selection_is_two_way(dx):
     ids = list(dx.points["clip_id"])
     dx.selection = [ids[3], ids[1]]
@@ -159,6 +196,33 @@ def test_selection_is_two_way(dx):
     with pytest.raises(Exception, match=r"clip id\(s\) \[3\] are not in the store"):
         dx.selection = [ids[1], 3]  # a row number is no clip id
     assert dx.selection == [ids[2]] and dx.scatter.widget.selection.tolist() == [2]
+    dx.selection = []
+
+
+def test_selected_clips_table_lists_them_in_store_order(dx, built, monkeypatch):
+    """The table under the map: the selected clips in the store's order whatever the selection's, with
+    source, duration, label, top prediction and error, the first rows only and a count of the rest."""
+    import html as html_module
+    import re
+
+    from audiovis.widgets import dataset_explorer as module
+
+    clips = built.clips
+    ids = list(dx.points["clip_id"])
+    chosen = [ids[5], ids[0], ids[3]]
+    dx.selection = chosen
+    rows = re.findall(r"<tr>(.*?)</tr>", dx._table.value)
+    header, cells = rows[0], [re.findall(r"<td>(.*?)</td>", r) for r in rows[1:]]
+    assert re.findall(r"<th>(.*?)</th>", header) == ["clip_id", "source", "duration", "label", "prediction", "error"]
+    expected = []
+    for _, clip in clips[clips["clip_id"].isin(chosen)].iterrows():  # plain reference, in store order
+        expected.append([clip["clip_id"], clip["source"], "%.2f" % clip["duration"], clip["label"],
+                         clip["top_labels"][0], ""])
+    assert [[html_module.unescape(c) for c in row] for row in cells] == expected
+    assert "3 selected clip(s)" in dx._table.value and "more" not in dx._table.value
+    monkeypatch.setattr(module, "_TABLE_ROWS", 2)
+    dx.selection = chosen[::-1]
+    assert len(re.findall(r"<tr>", dx._table.value)) == 3 and "... 1 more" in dx._table.value
     dx.selection = []
 
 

@@ -431,6 +431,47 @@ def test_clip_embeddings_follow_the_index_order_whatever_the_shard_order(model, 
     np.testing.assert_array_equal(reversed_store.clip_embeddings(), before[::-1])
 
 
+def test_clip_embeddings_are_read_once_returned_as_new_arrays_and_read_again_after_refresh(model, folder, tmp_path,
+                                                                                          monkeypatch):
+    """A second call does not read the shards again, yet changing what one call returned changes nothing
+    that a later call returns; after ``refresh()`` clips added by another run are there; vectors above
+    the size limit are read on every call."""
+    from audiovis.store import store as store_module
+
+    path = tmp_path / "store"
+    sources = files_of(folder)
+    store = embed_dataset(sources[:2], model, path, progress=False)
+    reads = []
+    original = store_module.read_columns
+
+    def counted(root, columns):
+        if any(c.startswith(("mean_", "cls_")) for c in columns):  # a read of clip vectors
+            reads.append(columns)
+        return original(root, columns)
+
+    monkeypatch.setattr(store_module, "read_columns", counted)
+    first = store.clip_embeddings()
+    assert len(reads) == 1
+    expected = first.copy()
+    first[:] = 0.0
+    again = store.clip_embeddings()
+    assert len(reads) == 1  # kept
+    np.testing.assert_array_equal(again, expected)
+    assert store.clip_embeddings(pooling="cls").shape == expected.shape and len(reads) == 2  # its own key
+    embed_dataset(sources, model, path, progress=False)  # another run adds the other clips
+    assert len(store.clip_embeddings()) == 2  # still what this store object read
+    store.refresh()
+    grown = store.clip_embeddings()
+    assert len(grown) == len(sources) == len(store.clips)
+    np.testing.assert_array_equal(grown, open_store(path).clip_embeddings())
+    monkeypatch.setattr(store_module, "KEEP_CLIP_VECTORS_BYTES", grown.nbytes - 1)
+    store.refresh()
+    count = len(reads)
+    store.clip_embeddings()
+    store.clip_embeddings()
+    assert len(reads) == count + 2  # too large to keep
+
+
 @pytest.mark.parametrize("ids, wanted", [
     (["a", "b", "c"], ["a", "b", "c"]),  # the run's order
     (["c", "a", "b"], ["a", "b", "c", "zz"]),  # another order, one id never stored

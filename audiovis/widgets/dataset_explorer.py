@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import io
 import os
+import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,25 @@ def _jscatter():
     except ImportError:
         raise ImportError("the dataset map needs jupyter-scatter: pip install 'audiovis[datasets]'") from None
     return jscatter
+
+
+def _vectors_and_jscatter(store: EmbeddingStore, layer: int) -> tuple[np.ndarray, Any]:
+    """The store's clip vectors of ``layer`` and the jscatter module.
+
+    On the first map of a session the vectors are read on a worker thread (Arrow decodes outside the GIL)
+    while this thread imports jupyter-scatter (~0.7 s). Reading ``store.clips`` first imported every
+    module the vector read uses, so only this thread imports anything meanwhile.
+    """
+    if "jscatter" in sys.modules:
+        return store.clip_embeddings(layer), _jscatter()
+    with ThreadPoolExecutor(1, thread_name_prefix="audiovis-map-read") as pool:
+        read = pool.submit(store.clip_embeddings, layer)
+        try:
+            jscatter = _jscatter()
+        except ImportError:
+            read.cancel()
+            raise
+        return read.result(), jscatter
 
 
 def _text(value: Any) -> str:
@@ -101,7 +121,7 @@ class DatasetExplorer(traitlets.HasTraits):
         if len(clips) == 0:
             raise ValueError(f"explore_dataset: the store at {str(store.path)!r} holds no clips; "
                              "fill it with av.embed_dataset(sources, model, path)")
-        vectors = store.clip_embeddings(self.layer)
+        vectors, jscatter = _vectors_and_jscatter(store, self.layer)
         ok = clips["error"].isna().to_numpy() & np.all(np.isfinite(vectors), axis=1)
         self.clips = clips.reset_index(drop=True)
         self.failed = self.clips.loc[~ok].reset_index(drop=True)
@@ -131,7 +151,6 @@ class DatasetExplorer(traitlets.HasTraits):
         self._stored: "tuple[tuple[str, int], Future] | None" = None
         self._index_ahead: "Future | None" = None
 
-        jscatter = _jscatter()
         self.scatter = jscatter.Scatter(
             data=self.points, x="x", y="y", x_scale=_padded(self.points["x"]), y_scale=_padded(self.points["y"]),
             height=height, legend=True, tooltip=True,
@@ -303,7 +322,10 @@ class DatasetExplorer(traitlets.HasTraits):
         if not self.selection:
             self._table.value = ""
             return
-        order = sorted(r for c in self.selection for r in self._shared_rows.get(c, (self._first_row[c],)))
+        if self._shared_rows:
+            order = np.sort([r for c in self.selection for r in self._shared_rows.get(c, (self._first_row[c],))])
+        else:  # one row per id (a lasso: 10 k+ ids)
+            order = np.sort(np.fromiter(map(self._first_row.__getitem__, self.selection), np.int64, len(self.selection)))
         rows = self.clips.iloc[order[:_TABLE_ROWS]]
         columns = ["clip_id", "source", "duration", *self.label_columns]
         if "top_labels" in rows:
@@ -326,10 +348,9 @@ class DatasetExplorer(traitlets.HasTraits):
         total = len(rows) if total is None else total
         title = title or f"{len(rows)} failed clip(s) (not on the map, never opened)"
         head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(_text(r[c]) if c != 'duration' else f'{r[c]:.2f}')}</td>"
-                             for c in columns) + "</tr>"
-            for _, r in rows.head(_TABLE_ROWS).iterrows())
+        shown = rows.head(_TABLE_ROWS)
+        cells = [[f"{v:.2f}" for v in shown[c]] if c == "duration" else [_text(v) for v in shown[c]] for c in columns]
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in zip(*cells))
         more = f"<p>... {total - _TABLE_ROWS} more</p>" if total > _TABLE_ROWS else ""
         return f"<p><b>{html.escape(title)}</b></p><table><tr>{head}</tr>{body}</table>{more}"
 
