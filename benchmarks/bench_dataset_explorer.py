@@ -237,25 +237,30 @@ _JS_WATCH_OPEN = """
 }
 """
 
-# ms from the click's mouse-up until the gallery holds n new cards whose images have all loaded.
+# ms from the click's mouse-up until the gallery holds n cards showing the new search (cards are reused from
+# search to search: their captions' data-search changed, their images carry that search's class) whose
+# images have all loaded.
 _JS_WATCH_GALLERY = """
 ([output, n]) => {
   const gallery = output.querySelector('.audiovis-dx-gallery');
-  const old = new Set(gallery.querySelectorAll('.audiovis-dx-card'));
+  const searchOf = (c) => c.querySelector('.audiovis-dx-card-clip')?.dataset.search;
+  const old = new Set([...gallery.querySelectorAll('.audiovis-dx-card')].map(searchOf));
   const watch = window.__galleryWatch = {up: null, shown: null};
   window.addEventListener('mouseup', () => { if (watch.up === null) watch.up = performance.now(); },
                           {capture: true, once: true});
   const check = () => {
     const cards = [...gallery.querySelectorAll('.audiovis-dx-card')];
     const imgs = cards.map((c) => c.querySelector('img'));
-    if (watch.up !== null && watch.shown === null && cards.length === n && cards.every((c) => !old.has(c))
-        && imgs.every((img) => img && img.complete && img.naturalWidth > 0)) {
+    if (watch.up !== null && watch.shown === null && cards.length === n
+        && cards.every((c) => searchOf(c) !== undefined && !old.has(searchOf(c)))
+        && imgs.every((img, i) => img && img.classList.contains('audiovis-dx-search-' + searchOf(cards[i]))
+                                 && img.complete && img.naturalWidth > 0)) {
       watch.shown = performance.now() - watch.up;
       observer.disconnect();
     }
   };
   const observer = new MutationObserver(check);
-  observer.observe(gallery, {subtree: true, childList: true, attributes: true});
+  observer.observe(gallery, {subtree: true, childList: true, attributes: true, characterData: true});
   gallery.addEventListener('load', check, true);
 }
 """

@@ -282,6 +282,35 @@ def test_find_similar_equals_a_direct_search_and_opens_hits(dx, built):
     assert hit["clip_id"] not in set(excluded["clip_id"])
 
 
+def test_a_new_search_shows_its_hits_on_the_same_cards(dx, built):
+    """Cards are made once and updated: a second search creates no widget, and every card (caption,
+    button, crop, click) now stands for the new search's hit; a shorter list shows fewer cards."""
+    import re
+
+    from ipywidgets.widgets import widget as widget_registry
+
+    dx.open(dx.points["clip_id"][1])
+    dx.explorer.select([2, 3])
+    dx.find_similar(k=5)
+    cards = list(dx._gallery.children)
+    dx.open(dx.points["clip_id"][6])
+    dx.explorer.select([30, 31, 32])
+    made = set(widget_registry._instances)  # the opened clip's own explorer is new; the search must add nothing
+    hits = dx.find_similar(k=4, exclude_clip=True)
+    assert set(widget_registry._instances) == made
+    assert list(dx._gallery.children) == cards[:4]
+    for card, hit in zip(dx._gallery.children, hits.itertuples(index=False)):
+        image, caption, button = card.children
+        assert re.search(f'title="{re.escape(hit.clip_id)}" data-search="{dx._searches}"', caption.value)
+        assert button.description == f"{hit.time_start:.2f} s · score {hit.score:.3f}"
+        assert image.value == dx._crop_png(hit)  # the crop of this hit, not of the last search's
+        for part in (image, button):  # which search they show, for the page (one class each)
+            assert [c for c in part._dom_classes if "search" in c] == [f"audiovis-dx-search-{dx._searches}"]
+    hit = hits.iloc[1]
+    dx._gallery.children[1].children[-1].click()
+    assert dx._open_id == hit["clip_id"] and list(dx.explorer.selection) == [int(hit["patch"])]
+
+
 def test_find_similar_button_searches_and_reports_errors_on_the_status_line(dx, built):
     dx.open(dx.points["clip_id"][2])
     assert dx._find in dx._explorer_box.children[0].children  # the button sits on the opened clip's title row

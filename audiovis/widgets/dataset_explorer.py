@@ -11,6 +11,7 @@ colour options. Clips whose embedding failed stay off the map, are counted and l
 
 from __future__ import annotations
 
+import contextlib
 import html
 import io
 import os
@@ -64,6 +65,62 @@ def _vectors_and_jscatter(store: EmbeddingStore, layer: int) -> tuple[np.ndarray
             read.cancel()
             raise
         return read.result(), jscatter
+
+
+class _HitCard:
+    """One gallery card: the hit's crop (or why there is none), its clip id on a line of its own (cut with
+    an ellipsis, whole on hover; ``data-search`` numbers the search it shows) and a button with time and
+    score that opens the hit. Its widgets are made once; showing another hit only updates their values,
+    so a search draws in the page without creating any view."""
+
+    def __init__(self, open_hit: Any) -> None:
+        self.hit: Any = None
+        width = W.Layout(width="180px")
+        self.image = W.Image(format="png", layout=width)
+        self.reason = W.HTML(layout=width)
+        self.caption = W.HTML(layout=width)
+        self.button = W.Button(layout=width)
+        self.button.on_click(lambda _b: open_hit(self.hit))
+        self.box = W.VBox([self.caption, self.button], layout=W.Layout(margin="2px"))
+        self.box.add_class("audiovis-dx-card")
+
+    def show(self, hit: Any, search: int, crop: "bytes | str | None") -> None:
+        """Show ``hit`` of search number ``search`` with ``crop`` (PNG bytes, a reason, or None: no model).
+
+        Args:
+            hit: a row of the hits' DataFrame.
+            search: the search's number.
+            crop: the crop's PNG, why there is none, or None when no model can make one.
+        """
+        self.hit = hit
+        clip = html.escape(str(hit.clip_id))
+        top: list[W.Widget] = []
+        if isinstance(crop, bytes):
+            with self._marked(self.image, search):
+                self.image.value = crop
+            top = [self.image]
+        elif isinstance(crop, str):
+            self.reason.value = f"<small>{html.escape(crop)}</small>"
+            top = [self.reason]
+        self.caption.value = (f'<div class="audiovis-dx-card-clip" title="{clip}" data-search="{search}" '
+                              'style="width: 176px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap">'
+                              f'{clip}</div>')
+        with self._marked(self.button, search):
+            self.button.description = f"{hit.time_start:.2f} s · score {hit.score:.3f}"
+            self.button.tooltip = f"open {hit.clip_id} at patch {hit.patch}"
+        self.box.children = [*top, self.caption, self.button]
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _marked(widget: W.DOMWidget, search: int):
+        """Changes made inside reach the page in one message with the class ``audiovis-dx-search-<search>``:
+        each widget's messages apply in order, but not in order with other widgets', so a page can tell
+        which search a card's image and button show."""
+        with widget.hold_sync():
+            for name in [c for c in widget._dom_classes if c.startswith("audiovis-dx-search-")]:
+                widget.remove_class(name)
+            widget.add_class(f"audiovis-dx-search-{search}")
+            yield
 
 
 def _text(value: Any) -> str:
@@ -172,6 +229,8 @@ class DatasetExplorer(traitlets.HasTraits):
         self._failed_table = W.HTML(self._html_table(self.failed, ["clip_id", "source", "error"]) if n_failed else "")
         self._status = W.HTML()
         self._gallery = W.Box(layout=W.Layout(flex_flow="row wrap"))
+        self._cards: list[_HitCard] = []  # made once and shown again: a new search only sends new values
+        self._searches = 0
         self._explorer_box = W.VBox()
         self._find = W.Button(description="Find similar", tooltip="search the store for patches like the ones "
                               "selected in this clip (the mean of their stored vectors)")
@@ -458,7 +517,12 @@ class DatasetExplorer(traitlets.HasTraits):
         self.points["similar"] = pd.Categorical(
             ["hit" if c in best.index else "other" for c in self.points["clip_id"]], categories=["hit", "other"])
         self._show_column("similar")
-        self._gallery.children = [self._card(r) for r in hits.itertuples(index=False)]
+        self._searches += 1
+        while len(self._cards) < len(hits):
+            self._cards.append(_HitCard(self._open_hit))
+        for card, hit in zip(self._cards, hits.itertuples(index=False)):
+            card.show(hit, self._searches, self._crop_or_reason(hit) if self.model is not None else None)
+        self._gallery.children = [card.box for card in self._cards[:len(hits)]]
         return hits
 
     def _prefetch(self, clip_id: str, window: int, windows: int) -> None:
@@ -494,25 +558,12 @@ class DatasetExplorer(traitlets.HasTraits):
         else:
             self._status.value = ""
 
-    def _card(self, hit: Any) -> W.Widget:
-        # the clip id on a line of its own (cut with an ellipsis, whole on hover), time and score on the button
-        clip = html.escape(str(hit.clip_id))
-        caption = W.HTML(f'<div class="audiovis-dx-card-clip" title="{clip}" style="width: 176px; overflow: hidden; '
-                         f'text-overflow: ellipsis; white-space: nowrap">{clip}</div>', layout=W.Layout(width="180px"))
-        button = W.Button(description=f"{hit.time_start:.2f} s · score {hit.score:.3f}",
-                          layout=W.Layout(width="180px"), tooltip=f"open {hit.clip_id} at patch {hit.patch}")
-        button.on_click(lambda _b, h=hit: self._open_hit(h))
-        parts: list[W.Widget] = [caption, button]
-        if self.model is not None:
-            try:
-                png = self._crop_png(hit)
-            except ValueError as exc:  # the clip's audio is not reachable: the card says why, the search stands
-                parts.insert(0, W.HTML(f"<small>{html.escape(str(exc))}</small>", layout=W.Layout(width="180px")))
-            else:
-                parts.insert(0, W.Image(value=png, format="png", layout=W.Layout(width="180px")))
-        card = W.VBox(parts, layout=W.Layout(margin="2px"))
-        card.add_class("audiovis-dx-card")
-        return card
+    def _crop_or_reason(self, hit: Any) -> bytes | str:
+        """The hit's crop (PNG bytes), or why there is none (its clip's audio is not reachable)."""
+        try:
+            return self._crop_png(hit)
+        except ValueError as exc:  # the card says why; the search stands
+            return str(exc)
 
     def _open_hit(self, hit: Any) -> None:
         try:
@@ -543,7 +594,7 @@ class DatasetExplorer(traitlets.HasTraits):
         y1 = (pixels.shape[0] - spec.hz_to_bin(hit.freq_low)) * sy
         ImageDraw.Draw(image).rectangle([x0, min(y0, y1), x1, max(y0, y1)], outline=(255, 200, 0))
         buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
+        image.save(buffer, format="PNG", compress_level=1)  # 180 x 90: a few kB either way, 4x faster
         return buffer.getvalue()
 
     # -- probes ----------------------------------------------------------------------------------

@@ -273,15 +273,21 @@ def _find_in_page(nb, clip_index: int, patches: list[int]) -> tuple[str, list[di
     nb.run_cell("dx.hits = None")
     output.locator("button.audiovis-dx-find", has_text="Find similar").click()
     hits = _kernel(nb, "None if dx.hits is None else dx.hits.to_dict('records')", lambda v: v is not None)
+    search = _kernel(nb, "dx._searches", int)
     gallery = output.locator(".audiovis-dx-gallery")
+    # cards are reused from search to search: wait until each names this search's hit, its image loaded
     nb.page.wait_for_function(
-        """([el, n]) => {
-            const cards = el.querySelectorAll('.audiovis-dx-card');
-            return cards.length === n && [...cards].every((c) => {
+        """([el, ids, search]) => {
+            const cards = [...el.querySelectorAll('.audiovis-dx-card')];
+            return cards.length === ids.length && cards.every((c, i) => {
+                const clip = c.querySelector('.audiovis-dx-card-clip');
                 const img = c.querySelector('img');
-                return img && img.complete && img.naturalWidth > 0;
+                const mark = 'audiovis-dx-search-' + search;
+                return clip && clip.title === ids[i] && clip.dataset.search === String(search)
+                    && c.querySelector('button')?.classList.contains(mark)
+                    && img && img.classList.contains(mark) && img.complete && img.naturalWidth > 0;
             });
-        }""", arg=[gallery.element_handle(), len(hits)], timeout=30000)
+        }""", arg=[gallery.element_handle(), [h["clip_id"] for h in hits], search], timeout=30000)
     return clip_id, hits
 
 
