@@ -384,7 +384,8 @@ class DatasetExplorer(traitlets.HasTraits):
         if self._shared_rows:
             order = np.sort([r for c in self.selection for r in self._shared_rows.get(c, (self._first_row[c],))])
         else:  # one row per id (a lasso: 10 k+ ids)
-            order = np.sort(np.fromiter(map(self._first_row.__getitem__, self.selection), np.int64, len(self.selection)))
+            firsts = map(self._first_row.__getitem__, self.selection)
+            order = np.sort(np.fromiter(firsts, np.int64, len(self.selection)))
         rows = self.clips.iloc[order[:_TABLE_ROWS]]
         columns = ["clip_id", "source", "duration", *self.label_columns]
         if "top_labels" in rows:
