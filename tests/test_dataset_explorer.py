@@ -282,7 +282,7 @@ def test_find_similar_equals_a_direct_search_and_opens_hits(dx, built):
     assert hit["clip_id"] not in set(excluded["clip_id"])
 
 
-def test_a_new_search_shows_its_hits_on_the_same_cards(dx, built):
+def test_a_new_search_shows_its_hits_on_the_same_cards(dx, built, monkeypatch):
     """Cards are made once and updated: a second search creates no widget, and every card (caption,
     button, crop, click) now stands for the new search's hit; a shorter list shows fewer cards."""
     import re
@@ -309,6 +309,19 @@ def test_a_new_search_shows_its_hits_on_the_same_cards(dx, built):
     hit = hits.iloc[1]
     dx._gallery.children[1].children[-1].click()
     assert dx._open_id == hit["clip_id"] and list(dx.explorer.selection) == [int(hit["patch"])]
+    # a search that fails while making its crops changes nothing: hits, gallery and marks stay the last ones
+    shown = [(c.children[1].value, c.children[2].description) for c in dx._gallery.children]
+    searches, last = dx._searches, dx.hits
+    dx.explorer.select([40])
+
+    def broken(hit, context=0.5):
+        raise RuntimeError("no crop")
+
+    monkeypatch.setattr(dx, "_crop_png", broken)
+    with pytest.raises(RuntimeError, match="no crop"):
+        dx.find_similar(k=4)
+    assert dx._searches == searches and dx.hits is last
+    assert [(c.children[1].value, c.children[2].description) for c in dx._gallery.children] == shown
 
 
 def test_find_similar_button_searches_and_reports_errors_on_the_status_line(dx, built):

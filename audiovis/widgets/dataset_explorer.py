@@ -513,17 +513,20 @@ class DatasetExplorer(traitlets.HasTraits):
         query = self._stored_patches()[np.asarray(sel)].astype(np.float32).mean(axis=0)
         hits = self.store.search_patches(query, k, self.layer,
                                          exclude_clip=self._open_id if exclude_clip else None)
+        # the crops first: an error there leaves hits, map and gallery as the last search left them
+        rows = list(hits.itertuples(index=False))
+        crops = [self._crop_or_reason(hit) if self.model is not None else None for hit in rows]
         self.hits = hits
         best = hits.groupby("clip_id")["score"].max()
         self.points["similar"] = pd.Categorical(
             ["hit" if c in best.index else "other" for c in self.points["clip_id"]], categories=["hit", "other"])
         self._show_column("similar")
         self._searches += 1
-        while len(self._cards) < len(hits):
+        while len(self._cards) < len(rows):
             self._cards.append(_HitCard(self._open_hit))
-        for card, hit in zip(self._cards, hits.itertuples(index=False)):
-            card.show(hit, self._searches, self._crop_or_reason(hit) if self.model is not None else None)
-        self._gallery.children = [card.box for card in self._cards[:len(hits)]]
+        for card, hit, crop in zip(self._cards, rows, crops):
+            card.show(hit, self._searches, crop)
+        self._gallery.children = [card.box for card in self._cards[:len(rows)]]
         return hits
 
     def _prefetch(self, clip_id: str, window: int, windows: int) -> None:
