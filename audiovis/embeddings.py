@@ -21,6 +21,7 @@ import torch
 from .audio import Audio
 from .checks import check_int, is_int
 from .errors import ConfigError
+from .models.base import check_model
 from .spectrogram import Spectrogram
 from .store.compute import resolve_layers
 from .store.sources import array_key, file_key
@@ -115,6 +116,7 @@ def extract_embeddings(
     from .store.manifest import store_model_key
     from .store.sources import plan
 
+    check_model(model, "extract_embeddings")
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
     batch_size = check_int(batch_size, "batch_size", minimum=1, error=ConfigError)

@@ -288,9 +288,11 @@ def compute_tradeoff(
     from tqdm.auto import tqdm
 
     from .embeddings import iter_sources, read_source
+    from .models.base import check_model
     from .models.reduction import analytic_macs, block_tokens, resolve_options
     from .spectrogram import Spectrogram
 
+    check_model(model, "compute_tradeoff")
     repeats = check_int(repeats, "repeats", minimum=1)
     if batch_size is not None:
         batch_size = check_int(batch_size, "batch_size", minimum=1, error=ConfigError)

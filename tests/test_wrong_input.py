@@ -281,3 +281,34 @@ def test_explore_takes_demo_by_name_and_audio_with_an_analysis(demo, clip):
     with pytest.raises(TypeError, match="audio given twice"):
         explore(clip, demo, audio=clip)
     assert explore(clip, model=demo).analysis._model is demo
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda model, clips, path: av.extract_embeddings(model, clips, progress=False), "extract_embeddings"),
+    (lambda model, clips, path: av.embed_dataset(model, clips, path, progress=False), "embed_dataset"),
+    (lambda model, clips, path: av.compute_tradeoff(clips, model, progress=False), "compute_tradeoff"),
+])
+def test_model_and_data_swapped_name_the_call_and_what_it_got(demo, clip, tmp_path, call, name):
+    """Arguments in the wrong order fail at once with the call's name, before anything is read or written."""
+    store = tmp_path / "store"
+    with pytest.raises(TypeError, match=rf"^{name}: model must be an audiovis model \(ASTModel, ViTModel, "
+                                        r"av\.load_demo_model\(\)\), got a list$"):
+        call(demo, [clip], store)
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("model, got", [("ast-base", "'ast-base'"), (None, "a NoneType"), (3, "an int")])
+def test_a_model_that_is_not_a_model_is_named(clip, tmp_path, model, got):
+    with pytest.raises(TypeError, match=rf"^extract_embeddings: model must be an audiovis model .*, got {got}$"):
+        av.extract_embeddings([clip], model, progress=False)
+    with pytest.raises(av.ConfigError, match=rf"^quantize: model must be an audiovis model .*, got {got}$"):
+        av.quantize(model, "int8")
+
+
+def test_a_store_opened_or_explored_with_something_else_than_a_model(demo, clip, tmp_path):
+    av.embed_dataset([clip], demo, tmp_path / "store", progress=False)
+    with pytest.raises(TypeError, match=r"^open_store: model must be an audiovis model .*, got 'demo2'$"):
+        av.open_store(tmp_path / "store", model="demo2")
+    store = av.open_store(tmp_path / "store", model=demo)  # the model that built it passes
+    with pytest.raises(TypeError, match=r"^explore_dataset: model must be an audiovis model .*, got a dict$"):
+        av.explore_dataset(store, {"model": demo})

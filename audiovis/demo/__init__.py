@@ -62,16 +62,14 @@ def resolve_model(model: Any, caller: str) -> "SpectrogramModelMixin":
     Raises:
         TypeError: anything else, with a hint when a path was given.
     """
-    from ..models.base import SpectrogramModelMixin
+    from ..models.base import check_model
 
     if model is None or (isinstance(model, str) and model.strip().lower() == "demo"):
         return load_demo_model()
-    if not isinstance(model, SpectrogramModelMixin):
-        path = isinstance(model, (str, os.PathLike))
-        hint = (" (a string names only the demo model, \"demo\"; load others with av.ASTModel.from_pretrained(path))"
-                if path else "")
-        got = repr(model) if path else f"a {type(model).__name__}"
-        raise TypeError(f"{caller}: model must be an audiovis model (ASTModel, ViTModel, av.load_demo_model()), "
-                        f"\"demo\" or None, got {got}{hint}")
-    return model
+    try:
+        return check_model(model, caller)
+    except TypeError as error:
+        hint = ("; a string names only the demo model, \"demo\" (load others with av.ASTModel.from_pretrained(path))"
+                if isinstance(model, (str, os.PathLike)) else "; None or \"demo\" is the demo model")
+        raise TypeError(f"{error}{hint}") from None
 

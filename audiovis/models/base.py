@@ -426,3 +426,25 @@ class SpectrogramModelMixin:
                 f"the spectrogram has {spec.num_bins} frequency bins but the model takes {self.input_shape[0]}"
             )
         return spec
+
+
+def check_model(model: Any, caller: str, *, error: type[Exception] = TypeError) -> "SpectrogramModelMixin":
+    """``model`` when it is an audiovis model, else ``error`` naming ``caller`` and what it got.
+
+    One home for the rule, so a call given its arguments in the wrong order (``extract_embeddings(model,
+    clips)``) says so instead of failing later on a missing attribute.
+
+    Args:
+        model: what the caller was given as its model.
+        caller: how the error names the call (``"extract_embeddings"``).
+        error: the exception class raised.
+
+    Returns:
+        ``model``, unchanged.
+    """
+    if not isinstance(model, SpectrogramModelMixin):
+        name = type(model).__name__
+        got = repr(model) if isinstance(model, (str, os.PathLike)) else f"{'an' if name[0] in 'AEIOUaeiou' else 'a'} {name}"
+        raise error(f"{caller}: model must be an audiovis model (ASTModel, ViTModel, av.load_demo_model()), "
+                    f"got {got}")
+    return model

@@ -33,6 +33,7 @@ from timm.layers import Attention, Mlp
 from torch import nn
 
 from ..errors import ConfigError
+from .base import check_model
 
 if TYPE_CHECKING:
     from .base import SpectrogramModelMixin
@@ -79,8 +80,7 @@ def quantize(model: M, precision: str) -> M:
     if not isinstance(precision, str) or precision.lower() not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     precision = precision.lower()
-    if not hasattr(model, "backbone") or not hasattr(model.backbone, "blocks"):
-        raise ConfigError(f"quantize takes an audiovis model (ASTModel, ViTModel), got {type(model).__name__}")
+    check_model(model, "quantize", error=ConfigError)
     current = precision_of(model)
     if current != "fp32":
         raise ConfigError(f"the model is already {current}; quantize the float32 model instead")

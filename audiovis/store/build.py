@@ -173,8 +173,10 @@ def embed_dataset(
     Clips are identified by a hash of their bytes (or samples): a rerun computes only clips no shard
     holds, so an edited file is computed again and a renamed copy is not.
     """
+    from ..models.base import check_model
     from .store import EmbeddingStore
 
+    check_model(model, "embed_dataset")
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
     batch_size = check_int(batch_size, "batch_size", minimum=1, error=ConfigError)

@@ -56,9 +56,12 @@ class EmbeddingStore:
         """False while a run is building the store (or after one that was killed)."""
         return bool(Manifest.read(self.path).complete)
 
-    def check_model(self, model: Any) -> None:
-        """Raise :class:`StoreError` unless ``model`` is the model that built this store."""
-        self.manifest.check_model(model, self.path)
+    def check_model(self, model: Any, caller: str = "EmbeddingStore.check_model") -> None:
+        """Raise :class:`StoreError` unless ``model`` is the model that built this store (``TypeError``,
+        naming ``caller``, for anything that is not a model)."""
+        from ..models.base import check_model
+
+        self.manifest.check_model(check_model(model, caller), self.path)
 
     # -- clips ----------------------------------------------------------------------------------
 
@@ -363,7 +366,7 @@ def open_store(path: str | os.PathLike, model: Any = None) -> EmbeddingStore:
     """
     store = EmbeddingStore(path)
     if model is not None:
-        store.check_model(model)
+        store.check_model(model, "open_store")
     return store
 
 

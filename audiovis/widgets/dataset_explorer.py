@@ -171,7 +171,7 @@ class DatasetExplorer(traitlets.HasTraits):
             raise TypeError(f"explore_dataset: store must be an EmbeddingStore (av.open_store(path)), "
                             f"got {type(store).__name__}")
         if model is not None:
-            store.check_model(model)
+            store.check_model(model, "explore_dataset")
         self.store, self.model, self.sources = store, model, sources
         self.layer = store.manifest.resolve_layer(layer)
         clips = store.clips
