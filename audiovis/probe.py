@@ -336,7 +336,9 @@ def probe_layers(
         A :class:`ProbeTable`: one row of scores per layer.
     """
     from .embeddings import extract_embeddings
+    from .models.base import check_model
 
+    check_model(model, "probe_layers")
     if pooling not in ("mean", "cls"):
         raise ValueError(f"probe_layers pools each clip to one vector: pooling must be 'mean' or 'cls', got {pooling!r}")
     y = dataset_labels(dataset) if labels is None else np.asarray(labels)

@@ -287,6 +287,7 @@ def test_explore_takes_demo_by_name_and_audio_with_an_analysis(demo, clip):
     (lambda model, clips, path: av.extract_embeddings(model, clips, progress=False), "extract_embeddings"),
     (lambda model, clips, path: av.embed_dataset(model, clips, path, progress=False), "embed_dataset"),
     (lambda model, clips, path: av.compute_tradeoff(clips, model, progress=False), "compute_tradeoff"),
+    (lambda model, clips, path: av.probe_layers(clips, model, labels=[0], progress=False), "probe_layers"),
 ])
 def test_model_and_data_swapped_name_the_call_and_what_it_got(demo, clip, tmp_path, call, name):
     """Arguments in the wrong order fail at once with the call's name, before anything is read or written."""
