@@ -46,7 +46,10 @@ def iter_sources(sources, what: str = "extract_embeddings") -> tuple[int, Iterab
         raise TypeError(f"{what} takes a list of sources; pass a list of waveforms, not one array")
     if isinstance(sources, Dataset) and not isinstance(sources, Sequence):
         return len(sources), (sources[i] for i in range(len(sources)))  # type: ignore[arg-type]
-    sources = list(sources)
+    try:
+        sources = list(sources)
+    except TypeError:
+        raise TypeError(f"{what} takes a list of sources or a Dataset, got {type(sources).__name__}") from None
     return len(sources), iter(sources)
 
 

@@ -345,6 +345,8 @@ def probe_layers(
     layers = list(range(model.num_layers)) if layers is None else list(layers)
     feats = extract_embeddings(dataset, model, layer=layers, pooling=pooling, batch_size=batch_size,
                                cache_dir=cache_dir, sample_rate=sample_rate, progress=progress)
+    if len(feats[layers[0]]) == 0:
+        raise ValueError("probe_layers: no clips to probe (the dataset is empty)")
     probe = LinearProbe(hidden, seed=seed, **probe_options)
     rows = []
     for layer in layers:

@@ -313,3 +313,18 @@ def test_a_store_opened_or_explored_with_something_else_than_a_model(demo, clip,
     store = av.open_store(tmp_path / "store", model=demo)  # the model that built it passes
     with pytest.raises(TypeError, match=r"^explore_dataset: model must be an audiovis model .*, got a dict$"):
         av.explore_dataset(store, {"model": demo})
+
+
+def test_dataset_calls_name_a_bad_path_source_list_or_empty_dataset(demo, clip, tmp_path):
+    with pytest.raises(TypeError, match=r"^embed_dataset: path must be the store's folder \(a str or os\.PathLike\), "
+                                        r"got int$"):
+        av.embed_dataset([clip], demo, 3, progress=False)
+    with pytest.raises(TypeError, match=r"^compute_tradeoff takes a list of sources or a Dataset, got int$"):
+        av.compute_tradeoff(demo, 3, progress=False)
+    with pytest.raises(ValueError, match=r"^probe_layers: no clips to probe \(the dataset is empty\)$"):
+        av.probe_layers(demo, [], labels=[], progress=False)
+    (tmp_path / "notes.txt").write_text("not a store")
+    with pytest.raises(av.StoreError, match=r"no embedding store at '.*notes\.txt' \(a file, not a folder\)$"):
+        av.open_store(tmp_path / "notes.txt")
+    with pytest.raises(av.StoreError, match=r"no embedding store at '.*missing' \(no such folder\)$"):
+        av.open_store(tmp_path / "missing")

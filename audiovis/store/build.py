@@ -177,6 +177,8 @@ def embed_dataset(
     from .store import EmbeddingStore
 
     check_model(model, "embed_dataset")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"embed_dataset: path must be the store's folder (a str or os.PathLike), got {type(path).__name__}")
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
     batch_size = check_int(batch_size, "batch_size", minimum=1, error=ConfigError)

@@ -118,7 +118,8 @@ class Manifest:
     def read(cls, root: Path) -> "Manifest":
         path = Path(root) / MANIFEST
         if not Path(root).is_dir():
-            raise StoreError(f"no embedding store at {str(root)!r} (no such folder)")
+            what = "a file, not a folder" if Path(root).exists() else "no such folder"
+            raise StoreError(f"no embedding store at {str(root)!r} ({what})")
         if not path.is_file():
             raise StoreError(f"{str(root)!r} is not an embedding store: it has no {MANIFEST}")
         try:
