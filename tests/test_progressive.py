@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -146,6 +148,17 @@ def test_progressive_saliency_replays_the_pass(model, clip):
     logit = forward_progressive(model, x, 0.5, patches=patches, kept_per_stage=replay).logits[0, 2]
     (grad,) = torch.autograd.grad(logit, patches)
     np.testing.assert_allclose(res.saliency(2), (grad * patches.detach()).sum(-1)[0].numpy(), atol=1e-6)
+
+
+def test_batched_replay_of_a_progressive_pass_warns_nothing(model, clip):
+    """Faithfulness and integrated gradients replay the pass on a batch of inputs (the kept sets expanded
+    over the batch): torch warned that searchsorted's values were non-contiguous."""
+    res = model.analyze(clip, keep_ratio=0.5, keep_by="attention")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = res.faithfulness("attention", class_index=2, steps=4)
+        res.integrated_gradients(2, steps=4)
+    assert scores.deletion.shape == (5,) and np.isfinite(scores.deletion_auc)
 
 
 def test_progressive_errors(model, clip):

@@ -206,7 +206,7 @@ def forward_progressive(
                 order = torch.argsort(scores, dim=1, descending=True, stable=True)[:, :k]
                 chosen = order.sort(dim=1).values  # compact rows of the kept patches, in token order
             else:
-                chosen = torch.searchsorted(index.contiguous(), kept_per_stage[len(stage_kept)].to(device))
+                chosen = torch.searchsorted(index.contiguous(), kept_per_stage[len(stage_kept)].to(device).contiguous())
             live_rows = tokens[:, p:p + live]
             kept_rows = live_rows.gather(1, chosen[..., None].expand(-1, -1, dim))
             total = live_rows.sum(dim=1) - kept_rows.sum(dim=1)
