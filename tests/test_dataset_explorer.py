@@ -256,6 +256,8 @@ def test_open_shows_the_clip_explorer_of_its_source(dx, built, model):
     assert dx.explorer is not explorer and dx._open_id == dx.points["clip_id"][4]
     with pytest.raises(KeyError, match="'nope' is not in the store"):
         dx.open("nope")
+    with pytest.raises(TypeError, match="DatasetExplorer: clip_id must be a clip's id.*got int 4"):
+        dx.open(4)  # a row of the table, not its id
 
 
 def test_find_similar_equals_a_direct_search_and_opens_hits(dx, built):

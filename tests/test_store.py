@@ -317,6 +317,19 @@ def _hits(frame: pd.DataFrame) -> list[tuple]:
     return [tuple(r) for r in frame[["clip_id", "window", "patch"]].itertuples(index=False)]
 
 
+def test_a_clip_id_that_is_not_a_string_is_named(model, folder, tmp_path):
+    """A row position given as the clip id: pyarrow said "Function 'equal' has no kernel matching input
+    types (string, int64)"."""
+    store = embed_dataset(folder, model, tmp_path / "store", patches=True, progress=False)
+    for call in (store.patch_embeddings, store.window_embeddings):
+        with pytest.raises(TypeError, match=rf"{call.__name__}: clip_id must be a clip's id, a string from "
+                                            r"store.clips\['clip_id'\].*got int 0"):
+            call(0)
+    with pytest.raises(KeyError, match="'nope' is not in the store"):
+        store.window_embeddings("nope")
+    assert store.window_embeddings(store.clips["clip_id"].iloc[0]).shape[1] == store.manifest.dim
+
+
 def test_ivf_index_is_kept_in_the_store_and_rebuilt_only_when_the_store_changes(model, folder, tmp_path,
                                                                               monkeypatch):
     from audiovis.store.search import PatchIndex

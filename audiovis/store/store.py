@@ -31,6 +31,14 @@ POOLINGS = ("mean", "cls")
 KEEP_CLIP_VECTORS_BYTES = 1 << 30
 
 
+def check_clip_id(clip_id: Any, caller: str) -> str:
+    """``clip_id`` if it is a clip id (a string, as in ``store.clips["clip_id"]``), else a TypeError naming ``caller``."""
+    if not isinstance(clip_id, str):
+        raise TypeError(f"{caller}: clip_id must be a clip's id, a string from store.clips['clip_id'] "
+                        f"(e.g. store.clips['clip_id'].iloc[0]), got {type(clip_id).__name__} {clip_id!r}")
+    return clip_id
+
+
 class EmbeddingStore:
     """The embeddings of a dataset under one model (see :func:`audiovis.embed_dataset`)."""
 
@@ -174,7 +182,7 @@ class EmbeddingStore:
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
         ly = self.manifest.resolve_layer(layer)
-        row = self._row(clip_id, [f"window_{pooling}_{ly}"])
+        row = self._row(check_clip_id(clip_id, "window_embeddings"), [f"window_{pooling}_{ly}"])
         self._check_row(clip_id, row)
         return _nested_rows(row[f"window_{pooling}_{ly}"], self.manifest.dim, np.float32)
 
@@ -199,7 +207,7 @@ class EmbeddingStore:
             raise ValueError(f"the store at {str(self.path)!r} was built without patches; "
                              "build it with embed_dataset(..., patches=True)")
         ly = self.manifest.resolve_layer(layer)
-        row = self._row(clip_id, [f"patches_{ly}", "num_windows"])
+        row = self._row(check_clip_id(clip_id, "patch_embeddings"), [f"patches_{ly}", "num_windows"])
         self._check_row(clip_id, row)
         dtype = np.float16 if self.manifest.patch_dtype == "float16" else np.float32
         values = _nested_rows(row[f"patches_{ly}"], self.manifest.dim, dtype)

@@ -26,6 +26,7 @@ import traitlets
 from ..checks import check_index, check_int
 from ..patches import check_patch
 from ..store import EmbeddingStore
+from ..store.store import check_clip_id
 from ..projections import project
 
 if TYPE_CHECKING:
@@ -417,8 +418,7 @@ class DatasetExplorer(traitlets.HasTraits):
     # -- into one clip ---------------------------------------------------------------------------
 
     def _clip_row(self, clip_id: str) -> "pd.Series":
-        if not isinstance(clip_id, str):
-            raise TypeError(f"clip_id must be a string, got {type(clip_id).__name__}")
+        check_clip_id(clip_id, "DatasetExplorer")
         match = self.clips.index[self.clips["clip_id"] == clip_id]
         if len(match) == 0:
             close = sorted(self._all_ids)[:3]
