@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Literal, Sequence, Union
+from typing import TYPE_CHECKING, Literal, Sequence, Union
 
 import numpy as np
 import torch
@@ -24,7 +24,6 @@ from .errors import ConfigError
 from .models.base import check_model
 from .spectrogram import Spectrogram
 from .store.compute import resolve_layers
-from .store.sources import array_key, file_key
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
@@ -34,46 +33,6 @@ if TYPE_CHECKING:
 Pooling = Literal["mean", "cls", "patches"]
 POOLINGS: tuple[str, ...] = ("mean", "cls", "patches")
 Source = Union[str, os.PathLike, Audio, Spectrogram, np.ndarray, torch.Tensor]
-
-
-def iter_sources(sources, what: str = "extract_embeddings") -> tuple[int, Iterable]:
-    """``(count, items)`` of a list of sources or a Dataset (items are read one at a time)."""
-    from torch.utils.data import Dataset
-
-    if isinstance(sources, (str, os.PathLike, Audio, Spectrogram)):
-        raise TypeError(f"{what} takes a list of sources or a Dataset; wrap one source in a list")
-    if isinstance(sources, np.ndarray) or isinstance(sources, torch.Tensor):
-        raise TypeError(f"{what} takes a list of sources; pass a list of waveforms, not one array")
-    if isinstance(sources, Dataset) and not isinstance(sources, Sequence):
-        return len(sources), (sources[i] for i in range(len(sources)))  # type: ignore[arg-type]
-    try:
-        sources = list(sources)
-    except TypeError:
-        raise TypeError(f"{what} takes a list of sources or a Dataset, got {type(sources).__name__}") from None
-    return len(sources), iter(sources)
-
-
-def read_source(item, sample_rate: int | None, position: int) -> tuple[str, Source]:
-    """``(content key, something model.spectrogram reads)`` for one source or dataset item."""
-    if hasattr(item, "audio") and isinstance(item.audio, Audio):
-        item = item.audio
-    if isinstance(item, (str, os.PathLike)):
-        path = Path(item)
-        if not path.is_file():
-            raise FileNotFoundError(f"source {position}: no audio file at {str(path)!r}")
-        return file_key(path) + ("" if sample_rate is None else f"-{int(sample_rate)}"), path
-    if isinstance(item, Audio):
-        return array_key(item.waveform, item.sample_rate), item
-    if isinstance(item, Spectrogram):
-        return "s" + array_key(item.values, item.sample_rate), item
-    if isinstance(item, (np.ndarray, torch.Tensor)):
-        if sample_rate is None:
-            raise ValueError(f"source {position} is an array; pass sample_rate=... (or Audio objects)")
-        return array_key(item, sample_rate), item
-    raise TypeError(
-        f"source {position}: cannot read a {type(item).__name__}; pass paths, Audio, arrays, Spectrograms, "
-        "or dataset items with an .audio"
-    )
 
 
 def extract_embeddings(
@@ -125,9 +84,7 @@ def extract_embeddings(
     batch_size = check_int(batch_size, "batch_size", minimum=1, error=ConfigError)
     layers = resolve_layers(layer, model.num_layers)
     unique_layers = sorted(set(layers))
-    if isinstance(sources, (str, os.PathLike)):
-        raise TypeError("extract_embeddings takes a list of sources or a Dataset; wrap one source in a list")
-    items, dataset = plan(sources, what="extract_embeddings")
+    items, dataset = plan(sources, what="extract_embeddings", folders=False)
     for item in items:
         if item.path is not None and not item.path.is_file():
             raise FileNotFoundError(f"source {item.position}: no audio file at {str(item.path)!r}")

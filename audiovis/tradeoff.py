@@ -287,7 +287,8 @@ def compute_tradeoff(
     """
     from tqdm.auto import tqdm
 
-    from .embeddings import iter_sources, read_source
+    from .audio import load_audio
+    from .store.sources import item_value, plan, sound_value
     from .models.base import check_model
     from .models.reduction import analytic_macs, block_tokens, resolve_options
     from .spectrogram import Spectrogram
@@ -304,15 +305,23 @@ def compute_tradeoff(
         m = _model_for(model, setting, models)
         resolve_options(m, **setting.analyze_options)
 
-    total, items = iter_sources(dataset, "compute_tradeoff")
+    items, data = plan(dataset, what="compute_tradeoff", folders=False)
+    total = len(items)
     if total == 0:
         raise ValueError("compute_tradeoff needs at least one clip")
     if labels is not None:  # before any clip is read: a mismatch would otherwise score 0.000 at the end
         labels = check_labels(labels, model.labels, total)
     clips, found = [], []
-    for position, item in enumerate(tqdm(items, total=total, desc="clips", disable=not progress)):
-        clips.append(read_source(item, sample_rate, position)[1])
-        found.append(_labels_of(item))
+    for item in tqdm(items, total=total, desc="clips", disable=not progress):
+        if item.path is not None:  # decoded once here: a file's decoding is no part of the front end's time
+            if not item.path.is_file():
+                raise FileNotFoundError(f"source {item.position}: no audio file at {str(item.path)!r}")
+            clips.append(load_audio(item.path, sample_rate))
+            found.append(None)
+        else:
+            raw = item_value(item, data)
+            clips.append(sound_value(raw, item.position, sample_rate))
+            found.append(_labels_of(raw))
     if labels is None and all(v is not None for v in found):
         labels = check_labels(np.stack(found), model.labels, total, source="the dataset's")
 

@@ -96,6 +96,36 @@ def test_spectrogram_clips_have_no_front_end_to_time_and_old_keep_ratio_lists_st
     assert result.score_name is None and "score" not in result.rows[0]
 
 
+def test_files_are_decoded_once_and_folders_or_missing_files_are_named(tmp_path, monkeypatch):
+    """File sources: read once before timing (decoding is not the front end's work), the same rows of logits
+    as their Audio; a folder is refused (the rows' order would be the scan's), a missing file named."""
+    import soundfile as sf
+
+    model = tiny_ast(seed=4)
+    clips = [av.load_audio(tone(f, noise=0.02, seed=i), SR) for i, f in enumerate([300.0, 2500.0])]
+    paths = []
+    for i, clip in enumerate(clips):
+        paths.append(tmp_path / f"clip{i}.wav")
+        sf.write(paths[-1], clip.waveform[0].numpy(), SR, subtype="FLOAT")
+    opened = []
+    real = sf.SoundFile
+    monkeypatch.setattr(sf, "SoundFile", lambda path, *a, **k: opened.append(path) or real(path, *a, **k))
+    from_files = av.compute_tradeoff(model, [str(p) for p in paths], ["prune 0.5"], repeats=2, progress=False)
+    assert sorted(opened) == sorted(str(p) for p in paths), "each file decoded once, not in every timed run"
+    monkeypatch.undo()
+    from_audio = av.compute_tradeoff(model, clips, ["prune 0.5"], repeats=1, progress=False)
+    assert [r["agreement"] for r in from_files.rows] == [r["agreement"] for r in from_audio.rows]
+    logits = [model.analyze(p, keep_ratio=0.5).logits for p in paths]
+    np.testing.assert_allclose(logits, [model.analyze(c, keep_ratio=0.5).logits for c in clips], atol=1e-6)
+    with pytest.raises(TypeError, match=r"^compute_tradeoff takes a list of sources or a Dataset, not a folder "
+                                        r"\('.*'\): pass a list of its files"):
+        av.compute_tradeoff(model, tmp_path, ["prune 0.5"], progress=False)
+    with pytest.raises(FileNotFoundError, match=r"^source 1: no audio file at '.*missing\.wav'$"):
+        av.compute_tradeoff(model, [paths[0], tmp_path / "missing.wav"], ["prune 0.5"], progress=False)
+    with pytest.raises(TypeError, match=r"source 0: cannot read a dict"):
+        av.compute_tradeoff(model, [{"x": 1}], ["prune 0.5"], progress=False)
+
+
 def test_table_and_figure(result):
     lines = result.to_markdown().splitlines()
     assert lines[0].startswith("| method |") and "front end ms" in lines[0] and "mAP" in lines[0]

@@ -319,7 +319,8 @@ def test_dataset_calls_name_a_bad_path_source_list_or_empty_dataset(demo, clip, 
     with pytest.raises(TypeError, match=r"^embed_dataset: path must be the store's folder \(a str or os\.PathLike\), "
                                         r"got int$"):
         av.embed_dataset([clip], demo, 3, progress=False)
-    with pytest.raises(TypeError, match=r"^compute_tradeoff takes a list of sources or a Dataset, got int$"):
+    with pytest.raises(TypeError, match=r"^compute_tradeoff: sources must be a list of paths, a Dataset or a DataFrame "
+                                        r"with a 'source' column, got int$"):
         av.compute_tradeoff(demo, 3, progress=False)
     with pytest.raises(ValueError, match=r"^probe_layers: no clips to probe \(the dataset is empty\)$"):
         av.probe_layers(demo, [], labels=[], progress=False)

@@ -85,22 +85,38 @@ def _describe(value: Any, position: int) -> str:
     return f"<{type(value).__name__} {position}>"
 
 
-def plan(sources: Any, *, labels: Any = None, what: str = "embed_dataset") -> tuple[list[Item], Any]:
-    """``(items, dataset)`` for a list of sources, a folder, a torch Dataset or a DataFrame with ``source``.
+def plan(sources: Any, *, labels: Any = None, what: str = "embed_dataset", folders: bool = True,
+         ) -> tuple[list[Item], Any]:
+    """``(items, dataset)`` for a list of sources, a folder, a torch Dataset or a DataFrame with ``source``:
+    the one rule of what the dataset calls take as their sources.
 
-    ``labels`` (optional): one label per source (a sequence), or ``{column: sequence}``; added to each
-    item's labels. Raises for what cannot be a list of sources (naming the problem).
+    Args:
+        sources: what the caller was given.
+        labels: one label per source (a sequence), or ``{column: sequence}``; added to each item's labels.
+        what: the caller's name, for errors.
+        folders: a folder is a source list (its audio files, sorted); callers whose results come back as
+            rows in the order of the sources refuse one, since that order would be the scan's.
+
+    Returns:
+        The items in order, and the torch Dataset they index (None for other sources).
+
+    Raises:
+        TypeError or FileNotFoundError naming what cannot be a list of sources.
     """
     dataset = None
     items: list[Item]
     if isinstance(sources, (str, os.PathLike)):
         root = Path(sources)
+        if root.is_dir() and not folders:
+            raise TypeError(f"{what} takes a list of sources or a Dataset, not a folder ({str(root)!r}): pass a list of "
+                            "its files, in the order the results should follow")
         if root.is_dir():
             items = _scan_folder(root)
         elif root.exists():
-            raise TypeError(f"{what} takes a list of sources, a folder or a Dataset; wrap the one file {str(root)!r} in a list")
+            raise TypeError(f"{what} takes a list of sources{', a folder' if folders else ''} or a Dataset; wrap the "
+                            f"one file {str(root)!r} in a list")
         else:
-            raise FileNotFoundError(f"{what}: no folder or file at {str(root)!r}")
+            raise FileNotFoundError(f"{what}: no {'folder or ' if folders else ''}file at {str(root)!r}")
     elif _is_dataframe(sources):
         items = _from_dataframe(sources, what)
     elif isinstance(sources, (Audio, Spectrogram)):
@@ -114,8 +130,8 @@ def plan(sources: Any, *, labels: Any = None, what: str = "embed_dataset") -> tu
         try:
             values = list(sources)
         except TypeError:
-            raise TypeError(f"{what}: sources must be a list of paths, a folder, a Dataset or a DataFrame with a "
-                            f"'source' column, got {type(sources).__name__}") from None
+            raise TypeError(f"{what}: sources must be a list of paths{', a folder' if folders else ''}, a Dataset or a "
+                            f"DataFrame with a 'source' column, got {type(sources).__name__}") from None
         items = []
         for i, value in enumerate(values):
             if isinstance(value, (str, os.PathLike)):
@@ -197,6 +213,26 @@ def dataset_labels(clip: Any) -> dict[str, Any]:
     return out
 
 
+def item_value(item: Item, dataset: Any) -> Any:
+    """What an item given in memory holds: the dataset's item at its index, or the value it was given."""
+    return dataset[item.dataset_index] if item.dataset_index is not None else item.value
+
+
+def sound_value(value: Any, position: int, sample_rate: int | None) -> Any:
+    """The sound in a source given in memory (a dataset item's ``.audio``, or the value itself), checked to be
+    an Audio, a Spectrogram, or an array with ``sample_rate``; else an error naming source ``position``."""
+    if not isinstance(value, (Audio, Spectrogram)) and getattr(value, "audio", None) is not None:
+        value = value.audio
+    if isinstance(value, (Audio, Spectrogram)):
+        return value
+    if isinstance(value, np.ndarray) or hasattr(value, "detach"):
+        if sample_rate is None:
+            raise ValueError(f"source {position} is an array; pass sample_rate=... (or Audio objects)")
+        return value
+    raise TypeError(f"source {position}: cannot read a {type(value).__name__}; pass paths, Audio, arrays, "
+                    "Spectrograms, or dataset items with an .audio")
+
+
 def read(item: Item, dataset: Any, sample_rate: int | None, stored: frozenset[str] | set[str]) -> Loaded:
     """Hash and (unless ``stored`` has it already) decode one item; problems become ``error``."""
     if item.path is not None:
@@ -219,25 +255,16 @@ def read(item: Item, dataset: Any, sample_rate: int | None, stored: frozenset[st
         except Exception as exc:  # noqa: BLE001 - any decoder failure is this file's error row
             return Loaded(item, clip_id, error=_name_file(str(path), exc))
         return Loaded(item, clip_id, sound=sound)
+    raw = item_value(item, dataset)
     if item.dataset_index is not None:
-        clip = dataset[item.dataset_index]
-        item.labels = {**dataset_labels(clip), **item.labels}
-        value = clip.audio if hasattr(clip, "audio") else clip
-    else:
-        value = item.value
-        if hasattr(value, "audio") and isinstance(value.audio, Audio):
-            value = value.audio
+        item.labels = {**dataset_labels(raw), **item.labels}
+    value = sound_value(raw, item.position, sample_rate)
     if isinstance(value, Audio):
         clip_id = array_key(value.waveform, value.sample_rate)
     elif isinstance(value, Spectrogram):
         clip_id = "s" + array_key(value.values, value.sample_rate)
-    elif isinstance(value, np.ndarray) or hasattr(value, "detach"):
-        if sample_rate is None:
-            raise ValueError(f"source {item.position} is an array; pass sample_rate=... (or Audio objects)")
-        clip_id = array_key(value, sample_rate)
     else:
-        raise TypeError(f"source {item.position}: cannot read a {type(value).__name__}; pass paths, Audio, arrays, "
-                        "Spectrograms, or dataset items with an .audio")
+        clip_id = array_key(value, sample_rate)
     if clip_id in stored:
         return Loaded(item, clip_id, stored=True)
     if not isinstance(value, (Audio, Spectrogram)):
