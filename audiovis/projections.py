@@ -77,7 +77,8 @@ def project(vectors: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.nd
         rows = x[ok].astype(np.float64)
         if len(rows) < 4:
             raise ValueError(f"UMAP needs at least 4 clips with vectors, got {len(rows)}; use projection='pca'")
-        reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(rows) - 1))
+        # seeded, umap-learn runs on one thread anyway; n_jobs=1 says so (else it warns that it overrode n_jobs)
+        reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(rows) - 1), n_jobs=1)
         out[ok] = reducer.fit_transform(rows).astype(np.float32)
         return out
     rows = x if ok.all() else x[ok]  # no copy of 100 k clips' vectors when every row is finite

@@ -123,7 +123,9 @@ def test_umap_projection_is_umap_learn_seeded_with_nan_rows_kept(monkeypatch):
     rng = np.random.default_rng(0)
     v = np.concatenate([rng.standard_normal((30, 16)) + 8, rng.standard_normal((30, 16)) - 8]).astype(np.float32)
     v[5] = np.nan
-    xy = project(v, "umap", seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # umap-learn warned that the seed overrode n_jobs
+        xy = project(v, "umap", seed=2)
     ok = np.isfinite(v).all(axis=1)
     expected = umap.UMAP(n_components=2, random_state=2, n_neighbors=15).fit_transform(v[ok].astype(np.float64))
     np.testing.assert_allclose(xy[ok], expected, rtol=1e-6, atol=1e-6)
@@ -402,7 +404,7 @@ def test_bad_input(model, built, tmp_path):
     with pytest.raises(TypeError, match="store must be an EmbeddingStore"):
         explore_dataset(str(built.path), model)
     store = embed_dataset([str(p) for p in built.clips["source"][:1]], model, tmp_path / "one", progress=False)
-    store.clips.drop(store.clips.index, inplace=True)  # a store with no clips
+    store._clips = store.clips.iloc[:0]  # a store with no clips
     with pytest.raises(ValueError, match="holds no clips"):
         explore_dataset(store, model)
     no_model = explore_dataset(built)
