@@ -391,6 +391,29 @@ def test_explore_long_audio_shows_one_window(model, clip):
         explore(first.analysis, window=0)
 
 
+def test_explore_passes_reduced_compute_options_to_analyze(model, clip):
+    """explore(audio, model, merge_ratio=...) is the merged analysis, shown with its merged-token groups;
+    pruning likewise, and for a window of long audio; with a ready Analysis the options are refused."""
+    merged = explore(clip, model, merge_ratio=0.5)
+    reference = model.analyze(clip, merge_ratio=0.5)
+    np.testing.assert_allclose(merged.analysis.logits, reference.logits, atol=1e-6)
+    np.testing.assert_array_equal(merged.analysis.merge_groups(-1), reference.merge_groups(-1))
+    assert merged.overlay == "merged" and len(np.unique(reference.merge_groups(-1))) < reference.num_patches
+    pruned = explore(clip, model, keep_ratio=0.5, keep_by="attention", overlay="rollout")
+    np.testing.assert_array_equal(pruned.analysis.kept_patches,
+                                  model.analyze(clip, keep_ratio=0.5, keep_by="attention").kept_patches)
+    assert pruned.overlay == "rollout"
+    long = av.load_audio(np.tile(clip.numpy()[0], 3)[: int(4.5 * 16000)], 16000)
+    second = explore(long, model, window=1, merge_ratio=0.5)
+    np.testing.assert_allclose(second.analysis.logits,
+                               model.analyze_windows(long, windows=[1], merge_ratio=0.5)[0].logits, atol=1e-6)
+    with pytest.raises(TypeError, match=r"explore\(\): merge_ratio set how audio is analysed; this Analysis is "
+                                        r"already computed: pass it to model.analyze"):
+        explore(reference, merge_ratio=0.5)
+    with pytest.raises(ValueError, match="merge_ratio"):
+        explore(clip, model, merge_ratio=1.5)
+
+
 def test_explorer_is_a_displayable_widget(ex):
     assert isinstance(ex, W.VBox)
     assert ex.viewer in ex.children

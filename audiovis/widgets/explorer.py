@@ -523,6 +523,8 @@ _EXPLORER_OPTIONS = (
     "overlay", "layer", "head", "class_index", "colormap", "heatmap_colormap", "opacity", "color_by", "top_k",
     "height", "plot_size",
 )
+#: ``model.analyze``'s reduced-compute options, which ``explore`` passes on
+_REDUCTION_OPTIONS = ("keep_ratio", "keep_by", "prune_layer", "fuse_dropped", "merge_ratio")
 
 
 def explore(
@@ -538,7 +540,9 @@ def explore(
     is a model or ``"demo"`` (the same as None: :func:`~audiovis.load_demo_model`). Options:
     ``sample_rate``, ``window`` and the Explorer's keyword arguments (``overlay``, ``layer``, ``head``,
     ``class_index``, ``colormap``, ``heatmap_colormap``, ``opacity``, ``color_by``, ``top_k``, ``height``,
-    ``plot_size``).
+    ``plot_size``), and ``model.analyze``'s reduced-compute options (``keep_ratio``, ``keep_by``,
+    ``prune_layer``, ``fuse_dropped``, ``merge_ratio``): ``explore(audio, model, merge_ratio=0.5)`` shows the
+    merged pass, its "merged tokens" overlay first unless ``overlay`` says otherwise.
 
     An Explorer shows one model window. Audio longer than that is cut into windows as ``model.analyze``
     cuts it (every ``model.window_seconds``, no overlap; a Spectrogram likewise, in frames) and
@@ -549,15 +553,20 @@ def explore(
     sample_rate = options.pop("sample_rate", None)
     window = options.pop("window", None)
     clip = options.pop("audio", None)
+    reduction = {name: options.pop(name) for name in _REDUCTION_OPTIONS if name in options}
     unknown = sorted(set(options) - set(_EXPLORER_OPTIONS))
     if unknown:
         raise TypeError(
             f"explore() got unknown option(s) {unknown}; options are sample_rate, window, audio (with an Analysis), "
-            f"{', '.join(_EXPLORER_OPTIONS)}"
+            f"{', '.join(_EXPLORER_OPTIONS)}, and analyze's {', '.join(_REDUCTION_OPTIONS)}"
         )
     if isinstance(audio, Analysis):
         if window is not None:
             raise TypeError("explore(): window= picks a window of audio; an Analysis already is one window")
+        if reduction:
+            raise TypeError(f"explore(): {', '.join(reduction)} set how audio is analysed; this Analysis is already "
+                            f"computed: pass {'them' if len(reduction) > 1 else 'it'} to model.analyze, or give explore "
+                            "the audio")
         if clip is not None and not isinstance(clip, Audio):
             clip = load_audio(clip, sample_rate)
         return Explorer(audio, audio=clip, **options)
@@ -569,8 +578,10 @@ def explore(
     model = resolve_model(model, "explore()")
     source = load_source(audio, sample_rate)
     starts = model_window_starts(model, source)
+    if reduction.get("merge_ratio") and "overlay" not in options:
+        options["overlay"] = "merged"
     if window is None and len(starts) == 1:
-        analysis = model.analyze(source)
+        analysis = model.analyze(source, **reduction)
     else:
         if window is None:
             import warnings
@@ -585,5 +596,5 @@ def explore(
                 UserWarning,
                 stacklevel=2,
             )
-        (analysis,) = model.analyze_windows(source, windows=[window])
+        (analysis,) = model.analyze_windows(source, windows=[window], **reduction)
     return Explorer(analysis, audio=source if isinstance(source, Audio) else None, **options)
