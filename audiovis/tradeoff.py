@@ -288,10 +288,10 @@ def compute_tradeoff(
     from tqdm.auto import tqdm
 
     from .audio import load_audio
-    from .store.sources import item_value, plan, sound_value
     from .models.base import check_model
     from .models.reduction import analytic_macs, block_tokens, resolve_options
     from .spectrogram import Spectrogram
+    from .store.sources import item_value, plan, sound_value
 
     check_model(model, "compute_tradeoff")
     repeats = check_int(repeats, "repeats", minimum=1)
