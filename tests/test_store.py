@@ -330,6 +330,20 @@ def test_a_clip_id_that_is_not_a_string_is_named(model, folder, tmp_path):
     assert store.window_embeddings(store.clips["clip_id"].iloc[0]).shape[1] == store.manifest.dim
 
 
+def test_a_search_query_that_is_not_one_direction_is_named(model, folder, tmp_path):
+    """Several queries at once were searched and all but the first silently dropped; an all-zero query
+    scored every patch 0 and returned an arbitrary k."""
+    store = embed_dataset(folder, model, tmp_path / "store", patches=True, progress=False)
+    query = store.patch_embeddings(store.clips["clip_id"][1 if long_row(folder) != 1 else 2])[17]
+    with pytest.raises(ValueError, match=r"search_patches takes one query vector \[dim\], got shape \(2, \d+\): "
+                                         r"search each row on its own, or search their mean"):
+        store.search_patches(np.stack([query, query]), k=3)
+    for method in ("exact", "ivf"):
+        with pytest.raises(ValueError, match="query is all zeros: cosine similarity needs a direction"):
+            store.search_patches(np.zeros_like(query), k=3, method=method)
+    pd.testing.assert_frame_equal(store.search_patches(query[None], k=3), store.search_patches(query, k=3))
+
+
 def test_ivf_index_is_kept_in_the_store_and_rebuilt_only_when_the_store_changes(model, folder, tmp_path,
                                                                               monkeypatch):
     from audiovis.store.search import PatchIndex

@@ -101,6 +101,8 @@ class PatchIndex:
             raise ValueError(f"query must have {self.dim} values (the stored vectors' dimension), got shape {np.shape(queries)}")
         if not np.all(np.isfinite(q)):
             raise ValueError("query holds NaN or Inf")
+        if not np.all(np.any(q != 0, axis=1)):
+            raise ValueError("query is all zeros: cosine similarity needs a direction (every score would be 0)")
         q = normalize(q)
         k = min(int(k), self.size)
         if k <= 0:

@@ -316,6 +316,12 @@ class EmbeddingStore:
         import pandas as pd
 
         k = check_int(k, "k", minimum=1)
+        shape = np.shape(query)
+        if len(shape) == 2 and shape[0] == 1:
+            query = np.asarray(query)[0]
+        elif len(shape) != 1:
+            raise ValueError(f"search_patches takes one query vector [dim], got shape {tuple(shape)}: search each row "
+                             "on its own, or search their mean (query.mean(axis=0))")
         index, info = self.patch_index(layer, method)
         extra = 0
         if exclude_clip is not None:
