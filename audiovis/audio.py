@@ -105,10 +105,16 @@ class Audio:
         ``start``/``end`` count from this clip's first sample (not from :attr:`start`); the part's own
         :attr:`start` is where it lies in the recording: ``self.start`` + its first sample's time.
         """
+        start = check_number(start, "segment start", what="a number of seconds")
+        end = None if end is None else check_number(end, "segment end", what="a number of seconds, or None")
         if end is not None and end < start:
             raise ValueError(f"segment end {end} s is before its start {start} s")
-        first = max(0, int(round(start * self.sample_rate)))
+        first = min(self.num_samples, max(0, int(round(start * self.sample_rate))))
         last = self.num_samples if end is None else min(self.num_samples, int(round(end * self.sample_rate)))
+        last = max(first, last)  # (an end before the clip: no samples, never Python's counting from the end)
+        if first == last and self.num_samples and (end is None or end > start):
+            raise ValueError(f"segment {start:g}-{'end' if end is None else f'{end:g}'} s holds no samples: the clip is "
+                             f"{self.duration:.3f} s long (start and end count from its first sample)")
         return Audio(self.waveform[:, first:last], self.sample_rate, self.source, self.start + first / self.sample_rate)
 
     def numpy(self) -> np.ndarray:
@@ -122,6 +128,15 @@ class Audio:
             f"Audio({self.num_channels} ch, {self.sample_rate} Hz, {self.num_samples} samples, "
             f"{self.duration:.3f} s{at}{src})"
         )
+
+
+def _segment(audio: Audio, offset: float, duration: float | None, what: str) -> Audio:
+    """``load_audio``'s ``offset``/``duration`` cut of an in-memory sound; an empty cut is an AudioLoadError."""
+    try:
+        return audio.segment(offset, None if duration is None else offset + duration)
+    except ValueError:
+        raise AudioLoadError(f"{what}: the selected segment (offset {offset} s, duration {duration} s) holds no "
+                             f"samples (the sound is {audio.duration:.3f} s long)") from None
 
 
 def _to_float32(array: np.ndarray, what: str) -> np.ndarray:
@@ -269,13 +284,13 @@ def load_audio(
     if isinstance(source, Audio):
         audio = source
         if offset or duration is not None:
-            audio = audio.segment(offset, None if duration is None else offset + duration)
+            audio = _segment(audio, offset, duration, what)
         if sample_rate is not None:
             audio = audio.resample(sample_rate)
     elif isinstance(source, (np.ndarray, torch.Tensor)):
         audio = _from_array(source, sample_rate)
         if offset or duration is not None:
-            audio = audio.segment(offset, None if duration is None else offset + duration)
+            audio = _segment(audio, offset, duration, what)
         if mono and audio.num_channels > _MIXED_SILENTLY:
             import warnings
 

@@ -256,6 +256,24 @@ def test_offset_past_the_end_of_an_array_names_it(kind, wav_file, tone):
         av.load_audio(_source(kind, wav_file, tone), 16000 if kind == "numpy" else None, offset=5.0)
 
 
+def test_audio_segment_outside_the_clip_is_named_and_never_counts_from_the_end():
+    """segment(100, 200) of a 1 s clip gave an empty Audio; segment(-3, -1) gave samples counted from the
+    clip's end (Python's negative slicing); a NaN start raised "cannot convert float NaN to integer"."""
+    clip = av.load_audio(np.arange(16000, dtype=np.float32) / 16000, 16000)
+    with pytest.raises(ValueError, match=r"^segment 100-200 s holds no samples: the clip is 1\.000 s long"):
+        clip.segment(100, 200)
+    with pytest.raises(ValueError, match=r"^segment 1\.5-end s holds no samples"):
+        clip.segment(1.5)
+    with pytest.raises(ValueError, match=r"^segment -3--1 s holds no samples"):
+        clip.segment(-3, -1)
+    with pytest.raises(ValueError, match=r"segment start must be a number of seconds, got nan"):
+        clip.segment(float("nan"), 1)
+    with pytest.raises(ValueError, match=r"segment end must be a number of seconds, or None, got '2'"):
+        clip.segment(0, "2")
+    np.testing.assert_array_equal(clip.segment(-1, 0.5).numpy()[0], clip.numpy()[0, :8000])  # clipped to the clip
+    assert clip.segment(0.5, 5).num_samples == 8000 and clip.segment(0.25, 0.25).num_samples == 0
+
+
 @pytest.mark.parametrize("rate", [0, -8000, 16000.5, float("nan"), "16k"])
 def test_bad_target_rate_for_a_file_names_the_file_before_reading(rate, wav_file, tone, monkeypatch):
     path = wav_file(tone, 16000)
