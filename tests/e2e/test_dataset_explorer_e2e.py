@@ -41,7 +41,7 @@ import audiovis as av
 from audiovis.datasets import SyntheticEvents
 model = av.load_demo_model()
 data = SyntheticEvents(8, seed=3)
-store = av.embed_dataset(data, model, Path(tempfile.mkdtemp()) / "store", patches=True, progress=False)
+store = av.embed_dataset(data, model, Path(tempfile.mkdtemp(dir=".")) / "store", patches=True, progress=False)  # in the lab root
 dx = av.explore_dataset(store, model, sources=data, height=300)
 dx.scatter.size(default=14)
 dx.scatter.legend(False);
