@@ -141,6 +141,43 @@ def test_masking_matches_a_per_patch_loop(stride):
             torch.testing.assert_close(got[i], reference_masks(grid, order, int(c), x, -7.0, mode), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("batch_size", [1, 3, 7, 40])
+def test_order_logits_batches_lazily_and_equal_every_input_run_at_once(batch_size, monkeypatch):
+    grid = av.PatchGrid(input_shape=(40, 70), patch_size=(16, 16), stride=(10, 10))
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.standard_normal(grid.input_shape).astype(np.float32))
+    orders = [rng.permutation(grid.num_patches) for _ in range(3)]
+    counts = F.step_counts(grid.num_patches, 8)
+    inner = F.inner_counts(counts, grid.num_patches)
+    weights = torch.from_numpy(rng.standard_normal((int(np.prod(grid.input_shape)), 5)).astype(np.float32))
+
+    def logits(batch):
+        return batch.reshape(len(batch), -1) @ weights
+
+    # reference: every input built first, in the documented order, and run in one pass
+    covered = torch.from_numpy(F.pixel_ranks(np.arange(grid.num_patches), grid) < grid.num_patches)
+    every = [x[None], torch.where(covered, torch.full_like(x, 0.5), x)[None]]
+    for order in orders:
+        ranks = torch.from_numpy(F.pixel_ranks(order, grid))
+        every += [F.masked_inputs(x, ranks, inner, 0.5, mode, grid.num_patches) for mode in ("deletion", "insertion")]
+    expected = logits(torch.cat(every))
+
+    made, sizes = [], []
+    real = F.masked_inputs
+    monkeypatch.setattr(F, "masked_inputs", lambda *a: made.append(len(a[2])) or real(*a))
+
+    def forward(batch):
+        sizes.append(len(batch))
+        assert sum(made) < sum(sizes) + batch_size  # inputs made only as the batches need them
+        return logits(batch)
+
+    ends, middle = F.order_logits(forward, x, grid, orders, counts, baseline=0.5, batch_size=batch_size)
+    assert sizes[:-1] == [batch_size] * (len(sizes) - 1) and 0 < sizes[-1] <= batch_size
+    assert sum(sizes) == len(expected)
+    torch.testing.assert_close(ends, expected[:2], rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(middle.reshape(-1, 5), expected[2:], rtol=1e-5, atol=1e-4)
+
+
 def test_curves_start_at_the_analysis_probability_pruned_or_not():
     torch.manual_seed(1)
     model = av.ASTModel(av.ASTConfig(**{**CONFIG, "labels": ["a", "b", "c"]})).eval()
@@ -193,6 +230,10 @@ def test_bad_input_is_named(known):
         res.faithfulness(np.full(18, np.nan))
     with pytest.raises(ValueError, match="steps must be a positive integer"):
         res.faithfulness("rollout", steps=0)
+    with pytest.raises(ValueError, match="steps must be a positive integer up to 100000 .*got 1000000000"):
+        res.faithfulness("rollout", steps=10**9)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
+        res.faithfulness("rollout", seed=-1)
     with pytest.raises(ValueError, match="baseline must be one of"):
         res.faithfulness("rollout", baseline="median")
     with pytest.raises(IndexError, match="class index 7"):

@@ -38,6 +38,8 @@ NUM_RANDOM_ORDERS = 3
 #: of 4: 0.98 / 5.1, of 10: 0.96 / 3.7, of 40: 1.34 / 3.3. Small batches keep each input's activations in
 #: cache; fewer, larger ones wait less on a core shared with another process. 10 is near the best of both.
 BATCH_TOKENS = 5000
+#: Most steps a curve takes: a point per step (steps past the patch count repeat points and cost no pass).
+MAX_STEPS = 100_000
 
 
 @dataclass(frozen=True, repr=False)
@@ -204,7 +206,8 @@ def curves(
 
 def inner_counts(counts: np.ndarray, num_patches: int) -> np.ndarray:
     """The step counts strictly between none and all patches, once each, ascending."""
-    return np.unique([c for c in counts if 0 < c < num_patches]).astype(np.int64)
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.unique(counts[(counts > 0) & (counts < num_patches)])
 
 
 def order_logits(
@@ -237,17 +240,38 @@ def order_logits(
     batch_size = batch_size or max(1, BATCH_TOKENS // n)
     x = x.detach().float().cpu()
     inner = inner_counts(counts, n)
-    covered = torch.from_numpy(pixel_ranks(np.arange(n), grid) < n)
-    # the inputs every curve shares run once: the original and everything removed
-    inputs = [x[None], torch.where(covered, torch.full_like(x, baseline), x)[None]]
-    if len(inner):
-        for order in orders:
-            ranks = torch.from_numpy(pixel_ranks(order, grid))
-            inputs += [masked_inputs(x, ranks, inner, baseline, mode, n) for mode in ("deletion", "insertion")]
-    batch = torch.cat(inputs)
     with torch.inference_mode():
-        logits = torch.cat([forward(chunk).detach().float().cpu() for chunk in batch.split(batch_size)])
+        logits = torch.cat([forward(batch).detach().float().cpu()
+                            for batch in _input_batches(x, grid, orders, inner, baseline, batch_size)])
     return logits[:2], logits[2:].reshape(len(orders), 2, len(inner), logits.shape[-1])
+
+
+def _input_batches(x: torch.Tensor, grid: PatchGrid, orders: Sequence[np.ndarray], inner: np.ndarray,
+                   baseline: float, batch_size: int):
+    """The inputs :func:`order_logits` runs, in its order, ``batch_size`` at a time: the original and
+    everything removed, then each order's deletion and insertion inputs at the ``inner`` counts. Each batch
+    is made when it is needed, so memory holds about two batches, not every input of every step and order."""
+    n = grid.num_patches
+    covered = torch.from_numpy(pixel_ranks(np.arange(n), grid) < n)
+    pending = [x[None], torch.where(covered, torch.full_like(x, baseline), x)[None]]
+    held = 2
+
+    def groups():
+        for order in orders if len(inner) else []:
+            ranks = torch.from_numpy(pixel_ranks(order, grid))
+            for mode in ("deletion", "insertion"):
+                for part in np.array_split(inner, -(-len(inner) // batch_size)):
+                    yield masked_inputs(x, ranks, part, baseline, mode, n)
+
+    for made in groups():
+        pending.append(made)
+        held += len(made)
+        while held >= batch_size:
+            joined = torch.cat(pending)
+            yield joined[:batch_size]
+            pending, held = [joined[batch_size:]], held - batch_size
+    if held:
+        yield torch.cat(pending)
 
 
 def curves_of(
@@ -331,12 +355,13 @@ def faithfulness(
     Returns:
         A :class:`Faithfulness`.
     """
-    steps = check_int(steps, "steps", minimum=1)
+    steps = check_int(steps, "steps", minimum=1, maximum=MAX_STEPS,
+                      what=f"a positive integer up to {MAX_STEPS} (more steps than patches only repeat points)")
     if tuple(x.shape) != tuple(grid.input_shape):
         raise ValueError(f"model input of shape {tuple(x.shape)} does not match the grid's {grid.input_shape}")
     scores = check_map(scores, grid.num_patches)
     value = baseline_value(x, baseline)
-    seed = check_int(seed, "seed")
+    seed = check_int(seed, "seed", minimum=0)
     num_random = check_int(num_random, "num_random", minimum=1)
     counts = step_counts(grid.num_patches, steps)
     order = patch_order(scores)
