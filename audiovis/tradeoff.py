@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import torch
 
-from .checks import check_int
+from .checks import check_int, is_number
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -66,21 +66,33 @@ def parse_setting(text: str) -> Setting:
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"a trade-off method is a string such as 'prune 0.5', 'merge 0.5', 'stride 16', 'int8', got {text!r}")
     precision, stride, options = "fp32", None, {}
+    given: dict[str, str] = {}  # kind -> the part that gave it
     for part in (p.strip().lower() for p in text.split("+")):
         match = _PART.match(re.sub(r"\s+", " ", part))
         if not match:
             raise ValueError(f"unknown trade-off method {part!r} in {text!r}; use 'full', 'prune [energy|attention] R', "
                              "'merge R', 'stride S', 'int8', 'bf16', joined by '+'")
         word, keep_by, keep, merge, coarse = match.groups()
+        kind = ("full" if word == "full" else "precision") if word else "pruning" if keep else "merging" if merge else "stride"
+        if kind in given:
+            raise ValueError(f"{text!r} gives the {kind} twice ({given[kind]!r} and {part!r}); a setting takes one of each")
+        given[kind] = part
         if word in ("int8", "bf16", "fp32"):
             precision = word
         elif keep is not None:
-            options.update(keep_ratio=float(keep), keep_by=keep_by or "energy")
+            options.update(keep_ratio=_ratio(keep, part, text), keep_by=keep_by or "energy")
         elif merge is not None:
-            options["merge_ratio"] = float(merge)
+            options["merge_ratio"] = _ratio(merge, part, text)
         elif coarse is not None:
             stride = int(coarse)
     return Setting(" + ".join(p.strip() for p in text.lower().split("+")), precision, stride, tuple(sorted(options.items())))
+
+
+def _ratio(digits: str, part: str, text: str) -> float:
+    try:
+        return float(digits)
+    except ValueError:
+        raise ValueError(f"{digits!r} in {part!r} of {text!r} is not a number") from None
 
 
 @dataclass
@@ -224,6 +236,9 @@ def _settings(methods: Sequence[Any], keep_by: str | Sequence[str], strides: Seq
         if ranking not in KEEP_BY:
             raise ValueError(f"keep_by must be one of {list(KEEP_BY)}, got {ranking!r}")
     texts: list[str] = []
+    for m in methods:
+        if not isinstance(m, str) and not is_number(m):
+            parse_setting(m)  # names what a method is
     numbers = [m for m in methods if not isinstance(m, str)]
     for ratio in numbers:
         check_keep_ratio(ratio)
@@ -299,6 +314,9 @@ def compute_tradeoff(
         batch_size = check_int(batch_size, "batch_size", minimum=1, error=ConfigError)
     if isinstance(methods, str):
         methods = [methods]
+    if not isinstance(methods, (list, tuple, np.ndarray)):
+        raise TypeError(f"methods must be a list of settings such as ['prune 0.5', 'merge 0.5', 'int8'] or keep "
+                        f"ratios, got {type(methods).__name__}")
     settings = _settings(list(methods), keep_by, strides)
     models: dict = {}
     for setting in settings:  # bad methods fail before any clip is read

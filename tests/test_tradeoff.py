@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -164,3 +166,14 @@ def test_bad_arguments():
         av.compute_tradeoff(model, specs, ["prune 0.5"], labels=np.array([0, 1]), progress=False)
     with pytest.raises(ValueError, match="repeats"):
         av.compute_tradeoff(model, specs, ["prune 0.5"], repeats=0, progress=False)
+    # a part given twice was silently overridden by the last one ("int8 + bf16" ran bf16 under that name)
+    for text, kind in [("int8 + bf16", "precision"), ("prune 0.5 + prune attention 0.3", "pruning"),
+                       ("merge 0.2 + merge 0.4", "merging"), ("stride 16 + stride 8", "stride")]:
+        with pytest.raises(ValueError, match=rf"^{re.escape(repr(text))} gives the {kind} twice"):
+            av.compute_tradeoff(model, specs, [text], progress=False)
+    with pytest.raises(ValueError, match=r"^'0\.5\.5' in 'prune 0\.5\.5' of 'prune 0\.5\.5' is not a number"):
+        av.compute_tradeoff(model, specs, ["prune 0.5.5"], progress=False)
+    with pytest.raises(TypeError, match=r"^methods must be a list of settings .* got NoneType"):
+        av.compute_tradeoff(model, specs, None, progress=False)
+    with pytest.raises(ValueError, match=r"^a trade-off method is a string such as .* got \{'keep_ratio': 0\.5\}"):
+        av.compute_tradeoff(model, specs, [{"keep_ratio": 0.5}], progress=False)
