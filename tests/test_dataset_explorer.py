@@ -127,7 +127,7 @@ def test_umap_projection_is_umap_learn_seeded_with_nan_rows_kept(monkeypatch):
         warnings.simplefilter("error", UserWarning)  # umap-learn warned that the seed overrode n_jobs
         xy = project(v, "umap", seed=2)
     ok = np.isfinite(v).all(axis=1)
-    expected = umap.UMAP(n_components=2, random_state=2, n_neighbors=15).fit_transform(v[ok].astype(np.float64))
+    expected = umap.UMAP(n_components=2, random_state=2, n_neighbors=15, n_jobs=1).fit_transform(v[ok].astype(np.float64))
     np.testing.assert_allclose(xy[ok], expected, rtol=1e-6, atol=1e-6)
     assert np.isnan(xy[5]).all() and np.isfinite(xy[ok]).all()
     np.testing.assert_array_equal(project(v, "umap", seed=2), xy)  # the same picture every time
@@ -198,6 +198,11 @@ def test_selection_is_two_way(dx):
     with pytest.raises(Exception, match=r"clip id\(s\) \[3\] are not in the store"):
         dx.selection = [ids[1], 3]  # a row number is no clip id
     assert dx.selection == [ids[2]] and dx.scatter.widget.selection.tolist() == [2]
+    # ids picked from store.clips: a Series or an array of them, as well as a list
+    dx.selection = dx.points["clip_id"][[4, 0]]
+    assert dx.selection == [ids[4], ids[0]] and all(type(c) is str for c in dx.selection)
+    dx.selection = np.array([ids[1]])
+    assert dx.selection == [ids[1]] and dx.scatter.widget.selection.tolist() == [1]
     dx.selection = []
 
 

@@ -306,6 +306,10 @@ def test_search_is_exact_cosine_with_patch_bounds(model, folder, tmp_path):
     assert (row["time_start"], row["time_end"], row["freq_low"], row["freq_high"]) == pytest.approx(tuple(box), abs=1e-6)
     others = store.search_patches(query, k=5, exclude_clip=clips["clip_id"][short])
     assert len(others) == 5 and clips["clip_id"][short] not in set(others["clip_id"])
+    with pytest.raises(KeyError, match=r"exclude_clip 'no-such-clip' is not in the store"):  # excluded nothing before
+        store.search_patches(query, k=5, exclude_clip="no-such-clip")
+    with pytest.raises(TypeError, match=r"exclude_clip=.*must be a clip's id.*got int 0"):
+        store.search_patches(query, k=5, exclude_clip=0)
     with pytest.raises(ValueError, match="query must have 48 values"):
         store.search_patches(np.ones(5), k=3)
     plain = embed_dataset(folder, model, tmp_path / "plain", progress=False)

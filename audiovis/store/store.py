@@ -325,7 +325,10 @@ class EmbeddingStore:
         index, info = self.patch_index(layer, method)
         extra = 0
         if exclude_clip is not None:
+            check_clip_id(exclude_clip, "search_patches(exclude_clip=...)")
             extra = int(np.sum(info["clip_ids"][info["row"]] == exclude_clip))
+            if extra == 0 and not (self.clips["clip_id"] == exclude_clip).any():  # a typo excluded nothing
+                raise KeyError(f"exclude_clip {exclude_clip!r} is not in the store at {str(self.path)!r}")
         scores, ids = index.search(np.asarray(query), int(k) + extra)
         bounds = np.asarray(self.manifest.patch_bounds, np.float64)
         records = []

@@ -68,6 +68,15 @@ def _vectors_and_jscatter(store: EmbeddingStore, layer: int) -> tuple[np.ndarray
         return read.result(), jscatter
 
 
+class _ClipIds(traitlets.List):
+    """A list trait that also takes a numpy array or a pandas Series/Index of ids (``store.clips["clip_id"][mask]``)."""
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        if not isinstance(value, (list, tuple, str)) and hasattr(value, "tolist") and np.ndim(value) == 1:
+            value = value.tolist()
+        return super().validate(obj, value)
+
+
 class _HitCard:
     """One gallery card: the hit's crop (or why there is none), its clip id on a line of its own (cut with
     an ellipsis, whole on hover; ``data-search`` numbers the search it shows) and a button with time and
@@ -161,7 +170,7 @@ class DatasetExplorer(traitlets.HasTraits):
     """
 
     # ids are checked against the store's (a lasso sends 10 k+; per-element Unicode checks cost ~1 us each)
-    selection = traitlets.List(help="Selected clip ids (two-way with the map).")
+    selection = _ClipIds(help="Selected clip ids (two-way with the map).")
     color_by = traitlets.Unicode("", help="What colours the map's points: a key of color_options.")
     select_with = traitlets.Enum(list(_SELECT_SHAPES), "lasso",
                                  help="The map's selection shape: 'lasso' (freehand) or 'box' (a rectangle).")
