@@ -110,11 +110,19 @@ def test_merge_schedule_decreases_and_sums_to_the_ratio():
     early = merge_schedule(1212, 0.5, 12, last_layer=3)
     assert sum(early) == 606 and early[4:] == [0] * 8
     assert merge_schedule(95, 0.0, 3) == [0, 0, 0]
-    with pytest.raises(ValueError, match="more than blocks 0..0 can"):
+    with pytest.raises(ValueError, match=r"more than blocks 0..0 can .*: at most merge_ratio=0.494$"):
         merge_schedule(95, 0.9, 3, last_layer=0)
+    # past what the default span can merge, the rest goes on to the later blocks (was: an error naming an
+    # option analyze does not have); at most half of the tokens per block, up to the model's last block
+    deep = merge_schedule(468, 0.85, 4)
+    assert deep == [234, 117, 47, 0] and sum(deep) == num_merged(468, 0.85)
+    assert merge_schedule(468, 0.93, 4) == [234, 117, 58, 26]
+    with pytest.raises(ValueError, match=r"merges 440 of 468 .* more than the model's 4 blocks can .*"
+                                         r"at most merge_ratio=0.935$"):
+        merge_schedule(468, 0.94, 4)
 
 
-@pytest.mark.parametrize("ratio,last", [(0.5, None), (0.3, 1), (0.7, None), (0.5, 2)])
+@pytest.mark.parametrize("ratio,last", [(0.5, None), (0.3, 1), (0.7, None), (0.5, 2), (0.85, None)])
 def test_merged_pass_equals_the_plain_tome_reference(model, clip, ratio, last):
     x = model.spectrogram(clip).values[None]
     schedule = merge_schedule(model.grid.num_patches, ratio, model.num_layers, last)

@@ -16,7 +16,8 @@ tokens that stayed (in their order), then the B tokens; ties in the matching go 
 The schedule spreads ``round(merge_ratio * num_patches)`` merges over blocks ``0..last_layer`` the way
 ToMe's "decreasing" schedule does: the number merged falls linearly from the first block to the last, so
 the early, expensive blocks lose the most (:func:`merge_schedule`). A merge never takes more than half
-of the current patch tokens. By default merging ends at block ``num_layers // 3``
+of the current patch tokens (what does not fit moves to the next block, past the default end if need
+be). By default merging ends at block ``num_layers // 3``
 (:func:`default_last_layer`): spread over every block, as ToMe spreads it on 197-token ViTs, half of
 AST-base's 1212 patches removed by the last block leave 63 % of the multiply-accumulates (at most 1.6x
 faster); ending at block 4 leaves 53 %. ``last_layer=num_layers - 1`` gives ToMe's whole-depth spread.
@@ -27,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -72,8 +74,10 @@ def merge_schedule(num_patches: int, merge_ratio: float, num_layers: int, last_l
     """Tokens merged away in each of ``num_layers`` blocks: ``num_merged`` in all, falling linearly over
     blocks ``0..last_layer`` (default: :func:`default_last_layer`), none after it.
 
-    A block merges at most half of its patch tokens; what does not fit moves to the next block. Raises a
-    ValueError when ``merge_ratio`` cannot be reached by ``last_layer``.
+    A block merges at most half of its patch tokens; what does not fit moves to the next block. With the
+    default ``last_layer`` that may go on past it, to the last block (a high ratio on a shallow model:
+    merge 0.8 on 4 blocks); a ``last_layer`` given is kept. Raises a ValueError naming the largest ratio
+    when ``merge_ratio`` cannot be reached.
     """
     total = num_merged(num_patches, merge_ratio)
     last = default_last_layer(num_layers) if last_layer is None else int(last_layer)
@@ -83,18 +87,24 @@ def merge_schedule(num_patches: int, merge_ratio: float, num_layers: int, last_l
     weights = [span - i for i in range(span)]
     cumulative = [round(total * sum(weights[: i + 1]) / sum(weights)) for i in range(span)]
     wanted = [cumulative[0]] + [cumulative[i] - cumulative[i - 1] for i in range(1, span)]
+    wanted += [0] * (num_layers - span)
+    end = num_layers if last_layer is None else span  # the blocks the carry may reach
     schedule, tokens, carry = [], num_patches, 0
-    for want in wanted:
-        r = min(want + carry, tokens // 2)
+    for block, want in enumerate(wanted):
+        r = min(want + carry, tokens // 2) if block < end else 0
         carry = want + carry - r
         schedule.append(r)
         tokens -= r
     if carry:
+        most, left = 0, num_patches
+        for _ in range(end):
+            most, left = most + left // 2, left - left // 2
+        where = f"blocks 0..{end - 1}" if last_layer is not None else f"the model's {num_layers} blocks"
         raise ValueError(
-            f"merge_ratio={merge_ratio!r} merges {total} of {num_patches} patch tokens, more than blocks 0..{last} can "
-            f"(each merges at most half of its tokens); merge in more blocks or choose a smaller ratio"
+            f"merge_ratio={merge_ratio!r} merges {total} of {num_patches} patch tokens, more than {where} can (each "
+            f"merges at most half of its tokens): at most merge_ratio={np.floor(most / num_patches * 1000) / 1000:g}"
         )
-    return schedule + [0] * (num_layers - span)
+    return schedule
 
 
 @dataclass

@@ -49,7 +49,8 @@ class Reduction:
     - ``layer``: pruning: the first block that runs on the kept tokens (None: the ranking's default), or
       for attention ranking a tuple of blocks to prune at, each ranking by its own attention
       (:mod:`audiovis.models.progressive`; None: at block 0);
-      merging: the last block that merges (None: ``num_layers // 3``, see :mod:`audiovis.models.merging`).
+      merging: the last block that merges (None: ``num_layers // 3``, or later blocks when a high ratio needs them;
+      see :func:`audiovis.models.merging.merge_schedule`).
     - ``fuse``: pruning: the dropped patches run on as one fused token (proportional attention).
     """
 
@@ -96,7 +97,8 @@ class Reduction:
         return cls("prune", keep, keep_by, layer, bool(fuse_dropped))
 
     def resolve(self, model: "SpectrogramModelMixin") -> "Reduction":
-        """This reduction with ``layer`` filled in and checked against ``model`` (ValueError/ConfigError otherwise)."""
+        """This reduction with ``layer`` filled in (merging: left None for the default span) and checked against
+        ``model`` (ValueError/ConfigError otherwise)."""
         if self.method == "prune":
             from .pruning import check_keep_ratio, resolve_prune_layer
 
@@ -114,12 +116,14 @@ class Reduction:
 
             check_merge_ratio(self.ratio)
             check_mergeable(model)
-            from .merging import default_last_layer
+            from .merging import merge_schedule
 
             n = model.num_layers
-            layer = default_last_layer(n) if self.layer is None else self.layer
-            layer = check_int(layer, "the last merging block", minimum=0, maximum=n - 1,
-                              what=f"in [0, {n - 1}] (the model has {n} blocks)")
+            layer = self.layer
+            if layer is not None:  # None: the default span, which a high ratio may run past (merge_schedule)
+                layer = check_int(layer, "the last merging block", minimum=0, maximum=n - 1,
+                                  what=f"in [0, {n - 1}] (the model has {n} blocks)")
+            merge_schedule(model.grid.num_patches, self.ratio, n, layer)  # a ratio out of reach fails here
             return replace(self, layer=layer)
         raise ValueError(f"reduction method must be one of {list(METHODS)}, got {self.method!r}")
 
