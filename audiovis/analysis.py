@@ -552,7 +552,7 @@ class Analysis:
         About ``2 * steps`` forward passes in batches; the random orders' logits (all classes) are kept for
         later calls on this analysis, whatever the map or class. The first call on an analysis also runs
         the random orders, about ``2 * steps`` passes each: ``num_random=1`` halves that call's cost (the
-        demo model: about 2.8 s with 3 orders, 1.4 s with 1) for a noisier random reference.
+        demo model: about 2.8-3.2 s with 3 orders, 1.4 s with 1) for a noisier random reference.
 
         Args:
             method: a name of :attr:`EXPLANATION_METHODS` or an array ``[num_patches]``.
