@@ -259,6 +259,20 @@ REQUEST_CATALOGUE = [
     ("audio chunk bool", {"type": "audio", "id": 10, "chunk": False}, "got False"),
     ("audio chunk missing", {"type": "audio", "id": 11}, "got None"),
     ("tile on a short spectrogram", {"type": "tile", "id": 12, "level": 0, "index": 0}, "no tiles"),
+    # "▶ patches": the sound of the selected patches
+    ("patch audio without patches", {"type": "patch_audio", "id": 13}, "non-empty list of patch indices, got 'None'"),
+    ("patch audio of a number", {"type": "patch_audio", "id": 14, "patches": 5}, "got '5'"),
+    ("patch audio of none", {"type": "patch_audio", "id": 15, "patches": []}, "got '[]'"),
+    ("patch audio nested", {"type": "patch_audio", "id": 16, "patches": [[1]]}, "got '[[1]]'"),
+    ("patch audio of a dict", {"type": "patch_audio", "id": 17, "patches": {"0": 1}}, "non-empty list"),
+    ("patch audio past the grid", {"type": "patch_audio", "id": 18, "patches": [1212]}, "patch index 1212 outside 0..1211"),
+    ("patch audio negative", {"type": "patch_audio", "id": 19, "patches": [-1]}, "patch index -1 outside 0..1211"),
+    ("patch audio huge", {"type": "patch_audio", "id": 20, "patches": [HUGE]}, "outside 0..1211"),
+    ("patch audio float", {"type": "patch_audio", "id": 21, "patches": [1.5]}, "patch indices must be integers, got 1.5"),
+    ("patch audio NaN", {"type": "patch_audio", "id": 22, "patches": [NAN]}, "must be integers, got nan"),
+    ("patch audio string", {"type": "patch_audio", "id": 23, "patches": ["3"]}, "must be integers, got '3'"),
+    ("patch audio null", {"type": "patch_audio", "id": 24, "patches": [None]}, "must be integers, got None"),
+    ("patch audio more than the grid", {"type": "patch_audio", "id": 25, "patches": list(range(2000))}, "non-empty list"),
 ]
 
 
