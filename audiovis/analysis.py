@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 #: Seconds a computation runs before its progress bar appears (quick ones show none).
 PROGRESS_DELAY = 1.0
+#: Classes whose saliency one batched backward pass computes: each class holds its own gradients of every
+#: activation (~40 MB on AST-base), so all 527 AudioSet classes at once would take over 20 GB.
+SALIENCY_CLASSES_PER_PASS = 8
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -400,8 +403,9 @@ class Analysis:
     def saliencies(self, classes: Sequence[int | str], *, progress: bool = True) -> np.ndarray:
         """:meth:`saliency` of several classes ``[len(classes), num_patches]``, in the order given.
 
-        The classes not cached yet share one forward pass and one batched backward pass (a class costs
-        about a backward pass instead of a forward and a backward); every result is cached per class.
+        The classes not cached yet share one forward pass and batched backward passes of
+        :data:`SALIENCY_CLASSES_PER_PASS` classes each (a class costs about a backward pass instead of a forward
+        and a backward, and memory holds one batch's gradients); every result is cached per class.
 
         Args:
             classes: class indices or names.
@@ -436,15 +440,19 @@ class Analysis:
             patches = model.embed_patches(x).detach().requires_grad_(True)
             logits = self._saliency_logits(x, patches)[0, classes]
             bar.update()
-            if len(classes) == 1:
-                (grad,) = torch.autograd.grad(logits[0], patches)
-            else:  # one backward for all classes: a batch of one-hot output gradients
-                one_hot = torch.eye(len(classes), dtype=logits.dtype, device=logits.device)
-                (grad,) = torch.autograd.grad(logits, patches, grad_outputs=one_hot, is_grads_batched=True)
+            for start in range(0, len(classes), SALIENCY_CLASSES_PER_PASS):
+                part = logits[start : start + SALIENCY_CLASSES_PER_PASS]
+                more = start + len(part) < len(classes)  # the forward graph serves the next part too
+                if len(part) == 1:
+                    (grad,) = torch.autograd.grad(part[0], patches, retain_graph=more)
+                else:  # one backward for the part's classes: a batch of one-hot output gradients
+                    one_hot = torch.eye(len(part), dtype=part.dtype, device=part.device)
+                    (grad,) = torch.autograd.grad(part, patches, grad_outputs=one_hot, is_grads_batched=True,
+                                                  retain_graph=more)
+                maps = (grad.reshape(len(part), *patches.shape[1:]) * patches.detach()[0]).sum(dim=-1)
+                for c, values in zip(classes[start : start + len(part)], maps.float().cpu().numpy()):
+                    self._saliency[c] = _readonly(values.copy())
             bar.update()
-        maps = (grad.reshape(len(classes), *patches.shape[1:]) * patches.detach()[0]).sum(dim=-1).float().cpu().numpy()
-        for c, values in zip(classes, maps):
-            self._saliency[c] = _readonly(values.copy())
 
     # -- explanations (maths in audiovis/explain/) -----------------------------------------------
 

@@ -211,6 +211,29 @@ def test_batched_saliency_equals_transformers_gradients_class_by_class(model, hf
     assert not np.allclose(maps[0], maps[1])
 
 
+def test_many_classes_run_in_bounded_backward_batches_after_one_forward(model, hf, audio, monkeypatch):
+    """Each class of a batched backward holds its own activation gradients (~40 MB on AST-base): the classes
+    go SALIENCY_CLASSES_PER_PASS at a time through the one forward graph, so all 527 of AudioSet never
+    share one pass."""
+    from audiovis import analysis as module
+
+    monkeypatch.setattr(module, "SALIENCY_CLASSES_PER_PASS", 2)
+    widths, real = [], torch.autograd.grad
+
+    def spy(outputs, inputs, grad_outputs=None, **kwargs):
+        widths.append(1 if grad_outputs is None else len(grad_outputs))
+        return real(outputs, inputs, grad_outputs=grad_outputs, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", spy)
+    res = model.analyze(audio)
+    classes = [4, 1, 5, 0, 2]
+    with ForwardCounter(model) as passes:
+        maps = res.saliencies(classes)
+    assert passes.count == 1 and widths == [2, 2, 1]
+    for row, c in zip(maps, classes):
+        np.testing.assert_allclose(row, hf_saliency(hf, res, c), rtol=1e-4, atol=1e-6)
+
+
 def test_batched_saliency_equals_the_unbatched_uncached_computation(model, audio):
     batched = model.analyze(audio)
     maps = batched.saliencies(["speech", 1, 2])
