@@ -43,13 +43,14 @@ def analyze(
     options = dict(attention=attention, reduction=resolve_options(model, **reduction))
     if isinstance(audio, (list, tuple)):
         clips = check_clips(audio)
+        warn_if_heavy(model, len(clips), attention=attention, unit="clip")
         return [analyze(model, clip, hop=hop, sample_rate=sample_rate, attention=attention, **reduction)
                 for clip in clips]
     source = load_source(audio, sample_rate)
     starts = model_window_starts(model, source, hop)
     if len(starts) == 1:
         return analyze_window(model, source, starts[0], **options)
-    warn_if_heavy(model, len(starts))
+    warn_if_heavy(model, len(starts), attention=attention)
     return WindowedAnalyses(analyze_window(model, source, start, **options) for start in starts)
 
 
@@ -71,7 +72,7 @@ def analyze_windows(
     starts = model_window_starts(model, source, hop)
     if windows is not None:
         starts = [starts[check_index(index, len(starts), "window")] for index in windows]
-    warn_if_heavy(model, len(starts))
+    warn_if_heavy(model, len(starts), attention=attention)
     return WindowedAnalyses(analyze_window(model, source, start, **options) for start in starts)
 
 
@@ -87,17 +88,32 @@ def check_clips(clips: Sequence) -> list:
     return list(clips)
 
 
-def warn_if_heavy(model: "SpectrogramModelMixin", windows: int) -> None:
-    """Warn before keeping every window's hidden states when that would take more than the model's
-    ``HEAVY_ANALYSES_BYTES``."""
+def warn_if_heavy(model: "SpectrogramModelMixin", count: int, *, attention: bool = False, unit: str = "window") -> None:
+    """Warn before keeping ``count`` analyses' hidden states (and, with ``attention``, every attention map)
+    when that would take more than the model's ``HEAVY_ANALYSES_BYTES``.
+
+    Args:
+        model: the model the analyses run on (its blocks, heads, tokens and width set the bytes).
+        count: how many windows (or clips, at least one window each) are analysed and kept.
+        attention: every block's attention maps are kept too (``attention=True``).
+        unit: what ``count`` counts, for the message: ``"window"`` or ``"clip"``.
+    """
     vit = model.backbone
     tokens = model.grid.num_patches + int(vit.num_prefix_tokens)
-    need = windows * (model.num_layers + 1) * tokens * int(vit.embed_dim) * 4
+    per_window = (model.num_layers + 1) * tokens * int(vit.embed_dim) * 4
+    if attention:
+        per_window += model.num_layers * model.num_heads * tokens * tokens * 4
+    need = count * per_window
     if need > model.HEAVY_ANALYSES_BYTES:
+        kept = "hidden states and attention maps" if attention else "hidden states"
+        advice = ("for clip vectors of many clips use av.extract_embeddings(clips, model) or av.embed_dataset"
+                  if unit == "clip" else
+                  "for labels over a long recording use LongViewer(audio, model) or audiovis.runner.window_labels, "
+                  "or pick windows with analyze_windows(..., windows=[...])")
+        if attention:
+            advice += "; without attention=True each Analysis computes a layer's attention when it is asked for"
         warnings.warn(
-            f"analysing {windows} windows keeps every window's hidden states, about {need / 2**30:.1f} GiB; "
-            "for labels over a long recording use LongViewer(audio, model) or "
-            "audiovis.runner.window_labels, or pick windows with analyze_windows(..., windows=[...])",
+            f"analysing {count} {unit}s keeps every {unit}'s {kept}, about {need / 2**30:.1f} GiB; {advice}",
             UserWarning,
             stacklevel=4,  # the caller of model.analyze / model.analyze_windows
         )

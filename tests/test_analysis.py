@@ -175,6 +175,33 @@ def test_many_windows_warn_about_the_memory_their_hidden_states_take(model, monk
     assert sum(np.asarray(w.hidden_states, dtype=np.float32).nbytes for w in model.analyze_windows(audio, windows=[0])) == per_window
 
 
+def test_attention_maps_and_lists_of_clips_count_in_the_memory_warning(model, monkeypatch):
+    """attention=True keeps layers x heads x tokens^2 floats per window more (850 MB a window on AST-base:
+    five minutes of windows filled 24 GB without a word); a list of clips keeps every clip's states too."""
+    tokens = model.grid.num_patches + 2
+    states = (model.num_layers + 1) * tokens * 32 * 4
+    maps = model.num_layers * model.num_heads * tokens * tokens * 4
+    monkeypatch.setattr(type(model), "HEAVY_ANALYSES_BYTES", 2 * (states + maps) - 1)
+    audio = sound(1.5, seed=3)  # two windows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        analyses = model.analyze_windows(audio, attention=True, windows=[0])  # one window is within the bound
+        model.analyze(audio)  # two windows without attention maps too
+    assert sum(np.asarray(a.attention(i)).nbytes for a in analyses for i in range(model.num_layers)) == maps
+    with pytest.warns(UserWarning, match=r"analysing 2 windows keeps every window's hidden states and attention maps, "
+                                         r"about .* GiB; .*without attention=True"):
+        assert len(model.analyze(audio, attention=True)) == 2
+    with pytest.warns(UserWarning, match=r"analysing 2 windows .*attention maps"):
+        model.analyze_windows(audio, attention=True)
+    clip = sound(0.9)
+    with pytest.warns(UserWarning, match=r"analysing 2 clips keeps every clip's hidden states and attention maps, "
+                                         r".*av\.extract_embeddings"):
+        assert len(model.analyze([clip, clip], attention=True)) == 2
+    monkeypatch.setattr(type(model), "HEAVY_ANALYSES_BYTES", 3 * states - 1)
+    with pytest.warns(UserWarning, match=r"analysing 3 clips keeps every clip's hidden states, about"):
+        model.analyze([clip, clip, clip])
+
+
 def test_hop_sets_the_window_starts_and_is_validated(model):
     audio = sound(2.5, seed=3)
     span = model.window_seconds
