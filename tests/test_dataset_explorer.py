@@ -90,7 +90,7 @@ def test_projection_keeps_nan_rows_and_names_bad_methods():
 @pytest.mark.parametrize("chunk_rows, nan_rows", [(2048, [7, 300]), (3, []), (3, [0, 599])])
 def test_projection_of_many_rows_equals_the_svd_reference(monkeypatch, chunk_rows, nan_rows):
     """More rows than dimensions (the 100 k-clip case) go through the scatter matrix, summed a chunk of rows
-    at a time (here one chunk, or 48-row chunks with the last one short): same axes as an SVD."""
+    at a time (here one chunk, or 3-row chunks with the last one short): same axes as an SVD."""
     import audiovis.projections as projections
 
     monkeypatch.setattr(projections, "_SCATTER_ROWS", chunk_rows)
