@@ -280,6 +280,10 @@ def test_explore_takes_demo_by_name_and_audio_with_an_analysis(demo, clip):
     assert with_audio.analysis is res and with_audio.viewer._audio_info["sample_rate"] == SR
     with pytest.raises(TypeError, match="audio given twice"):
         explore(clip, demo, audio=clip)
+    for clips in ([clip, clip], (clip,)):  # was: "load_audio takes one sound", naming a call not made
+        with pytest.raises(TypeError, match=r"^explore\(\) shows one clip, got a (list of 2|tuple of 1): explore each "
+                                            r".*av\.explore_dataset"):
+            explore(clips, demo)
     assert explore(clip, model=demo).analysis._model is demo
 
 

@@ -575,6 +575,10 @@ def explore(
             "explore(): audio given twice (as the first argument and as audio=); audio= only goes with an Analysis: "
             "explore(analysis, audio=clip)"
         )
+    if isinstance(audio, (list, tuple)) and not all(isinstance(v, (int, float)) for v in audio):
+        raise TypeError(f"explore() shows one clip, got a {type(audio).__name__} of {len(audio)}: explore each "
+                        "(av.explore(clips[i], model)), or embed them (av.embed_dataset) and open the store with "
+                        "av.explore_dataset")
     model = resolve_model(model, "explore()")
     source = load_source(audio, sample_rate)
     starts = model_window_starts(model, source)
