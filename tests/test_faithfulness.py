@@ -174,6 +174,12 @@ def test_order_logits_batches_lazily_and_equal_every_input_run_at_once(batch_siz
     ends, middle = F.order_logits(forward, x, grid, orders, counts, baseline=0.5, batch_size=batch_size)
     assert sizes[:-1] == [batch_size] * (len(sizes) - 1) and 0 < sizes[-1] <= batch_size
     assert sum(sizes) == len(expected)
+    sizes.clear()
+    made.clear()
+    alone = F.order_logits(forward, x, grid, orders, np.array([0, grid.num_patches]), baseline=0.5,
+                           batch_size=batch_size)  # no inner step: the two shared inputs only
+    assert max(sizes) <= batch_size and sum(sizes) == 2 and alone[1].shape == (3, 2, 0, 5)
+    torch.testing.assert_close(alone[0], expected[:2], rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(ends, expected[:2], rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(middle.reshape(-1, 5), expected[2:], rtol=1e-5, atol=1e-4)
 

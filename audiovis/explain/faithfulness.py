@@ -270,8 +270,9 @@ def _input_batches(x: torch.Tensor, grid: PatchGrid, orders: Sequence[np.ndarray
             joined = torch.cat(pending)
             yield joined[:batch_size]
             pending, held = [joined[batch_size:]], held - batch_size
-    if held:
-        yield torch.cat(pending)
+    rest = torch.cat(pending)  # (without inner counts, the two shared inputs alone)
+    for start in range(0, held, batch_size):
+        yield rest[start : start + batch_size]
 
 
 def curves_of(
