@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -314,7 +315,7 @@ def compute_tradeoff(
         batch_size = check_int(batch_size, "batch_size", minimum=1, error=ConfigError)
     if isinstance(methods, str):
         methods = [methods]
-    if not isinstance(methods, (list, tuple, np.ndarray)):
+    if not isinstance(methods, Iterable) or isinstance(methods, (bytes, dict)):
         raise TypeError(f"methods must be a list of settings such as ['prune 0.5', 'merge 0.5', 'int8'] or keep "
                         f"ratios, got {type(methods).__name__}")
     settings = _settings(list(methods), keep_by, strides)

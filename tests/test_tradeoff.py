@@ -96,6 +96,8 @@ def test_spectrogram_clips_have_no_front_end_to_time_and_old_keep_ratio_lists_st
     assert result.row("energy", 0.5) is result.row("prune energy 0.5")
     assert all(r["frontend_ms"] == 0 for r in result.rows)
     assert result.score_name is None and "score" not in result.rows[0]
+    generated = av.compute_tradeoff(model, specs, (f"prune {r}" for r in [0.5]), progress=False)  # any iterable
+    assert [r["method"] for r in generated.rows] == ["full", "prune 0.5"]
 
 
 def test_files_are_decoded_once_and_folders_or_missing_files_are_named(tmp_path, monkeypatch):
@@ -173,7 +175,8 @@ def test_bad_arguments():
             av.compute_tradeoff(model, specs, [text], progress=False)
     with pytest.raises(ValueError, match=r"^'0\.5\.5' in 'prune 0\.5\.5' of 'prune 0\.5\.5' is not a number"):
         av.compute_tradeoff(model, specs, ["prune 0.5.5"], progress=False)
-    with pytest.raises(TypeError, match=r"^methods must be a list of settings .* got NoneType"):
-        av.compute_tradeoff(model, specs, None, progress=False)
+    for methods, kind in [(None, "NoneType"), ({"prune": 0.5}, "dict"), (0.5, "float")]:
+        with pytest.raises(TypeError, match=rf"^methods must be a list of settings .* got {kind}"):
+            av.compute_tradeoff(model, specs, methods, progress=False)
     with pytest.raises(ValueError, match=r"^a trade-off method is a string such as .* got \{'keep_ratio': 0\.5\}"):
         av.compute_tradeoff(model, specs, [{"keep_ratio": 0.5}], progress=False)
