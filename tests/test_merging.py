@@ -204,6 +204,14 @@ def test_bad_merge_arguments(model, clip):
     for bad in (-0.1, 1.0, 1.5, float("nan"), "half", True):
         with pytest.raises(ValueError, match="merge_ratio"):
             model.analyze(clip, merge_ratio=bad)
+    # pruning's options beside merge_ratio changed nothing, silently (prune_layer read as where merging ends)
+    with pytest.raises(ValueError, match=r"^prune_layer=2 sets token pruning, which merge_ratio=0\.5 does not use .*"
+                                         r"drop it, or prune instead with keep_ratio$"):
+        model.analyze(clip, merge_ratio=0.5, prune_layer=2)
+    with pytest.raises(ValueError, match=r"^keep_by='attention', fuse_dropped=False set token pruning.* drop them"):
+        model.analyze_windows(clip, merge_ratio=0.5, keep_by="attention", fuse_dropped=False)
+    explicit = model.analyze(clip, merge_ratio=0.5, keep_by="energy", prune_layer=None, fuse_dropped=True)  # defaults
+    np.testing.assert_array_equal(explicit.logits, model.analyze(clip, merge_ratio=0.5).logits)
     broken = tiny_ast(seed=7)
     broken.blocks[1].attn = torch.nn.Identity()
     with pytest.raises(av.ConfigError, match="token merging needs attention keys in every block: block 1 uses Identity"):
