@@ -76,7 +76,7 @@ def extract_embeddings(
     """
     from .store.build import new_manifest, open_for_writing, run_local
     from .store.manifest import store_model_key
-    from .store.sources import plan
+    from .store.sources import check_files, plan
 
     check_model(model, "extract_embeddings")
     if pooling not in POOLINGS:
@@ -85,9 +85,7 @@ def extract_embeddings(
     layers = resolve_layers(layer, model.num_layers)
     unique_layers = sorted(set(layers))
     items, dataset = plan(sources, what="extract_embeddings", folders=False)
-    for item in items:
-        if item.path is not None and not item.path.is_file():
-            raise FileNotFoundError(f"source {item.position}: no audio file at {str(item.path)!r}")
+    check_files(items)
     patches = pooling == "patches"
     options = dict(patches=patches, patch_dtype="float32", predictions=False, sample_rate=sample_rate)
     kept: dict[str, dict] = {}

@@ -307,7 +307,7 @@ def compute_tradeoff(
     from .models.base import check_model
     from .models.reduction import analytic_macs, block_tokens, resolve_options
     from .spectrogram import Spectrogram
-    from .store.sources import item_value, plan, sound_value
+    from .store.sources import check_files, item_value, plan, sound_value
 
     check_model(model, "compute_tradeoff")
     repeats = check_int(repeats, "repeats", minimum=1)
@@ -330,11 +330,10 @@ def compute_tradeoff(
         raise ValueError("compute_tradeoff needs at least one clip")
     if labels is not None:  # before any clip is read: a mismatch would otherwise score 0.000 at the end
         labels = check_labels(labels, model.labels, total)
+    check_files(items)
     clips, found = [], []
     for item in tqdm(items, total=total, desc="clips", disable=not progress):
         if item.path is not None:  # decoded once here: a file's decoding is no part of the front end's time
-            if not item.path.is_file():
-                raise FileNotFoundError(f"source {item.position}: no audio file at {str(item.path)!r}")
             clips.append(load_audio(item.path, sample_rate))
             found.append(None)
         else:

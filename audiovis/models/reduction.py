@@ -81,9 +81,9 @@ class Reduction:
         if not isinstance(fuse_dropped, (bool, np.bool_)):
             raise ValueError(f"fuse_dropped must be True or False, got {fuse_dropped!r}")
         if merge > 0.0:
-            given = {"keep_by": keep_by != "energy", "prune_layer": prune_layer is not None, "fuse_dropped": not fuse_dropped}
-            values = {"keep_by": keep_by, "prune_layer": prune_layer, "fuse_dropped": fuse_dropped}
-            pruning = [f"{name}={values[name]!r}" for name, set_ in given.items() if set_]
+            pruning = [f"{name}={value!r}" for name, value, given in (
+                ("keep_by", keep_by, keep_by != "energy"), ("prune_layer", prune_layer, prune_layer is not None),
+                ("fuse_dropped", fuse_dropped, not fuse_dropped)) if given]
             if pruning:  # e.g. prune_layer read as the block where merging ends: it would change nothing
                 raise ValueError(f"{', '.join(pruning)} set{'s' if len(pruning) == 1 else ''} token pruning, which "
                                  f"merge_ratio={merge_ratio!r} does not use (merging follows its own schedule over the "

@@ -213,6 +213,14 @@ def dataset_labels(clip: Any) -> dict[str, Any]:
     return out
 
 
+def check_files(items: list[Item]) -> None:
+    """FileNotFoundError naming the first item whose file is missing: for the calls whose results are rows in
+    the sources' order (``embed_dataset`` records a missing file as that clip's error row instead)."""
+    for item in items:
+        if item.path is not None and not item.path.is_file():
+            raise FileNotFoundError(f"source {item.position}: no audio file at {str(item.path)!r}")
+
+
 def item_value(item: Item, dataset: Any) -> Any:
     """What an item given in memory holds: the dataset's item at its index, or the value it was given."""
     return dataset[item.dataset_index] if item.dataset_index is not None else item.value
