@@ -417,6 +417,42 @@ def test_bad_input(model, built, tmp_path):
         no_model.open(no_model.points["clip_id"][0])
     assert isinstance(av.explore_dataset(built, model), av.DatasetExplorer)
     assert isinstance(no_model, DatasetExplorer)
+    for height in (-5, 0, 49, "420", 420.0, True):
+        with pytest.raises(ValueError, match="height must be a whole number of pixels, at least 50"):
+            explore_dataset(built, model, height=height)
+
+
+def test_a_large_k_is_returned_whole_and_the_gallery_shows_the_best(dx, built, monkeypatch):
+    """k above GALLERY_CARDS: every hit comes back and colours the map, but only the best get a card (and a
+    crop), the status line says so; the crops' spectrograms are kept for a gallery's worth of clips only."""
+    import audiovis.widgets.dataset_explorer as module
+
+    monkeypatch.setattr(module, "GALLERY_CARDS", 3)
+    monkeypatch.setattr(module, "_KEPT_SPECTROGRAMS", 2)
+    cropped = []
+    crop = dx._crop_png
+    monkeypatch.setattr(dx, "_crop_png", lambda hit, context=0.5: (cropped.append(hit), crop(hit, context))[1])
+    cid = dx.points["clip_id"][4]
+    dx.open(cid)
+    dx.explorer.select([8, 9])
+    hits = dx.find_similar(k=40)
+    query = built.patch_embeddings(cid, -1)[[8, 9]].astype(np.float32).mean(axis=0)
+    pd.testing.assert_frame_equal(hits, built.search_patches(query, 40, -1))
+    assert len(hits) == 40 and len(dx._gallery.children) == 3 and len(cropped) == 3
+    for card, hit in zip(dx._gallery.children, hits.itertuples(index=False)):
+        assert card.children[2].description == f"{hit.time_start:.2f} s · score {hit.score:.3f}"
+    assert dx._status.value == "showing the best 3 of 40 hits; all of them are in dx.hits"
+    assert set(dx.points.loc[dx.points["similar"] == "hit", "clip_id"]) == set(hits["clip_id"])
+    # crops over many clips: at most two spectrograms kept, the most recently used, and the crops unchanged
+    spread = hits.drop_duplicates("clip_id")
+    assert len(spread) > 2
+    other = explore_dataset(built, dx.model)  # its own, empty cache
+    for hit in spread.itertuples(index=False):
+        assert crop(hit) == other._crop_png(hit)
+        assert len(dx._specs) <= 2 and next(reversed(dx._specs)) == hit.clip_id
+    dx.explorer.select([8, 9])
+    dx.find_similar(k=2)  # within the gallery: the note goes
+    assert dx._status.value == ""
 
 
 def test_clips_embedded_from_memory_open_from_sources(model, tmp_path):

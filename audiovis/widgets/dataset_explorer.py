@@ -16,6 +16,7 @@ import html
 import io
 import os
 import sys
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,11 @@ if TYPE_CHECKING:
 #: store.clips columns that are not labels
 _FIXED = ("clip_id", "source", "duration", "error", "num_windows", "window_starts", "top_labels", "top_probs")
 _TABLE_ROWS = 200
+#: cards in the search gallery: a larger ``k`` is returned whole but only its best hits are drawn (each card
+#: synthesises or reads its clip and makes a crop)
+GALLERY_CARDS = 48
+#: hit clips' spectrograms kept for their crops (most recently used first out last): a gallery's worth
+_KEPT_SPECTROGRAMS = GALLERY_CARDS
 #: the map's selection shapes: this package's name -> jupyter-scatter's lasso type
 _SELECT_SHAPES = {"lasso": "freeform", "box": "rectangle"}
 
@@ -165,7 +171,7 @@ class DatasetExplorer(traitlets.HasTraits):
         layer: the stored block whose clip vectors make the map.
         color_by: a column to colour by (None: correct/wrong when labels and predictions exist).
         projection: ``"pca"`` or ``"umap"``.
-        height: the map's height in pixels.
+        height: the map's height in pixels (at least 50).
         sources: where to read clips embedded from memory (see :func:`explore_dataset`).
     """
 
@@ -182,6 +188,7 @@ class DatasetExplorer(traitlets.HasTraits):
                             f"got {type(store).__name__}")
         if model is not None:
             store.check_model(model, "explore_dataset")
+        height = check_int(height, "height", minimum=50, what="a whole number of pixels, at least 50")
         self.store, self.model, self.sources = store, model, sources
         self.layer = store.manifest.resolve_layer(layer)
         clips = store.clips
@@ -214,7 +221,7 @@ class DatasetExplorer(traitlets.HasTraits):
         self.probe_scores: Any = None
         self._guard = False
         self._dropdown_guard = False
-        self._specs: dict[str, Any] = {}
+        self._specs: OrderedDict[str, Any] = OrderedDict()  # hit clips' spectrograms, least recently used first
         self._stored: "tuple[tuple[str, int], Future] | None" = None
         self._index_ahead: "Future | None" = None
 
@@ -502,8 +509,9 @@ class DatasetExplorer(traitlets.HasTraits):
     def find_similar(self, k: int = 12, *, exclude_clip: bool = False) -> "pd.DataFrame":
         """The ``k`` stored patches most like the mean of the patches selected in :attr:`explorer`.
 
-        Shows them as a gallery of crops (click one to open it) and colours their clips on the map
-        (``color_by="similar"``). ``exclude_clip=True`` leaves out the opened clip's own patches.
+        Shows them as a gallery of crops (click one to open it; the best :data:`GALLERY_CARDS` when ``k`` is
+        larger, the status line says so) and colours all their clips on the map (``color_by="similar"``).
+        ``exclude_clip=True`` leaves out the opened clip's own patches.
 
         Returns:
             ``store.search_patches``' DataFrame: clip_id, window, patch, score, time_start, time_end,
@@ -523,7 +531,7 @@ class DatasetExplorer(traitlets.HasTraits):
         hits = self.store.search_patches(query, k, self.layer,
                                          exclude_clip=self._open_id if exclude_clip else None)
         # the crops first: an error there leaves hits, map and gallery as the last search left them
-        rows = list(hits.itertuples(index=False))
+        rows = list(hits.head(GALLERY_CARDS).itertuples(index=False))
         crops = [self._crop_or_reason(hit) if self.model is not None else None for hit in rows]
         self.hits = hits
         best = hits.groupby("clip_id")["score"].max()
@@ -536,6 +544,8 @@ class DatasetExplorer(traitlets.HasTraits):
         for card, hit, crop in zip(self._cards, rows, crops):
             card.show(hit, self._searches, crop)
         self._gallery.children = [card.box for card in self._cards[:len(rows)]]
+        self._status.value = (f"showing the best {len(rows)} of {len(hits)} hits; all of them are in dx.hits"
+                              if len(hits) > len(rows) else "")
         return hits
 
     def _prefetch(self, clip_id: str, window: int, windows: int) -> None:
@@ -568,8 +578,6 @@ class DatasetExplorer(traitlets.HasTraits):
             self.find_similar(exclude_clip=self._other_clips.value)
         except Exception as exc:  # a click must not raise into the comm handler
             self._status.value = f"<b>cannot find similar patches</b>: {html.escape(str(exc))}"
-        else:
-            self._status.value = ""
 
     def _crop_or_reason(self, hit: Any) -> bytes | str:
         """The hit's crop (PNG bytes), or why there is none (its clip's audio is not reachable)."""
@@ -588,10 +596,12 @@ class DatasetExplorer(traitlets.HasTraits):
         """A small greyscale PNG of the spectrogram around the hit (``context`` s each side), the patch boxed."""
         from PIL import Image, ImageDraw
 
-        if hit.clip_id not in self._specs:
-            audio = self._audio_of(hit.clip_id)
-            self._specs[hit.clip_id] = self.model.spectrogram(audio)
-        spec = self._specs[hit.clip_id]
+        spec = self._specs.get(hit.clip_id)
+        if spec is None:
+            spec = self._specs[hit.clip_id] = self.model.spectrogram(self._audio_of(hit.clip_id))
+            while len(self._specs) > _KEPT_SPECTROGRAMS:
+                self._specs.popitem(last=False)
+        self._specs.move_to_end(hit.clip_id)
         values = spec.numpy()
         frames = values.shape[1]  # a last window's patches may lie in its padding, past the audio's end
         f0 = min(max(0, int(spec.time_to_frame(hit.time_start - context))), frames - 1)
@@ -766,7 +776,7 @@ def explore_dataset(store: EmbeddingStore, model: Any = None, *, layer: int = -1
         layer: the stored block whose clip vectors make the map.
         color_by: a column to colour by (default: correct/wrong when labels and predictions exist).
         projection: ``"pca"`` (default) or ``"umap"`` (needs umap-learn).
-        height: the map's height in pixels.
+        height: the map's height in pixels (at least 50).
         sources: where to read clips that were embedded from memory (a torch Dataset like SyntheticEvents, a
             list of Audio or paths, aligned with ``store.clips`` rows), or a callable ``clip_id -> audio``;
             by default each clip's stored ``source`` path.
