@@ -256,3 +256,38 @@ def test_more_steps_than_patches_repeat_points(known):
     np.testing.assert_allclose(many.deletion[::2], few.deletion, atol=1e-7)
     one = res.faithfulness(scores, class_index=0, steps=1, baseline="zero")
     np.testing.assert_allclose(one.deletion, few.deletion[[0, -1]], atol=1e-7)
+
+
+def test_plot_draws_the_four_curves_with_their_areas(known):
+    """The figure's lines are the result's curves (deletion, insertion solid; random dashed), and each legend
+    entry carries the curve's trapezoid area computed here."""
+    from bokeh.models import GlyphRenderer, Line
+
+    _, res = known
+    scores = np.zeros(res.num_patches)
+    for p, w in KNOWN.items():
+        scores[p] = w
+    f = res.faithfulness(scores, class_index="known", steps=9, baseline="zero")
+    fig = f.plot(width=300, height=220)
+    assert (fig.width, fig.height) == (300, 220) and fig.title.text == "custom: p(known)"
+    assert len(fig.legend) == 1 and fig.legend[0] in fig.below  # under the curves, not over them
+    lines = {r.name: r for r in fig.renderers if isinstance(r, GlyphRenderer) and isinstance(r.glyph, Line)}
+    expected = {"deletion": (f.deletion, []), "insertion": (f.insertion, []),
+                "random deletion": (f.random_deletion, [6]), "random insertion": (f.random_insertion, [6])}
+    assert set(lines) == set(expected)
+    legend = {item.label["value"]: item.renderers for item in fig.legend[0].items}
+    for name, (curve, dash) in expected.items():
+        data = lines[name].data_source.data
+        np.testing.assert_array_equal(data["x"], f.fractions)
+        np.testing.assert_array_equal(data["y"], curve)
+        assert list(lines[name].glyph.line_dash) == dash
+        x, y = np.asarray(f.fractions, float), np.asarray(curve, float)
+        area = float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
+        assert legend[f"{name} AUC {area:.3f}"] == [lines[name]]
+    assert lines["deletion"].glyph.line_color == lines["random deletion"].glyph.line_color
+    assert lines["deletion"].glyph.line_color != lines["insertion"].glyph.line_color
+    for bad in (0, 99, "300", 300.0):
+        with pytest.raises(ValueError, match="width must be a whole number of pixels, at least 100"):
+            f.plot(width=bad)
+    with pytest.raises(ValueError, match="height must be"):
+        f.plot(height=-1)

@@ -18,13 +18,16 @@ fast (large area), compared with random orders of the same patches.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
 
 from ..checks import check_int, check_number
 from ..patches import PatchGrid
+
+if TYPE_CHECKING:
+    from bokeh.plotting import figure as Figure
 
 #: Logits ``[B, classes]`` of a batch of model inputs ``[B, freq bins, frames]``.
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -38,6 +41,8 @@ NUM_RANDOM_ORDERS = 3
 #: of 4: 0.98 / 5.1, of 10: 0.96 / 3.7, of 40: 1.34 / 3.3. Small batches keep each input's activations in
 #: cache; fewer, larger ones wait less on a core shared with another process. 10 is near the best of both.
 BATCH_TOKENS = 5000
+#: The curves' colours wherever they are drawn (deletion, insertion); random orders dashed in the same colour.
+DELETION_COLOUR, INSERTION_COLOUR = "#d6604d", "#4393c3"
 #: Most steps a curve takes: a point per step (steps past the patch count repeat points and cost no pass).
 MAX_STEPS = 100_000
 
@@ -106,6 +111,31 @@ class Faithfulness:
             "insertion": self.insertion.tolist(), "random_deletion": self.random_deletion.tolist(),
             "random_insertion": self.random_insertion.tolist(),
         }
+
+    def plot(self, *, width: int = 360, height: int = 260) -> "Figure":
+        """A Bokeh figure of the four curves: deletion and insertion (solid) and their random orders (dashed),
+        the areas in the legend; ``bokeh.io.show(f.plot())``, or several in a ``gridplot`` to compare maps."""
+        from bokeh.models import Legend, LegendItem
+        from bokeh.plotting import figure
+
+        width = check_int(width, "width", minimum=100, what="a whole number of pixels, at least 100")
+        height = check_int(height, "height", minimum=100, what="a whole number of pixels, at least 100")
+        fig = figure(width=width, height=height, title=f"{self.method}: p({self.label})", x_range=(0, 1),
+                     y_range=(0, 1.02), x_axis_label="share of patches removed / restored",
+                     y_axis_label="class probability", tools="hover,save,reset",
+                     tooltips=[("curve", "$name"), ("share", "@x{0%}"), ("p", "@y{0.000}")])
+        curves = (("deletion", self.deletion, self.deletion_auc, DELETION_COLOUR, "solid"),
+                  ("insertion", self.insertion, self.insertion_auc, INSERTION_COLOUR, "solid"),
+                  ("random deletion", self.random_deletion, self.random_deletion_auc, DELETION_COLOUR, "dashed"),
+                  ("random insertion", self.random_insertion, self.random_insertion_auc, INSERTION_COLOUR, "dashed"))
+        items = []
+        for name, curve, area, colour, dash in curves:
+            line = fig.line(self.fractions, curve, name=name, color=colour, line_dash=dash, line_width=2)
+            items.append(LegendItem(label=f"{name} AUC {area:.3f}", renderers=[line]))
+        # below the plot, two columns: inside, it would hide the curves of a small figure
+        fig.add_layout(Legend(items=items, ncols=2, label_text_font_size="8pt", spacing=8, padding=2, margin=2,
+                              label_height=12, glyph_height=12), "below")
+        return fig
 
     def __repr__(self) -> str:
         return (

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 import ipywidgets as W
 import numpy as np
 
+from ..explain.faithfulness import DELETION_COLOUR, INSERTION_COLOUR
 from ..overlays import MODES, USES_HEAD, USES_LAYER, USES_SELECTION
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ class OverlayHost(Protocol):
 
 WIDTH, HEIGHT = 260, 150
 PAD_LEFT, PAD_BOTTOM, PAD_TOP, PAD_RIGHT = 30, 22, 8, 8
-DELETION, INSERTION = "#d6604d", "#4393c3"
 
 
 def curves_svg(result: "Faithfulness") -> str:
@@ -55,8 +55,8 @@ def curves_svg(result: "Faithfulness") -> str:
             f'<text x="{PAD_LEFT - 4}" y="{PAD_TOP + 8}" text-anchor="end">1</text>'
             f'<text x="{PAD_LEFT - 4}" y="{PAD_TOP + h}" text-anchor="end">0</text>'
             f'<text x="{PAD_LEFT + w / 2}" y="{HEIGHT - 6}" text-anchor="middle">share of patches removed / restored</text>')
-    lines = (line(result.random_deletion, DELETION, True) + line(result.random_insertion, INSERTION, True)
-             + line(result.deletion, DELETION, False) + line(result.insertion, INSERTION, False))
+    lines = (line(result.random_deletion, DELETION_COLOUR, True) + line(result.random_insertion, INSERTION_COLOUR, True)
+             + line(result.deletion, DELETION_COLOUR, False) + line(result.insertion, INSERTION_COLOUR, False))
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-size="9" '
             f'font-family="sans-serif" data-testid="audiovis-faithfulness-plot">{axis}{lines}</svg>')
 
@@ -68,8 +68,8 @@ def summary_html(result: "Faithfulness", method: str) -> str:
     return (
         f"<div style='font-size:11px'><b>Faithfulness</b> of {html.escape(method)} for "
         f"{html.escape(result.label)}<br>{curves_svg(result)}<br>"
-        f"<span style='color:{DELETION}'>deletion AUC {d:.3f}</span> (random {rd:.3f}, lower is better)<br>"
-        f"<span style='color:{INSERTION}'>insertion AUC {i:.3f}</span> (random {ri:.3f}, higher is better)<br>"
+        f"<span style='color:{DELETION_COLOUR}'>deletion AUC {d:.3f}</span> (random {rd:.3f}, lower is better)<br>"
+        f"<span style='color:{INSERTION_COLOUR}'>insertion AUC {i:.3f}</span> (random {ri:.3f}, higher is better)<br>"
         "<span style='color:#777'>dashed: random orders</span></div>"
     )
 
