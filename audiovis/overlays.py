@@ -27,6 +27,21 @@ MODES: dict[str, str] = {
     "merged": "Merged tokens",
 }
 
+
+
+def mode_key(name: object) -> object:
+    """The mode key ``name`` stands for: a key of :data:`MODES` or what the menu shows for it, in any case and
+    with spaces or underscores (``"merged tokens"``, ``"Attention rollout"``, ``"integrated gradients"``);
+    anything else is returned as it is, for the caller to refuse."""
+    if not isinstance(name, str):
+        return name
+    text = " ".join(name.replace("_", " ").split()).lower()
+    for key, label in MODES.items():
+        if text in (key.replace("_", " "), label.lower()):
+            return key
+    return name
+
+
 #: Modes whose map depends on the selection, the layer, the head and the class.
 USES_SELECTION = frozenset({"similarity", "attention"})
 USES_LAYER = frozenset({"similarity", "attention", "cls", "merged"})

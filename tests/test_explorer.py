@@ -215,6 +215,20 @@ def test_overlay_modes_equal_analysis(ex, analysis):
     assert ex.viewer.heatmap is None and ex.heatmap is None
 
 
+def test_overlay_takes_the_menu_names_and_names_a_bad_one(ex):
+    for name, key in (("Attention rollout", "rollout"), ("integrated gradients", "integrated_gradients"),
+                      ("CLS attention", "cls"), ("  class  SALIENCY ", "saliency"), ("none", "none")):
+        ex.overlay = name
+        assert ex.overlay == key and ex._overlay_menu.value == key
+    ex.overlay = "saliency"
+    for bad in ("rolout", "", None, 3, "merged tokens!"):
+        with pytest.raises(traitlets.TraitError, match="overlay must be one of 'none' \\(None\\), 'similarity'"):
+            ex.overlay = bad
+        assert ex.overlay == "saliency"  # the old mode stays
+    with pytest.raises(traitlets.TraitError, match="'merged' \\(Merged tokens\\); got 'rolout'"):
+        explore(ex.analysis, overlay="rolout")
+
+
 def test_similarity_overlay_is_cosine_to_the_mean(ex, analysis):
     ex.overlay = "similarity"
     ex.selection = [5, 6]

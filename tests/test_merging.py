@@ -224,6 +224,8 @@ def test_explorer_merged_tokens_overlay(model, clip):
     res = model.analyze(clip, merge_ratio=0.5)
     ex = av.explore(res, overlay="merged")
     assert ex.viewer.patch_groups == res.merge_groups(-1).tolist()
+    named = av.explore(res, overlay="merged tokens")  # the and the menu's name for it
+    assert named.overlay == "merged" and named.viewer.patch_groups == ex.viewer.patch_groups
     assert "tokens for 95 patches" in ex._current.label
     ex.layer = 0
     assert ex.viewer.patch_groups == res.merge_groups(0).tolist() != res.merge_groups(-1).tolist()

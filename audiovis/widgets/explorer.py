@@ -42,6 +42,17 @@ _WIDE = {"description_width": "initial"}
 _SLOW_MODES = frozenset({"rollout", "saliency", "relevance", "integrated_gradients"})
 
 
+class _OverlayMode(traitlets.Enum):
+    """An overlay mode: a key of ``overlays.MODES``, or the menu's name for it (``"merged tokens"``), kept as the key."""
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        key = overlays.mode_key(value)
+        if key in overlays.MODES:
+            return key
+        names = ", ".join(f"{k!r} ({label})" for k, label in overlays.MODES.items())
+        raise traitlets.TraitError(f"overlay must be one of {names}; got {value!r}")
+
+
 class Explorer(W.VBox):
     """Viewer + controls + top-k predictions + linked Bokeh embedding plot for one :class:`Analysis`.
 
@@ -66,7 +77,8 @@ class Explorer(W.VBox):
     """
 
     selection = PatchIndices(help="Selected patches (token indices) in selection order; a numpy array or boolean mask too.")
-    overlay = traitlets.Enum(tuple(overlays.MODES), default_value="none", help="Overlay mode, a key of overlays.MODES.")
+    overlay = _OverlayMode(tuple(overlays.MODES), default_value="none",
+                           help="Overlay mode: a key of overlays.MODES, or what the menu shows for it.")
     layer = traitlets.Int(0, help="Transformer layer of embeddings, similarity and attention (0-based).")
     head = traitlets.Int(None, allow_none=True, help="Attention head, or None for the mean over heads.")
     class_index = traitlets.Union(
