@@ -374,6 +374,8 @@ def test_find_similar_needs_an_open_clip_and_a_selection(dx):
 
 
 def test_probe_colouring_is_out_of_fold(dx, built):
+    said = []
+    dx._status.observe(lambda change: said.append(change["new"]), names="value")
     table = dx.fit_probe(folds=3, epochs=50)
     assert dx.color_by == "probe_correct"
     bad = built.clips["error"].notna().to_numpy()
@@ -387,6 +389,9 @@ def test_probe_colouring_is_out_of_fold(dx, built):
         probe = LinearProbe(epochs=50).fit(X[train], y[train])
         pred[test] = [classes[c] for c in probe.predict(X[test])]
     assert list(table["probe_prediction"]) == list(pred)
+    sizes = [len(y) - len(test) for test in kfold_indices(y, len(y), 3, 0)]
+    assert said == [f"fitting the probe on layer {dx.layer}: fold {i + 1} of 3 ({n} clips)"
+                    for i, n in enumerate(sizes)] + [""]  # progress on the status line, then cleared
     assert list(dx.points["probe_correct"]) == ["correct" if p == t else "wrong" for p, t in zip(pred, labels)]
     assert {"probe_prediction", "probe_confidence", "probe_correct"} <= set(dx.color_options)
     with pytest.raises(ValueError, match="no label column 'genre'"):

@@ -184,3 +184,41 @@ def test_probe_on_demo_model_features_of_synthetic_events_is_far_above_chance():
     chance = random_score_map(truth, folds=4)
     assert chance >= row["chance_mAP"]
     assert row["mAP"] >= 0.75 and row["mAP"] - chance >= 0.4, (row, chance)
+
+
+@pytest.mark.parametrize("task, hidden, samples", [("multiclass", None, 300), ("multiclass", 16, 2500),
+                                                    ("multilabel", None, 2500), ("multilabel", 8, 300)])
+def test_training_equals_a_plain_reference(task, hidden, samples):
+    """The probe trains on class-major logits (and on every thread from THREADED_SAMPLES up); a plain loop written
+    here, [samples, classes] logits through the usual losses, full-batch AdamW from the same initial weights,
+    must end at the same weights and probabilities."""
+    import torch
+    from torch import nn
+
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((samples, 24)).astype(np.float32) * rng.uniform(0.5, 3, 24).astype(np.float32) + 2
+    if task == "multiclass":
+        y = np.argmax(X[:, :5] + rng.standard_normal((samples, 5)), axis=1)
+    else:
+        y = (X[:, :4] + rng.standard_normal((samples, 4)) > 2).astype(np.int64)
+    probe = LinearProbe(hidden=hidden, task=task, epochs=40, seed=4).fit(X, y)
+
+    torch.manual_seed(4)
+    classes = 5 if task == "multiclass" else 4
+    head = nn.Linear(24, classes) if hidden is None else nn.Sequential(nn.Linear(24, hidden), nn.ReLU(),
+                                                                        nn.Linear(hidden, classes))
+    mean, std = X.mean(axis=0), X.std(axis=0) + 1e-6
+    xs = torch.from_numpy((X - mean) / std)
+    loss_fn = nn.CrossEntropyLoss() if task == "multiclass" else nn.BCEWithLogitsLoss()
+    target = torch.from_numpy(y if task == "multiclass" else y.astype(np.float32))
+    opt = torch.optim.AdamW(head.parameters(), lr=1e-2, weight_decay=1e-3)
+    for _ in range(40):
+        opt.zero_grad()
+        loss_fn(head(xs), target).backward()
+        opt.step()
+    for got, want in zip(probe.head_.parameters(), head.parameters()):
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        logits = head(xs)
+    want = (logits.softmax(-1) if task == "multiclass" else logits.sigmoid()).numpy()
+    np.testing.assert_allclose(probe.predict_proba(X), want, rtol=1e-4, atol=1e-5)

@@ -667,11 +667,16 @@ class DatasetExplorer(traitlets.HasTraits):
         Y = y[idx]
         probs = np.zeros((len(idx), len(classes)), np.float32)
         task = "multilabel" if multilabel else "multiclass"
-        for test in kfold_indices(None if multilabel else Y, len(idx), folds, 0):
-            train = np.setdiff1d(np.arange(len(idx)), test)
-            probe = LinearProbe(task=task, epochs=epochs).fit(X[train], Y[train])
-            p = probe.predict_proba(X[test])
-            probs[test, : p.shape[1]] = p
+        try:
+            for fold, test in enumerate(kfold_indices(None if multilabel else Y, len(idx), folds, 0)):
+                train = np.setdiff1d(np.arange(len(idx)), test)
+                self._status.value = html.escape(f"fitting the probe on layer {ly}: fold {fold + 1} of {folds} "
+                                                 f"({len(train)} clips)")
+                probe = LinearProbe(task=task, epochs=epochs).fit(X[train], Y[train])
+                p = probe.predict_proba(X[test])
+                probs[test, : p.shape[1]] = p
+        finally:
+            self._status.value = ""
         pred, conf, correct = [""] * len(truth), [np.nan] * len(truth), ["no label"] * len(truth)
         for j, i in enumerate(idx):
             if multilabel:
