@@ -209,6 +209,10 @@ def test_grid_and_analysis_of_the_window_under_view(setup):
     assert lv.analysis.offset == pytest.approx(12.0, abs=1e-9)
     lv.time_range = lv.full_time_range
     assert lv.window is None and lv._grid is None and lv.analysis is None
+    assert lv.window_under(np.float32(12.0), 16) == 3
+    for bad in ((16.0, 12.0), (12.0, 12.0), (float("nan"), 16.0), (12.0, float("inf")), ("12", 16.0), (None, 1)):
+        with pytest.raises(ValueError, match="window_under: need finite seconds t0 < t1"):
+            lv.window_under(*bad)
     # zoomed out, patches have no grid to refer to: the error says how to get one (a window), not grid=
     for write in (lambda: lv.select([1]), lambda: setattr(lv, "heatmap", np.zeros(468))):
         with pytest.raises(traitlets.TraitError, match=r"no patch grid \(zoomed out.*lv\.show_window\(i\), i in 0\.\.6"):

@@ -12,6 +12,7 @@ the model's own (:func:`audiovis.windows.model_window_starts`, the rule ``model.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 import logging
 import threading
@@ -22,7 +23,7 @@ from typing import Any, Callable, Iterator
 import traitlets
 
 from ..audio import Audio
-from ..checks import check_index
+from ..checks import check_index, is_number
 from ..demo import resolve_model
 from ..longform import LongSource, chunked_spectrogram
 from ..runner import iter_window_labels
@@ -257,6 +258,8 @@ class LongViewer(SpectrogramViewer):
 
     def window_under(self, t0: float, t1: float) -> int | None:
         """The window whose centre is nearest the centre of ``[t0, t1]`` s, if that span is about one window."""
+        if not (is_number(t0) and is_number(t1) and math.isfinite(t0) and math.isfinite(t1) and t0 < t1):
+            raise ValueError(f"window_under: need finite seconds t0 < t1, got ({t0!r}, {t1!r})")
         spec = self._long_spec
         span = (t1 - t0) / spec.hop_seconds
         if not self._spans or span > GRID_ZOOM_WINDOWS * self._window_frames:
