@@ -28,7 +28,6 @@ MODES: dict[str, str] = {
 }
 
 
-
 def mode_key(name: object) -> object:
     """The mode key ``name`` stands for: a key of :data:`MODES` or what the menu shows for it, in any case and
     with spaces or underscores (``"merged tokens"``, ``"Attention rollout"``, ``"integrated gradients"``);

@@ -41,7 +41,7 @@ _TABLE_ROWS = 200
 #: cards in the search gallery: a larger ``k`` is returned whole but only its best hits are drawn (each card
 #: synthesises or reads its clip and makes a crop)
 GALLERY_CARDS = 48
-#: hit clips' spectrograms kept for their crops (most recently used first out last): a gallery's worth
+#: hit clips' spectrograms kept for their crops, a gallery's worth (the least recently used dropped first)
 _KEPT_SPECTROGRAMS = GALLERY_CARDS
 #: the map's selection shapes: this package's name -> jupyter-scatter's lasso type
 _SELECT_SHAPES = {"lasso": "freeform", "box": "rectangle"}
