@@ -265,7 +265,7 @@ def _model_for(model: "SpectrogramModelMixin", setting: Setting, cache: dict) ->
 
 def compute_tradeoff(
     model: "SpectrogramModelMixin",
-    dataset,
+    data,
     methods: Sequence[Any] = ("prune 0.75", "prune 0.5", "prune 0.25"),
     *,
     keep_by: str | Sequence[str] = "energy",
@@ -276,9 +276,9 @@ def compute_tradeoff(
     progress: bool = True,
     batch_size: int | None = None,
 ) -> Tradeoff:
-    """Time and compare ``model`` under each of ``methods`` on the clips of ``dataset``, through the user path.
+    """Time and compare ``model`` under each of ``methods`` on the clips of ``data``, through the user path.
 
-    ``dataset`` is anything :func:`audiovis.extract_embeddings` reads (audio, paths, Spectrograms, a dataset
+    ``data`` is anything :func:`audiovis.extract_embeddings` reads (audio, paths, Spectrograms, a dataset
     of items with ``.audio``/``.labels``); labels come from the items unless given. ``methods`` are setting
     strings (module docstring) or, as before, keep ratios (pruned by each of ``keep_by``); ``strides`` adds
     stride conversions. Every setting runs the front end and ``analyze`` on every clip; a Spectrogram
@@ -288,7 +288,7 @@ def compute_tradeoff(
 
     Args:
         model: the full model, the reference row.
-        dataset: the clips (anything :func:`audiovis.extract_embeddings` reads).
+        data: the clips (anything :func:`audiovis.extract_embeddings` reads).
         methods: setting strings (``"prune 0.5"``, ``"merge 0.5"``, ``"int8 + prune 0.5"``, ...) or keep ratios.
         keep_by: the pruning ranking(s) a bare keep ratio runs with (``"energy"``, ``"attention"``).
         strides: patch strides to convert the model to, one row each.
@@ -324,7 +324,7 @@ def compute_tradeoff(
         m = _model_for(model, setting, models)
         resolve_options(m, **setting.analyze_options)
 
-    items, data = plan(dataset, what="compute_tradeoff", folders=False)
+    items, table = plan(data, what="compute_tradeoff", folders=False)
     total = len(items)
     if total == 0:
         raise ValueError("compute_tradeoff needs at least one clip")
@@ -337,7 +337,7 @@ def compute_tradeoff(
             clips.append(load_audio(item.path, sample_rate))
             found.append(None)
         else:
-            raw = item_value(item, data)
+            raw = item_value(item, table)
             clips.append(sound_value(raw, item.position, sample_rate))
             found.append(_labels_of(raw))
     if labels is None and all(v is not None for v in found):

@@ -98,6 +98,9 @@ def test_spectrogram_clips_have_no_front_end_to_time_and_old_keep_ratio_lists_st
     assert result.score_name is None and "score" not in result.rows[0]
     generated = av.compute_tradeoff(model, specs, (f"prune {r}" for r in [0.5]), progress=False)  # any iterable
     assert [r["method"] for r in generated.rows] == ["full", "prune 0.5"]
+    named = av.compute_tradeoff(model, data=specs, methods=["prune 0.5"], progress=False)  # the names
+    assert [r["method"] for r in named.rows] == ["full", "prune 0.5"]
+    np.testing.assert_array_equal([r["agreement"] for r in named.rows], [r["agreement"] for r in generated.rows])
 
 
 def test_files_are_decoded_once_and_folders_or_missing_files_are_named(tmp_path, monkeypatch):
