@@ -24,7 +24,7 @@ from audiovis.explain.faithfulness import NUM_RANDOM_ORDERS
 
 from .common import row
 
-CLIPS = 20
+CLIPS = 100
 METHODS = ("attention", "rollout", "saliency", "relevance", "integrated_gradients")
 
 
