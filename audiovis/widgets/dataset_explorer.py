@@ -41,8 +41,12 @@ _TABLE_ROWS = 200
 #: cards in the search gallery: a larger ``k`` is returned whole but only its best hits are drawn (each card
 #: synthesises or reads its clip and makes a crop)
 GALLERY_CARDS = 48
-#: hit clips' spectrograms kept for their crops, a gallery's worth (the least recently used dropped first)
-_KEPT_SPECTROGRAMS = GALLERY_CARDS
+#: audio of hit clips read from ``sources`` kept for their crops, up to this many bytes (the least recently used
+#: dropped first); clips read from files are not kept: a crop reads its second or so of the file (a seek)
+KEPT_CROP_AUDIO_BYTES = 256 << 20
+#: seconds of audio read beyond a crop's span on each side: the longest analysis frame of the front ends (64 ms
+#: at n_fft 1024 and 16 kHz) fits, so the crop's edge frames are whole
+_CROP_MARGIN = 0.1
 #: the map's selection shapes: this package's name -> jupyter-scatter's lasso type
 _SELECT_SHAPES = {"lasso": "freeform", "box": "rectangle"}
 
@@ -221,7 +225,7 @@ class DatasetExplorer(traitlets.HasTraits):
         self.probe_scores: Any = None
         self._guard = False
         self._dropdown_guard = False
-        self._specs: OrderedDict[str, Any] = OrderedDict()  # hit clips' spectrograms, least recently used first
+        self._crop_audio: OrderedDict[str, Any] = OrderedDict()  # hit clips' audio from sources, least recent first
         self._stored: "tuple[tuple[str, int], Future] | None" = None
         self._index_ahead: "Future | None" = None
 
@@ -593,32 +597,54 @@ class DatasetExplorer(traitlets.HasTraits):
             self._status.value = f"<b>cannot open {html.escape(hit.clip_id)}</b>: {html.escape(str(exc))}"
 
     def _crop_png(self, hit: Any, context: float = 0.5) -> bytes:
-        """A small greyscale PNG of the spectrogram around the hit (``context`` s each side), the patch boxed."""
+        """A small greyscale PNG of the spectrogram around the hit (``context`` s each side), the patch boxed.
+
+        The front end runs on that stretch of the clip's audio alone (and :data:`_CROP_MARGIN` more each side,
+        for whole frames), so a hit in any window of a long recording is drawn from its own time, and no clip
+        file is read or transformed whole.
+        """
         from PIL import Image, ImageDraw
 
-        spec = self._specs.get(hit.clip_id)
-        if spec is None:
-            spec = self._specs[hit.clip_id] = self.model.spectrogram(self._audio_of(hit.clip_id))
-            while len(self._specs) > _KEPT_SPECTROGRAMS:
-                self._specs.popitem(last=False)
-        self._specs.move_to_end(hit.clip_id)
-        values = spec.numpy()
-        frames = values.shape[1]  # a last window's patches may lie in its padding, past the audio's end
-        f0 = min(max(0, int(spec.time_to_frame(hit.time_start - context))), frames - 1)
-        f1 = min(frames, max(f0 + 1, int(np.ceil(spec.time_to_frame(hit.time_end + context)))))
+        t0 = max(0.0, float(hit.time_start) - context - _CROP_MARGIN)
+        t1 = float(hit.time_end) + context + _CROP_MARGIN
+        audio = self._segment_of(hit.clip_id, t0, t1)
+        spec = self.model.spectrogram_of(audio)
+        shift = audio.start - t0  # where the clip itself starts in its recording (0 for a file)
+        values = spec.numpy()[:, : max(1, spec.valid_frames)]
+        frames = values.shape[1]
+        f0 = min(max(0, int(spec.time_to_frame(hit.time_start - context + shift))), frames - 1)
+        f1 = min(frames, max(f0 + 1, int(np.ceil(spec.time_to_frame(hit.time_end + context + shift)))))
         crop = values[:, f0:f1]
         lo, hi = float(np.min(crop)), float(np.max(crop))
         pixels = ((crop - lo) / (hi - lo if hi > lo else 1.0) * 255).astype(np.uint8)[::-1]
         image = Image.fromarray(pixels).convert("RGB").resize((180, 90))
         sx, sy = 180 / pixels.shape[1], 90 / pixels.shape[0]
-        x0 = (spec.time_to_frame(hit.time_start) - f0) * sx
-        x1 = (spec.time_to_frame(hit.time_end) - f0) * sx
+        x0 = (spec.time_to_frame(hit.time_start + shift) - f0) * sx
+        x1 = (spec.time_to_frame(hit.time_end + shift) - f0) * sx
         y0 = (pixels.shape[0] - spec.hz_to_bin(hit.freq_high)) * sy
         y1 = (pixels.shape[0] - spec.hz_to_bin(hit.freq_low)) * sy
         ImageDraw.Draw(image).rectangle([x0, min(y0, y1), x1, max(y0, y1)], outline=(255, 200, 0))
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", compress_level=1)  # 180 x 90: a few kB either way, 4x faster
         return buffer.getvalue()
+
+    def _segment_of(self, clip_id: str, start: float, end: float) -> Any:
+        """Seconds ``start``..``end`` of the clip's audio (counted from its first sample; cut to the clip): read
+        from its file from ``start`` on, or cut from its audio in ``sources`` (kept for the next hits)."""
+        from ..audio import load_audio
+
+        if self.sources is None:
+            row = self._clip_row(clip_id)
+            source = row["source"]
+            if isinstance(source, str) and os.path.isfile(source):
+                return load_audio(source, self.store.manifest.sample_rate or None, offset=start, duration=end - start)
+        audio = self._crop_audio.pop(clip_id, None)
+        if audio is None:
+            audio = self._audio_of(clip_id)
+        self._crop_audio[clip_id] = audio
+        while len(self._crop_audio) > 1 and sum(a.waveform.nbytes for a in self._crop_audio.values()) > KEPT_CROP_AUDIO_BYTES:
+            self._crop_audio.popitem(last=False)
+        return audio.segment(start, end)
 
     # -- probes ----------------------------------------------------------------------------------
 
