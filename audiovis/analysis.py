@@ -62,6 +62,24 @@ def probabilities_of(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:
     return torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
 
 
+def clip_probabilities(window_probs: np.ndarray, multi_label: bool) -> np.ndarray:
+    """A clip's class probabilities ``[classes]`` from its windows' ``[windows, classes]``: the maximum over
+    windows for multi-label models (a class present anywhere in the clip), else their mean."""
+    window_probs = np.asarray(window_probs)
+    return window_probs.max(axis=0) if multi_label else window_probs.mean(axis=0)
+
+
+def clip_scores(window_logits: np.ndarray, multi_label: bool) -> np.ndarray:
+    """:func:`clip_probabilities` in logit space, float64, for ranking clips: ``[classes]`` from the windows'
+    logits ``[windows, classes]``. Multi-label: the maximum logit over windows (the logit of the maximum
+    sigmoid, which saturates where logits do not); softmax: the log of the mean of the windows' softmax."""
+    logits = np.asarray(window_logits, dtype=np.float64)
+    if multi_label:
+        return logits.max(axis=0)
+    log_probs = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
+    return np.logaddexp.reduce(log_probs, axis=0) - np.log(len(log_probs))
+
+
 def top_labels_of(probs: np.ndarray, labels: Sequence[str], k: int) -> list[tuple[str, float]]:
     """The ``k`` most probable ``(label, probability)`` of ``probs`` ``[classes]``, most probable first (ties: lower index)."""
     k = check_int(k, "k", minimum=1)

@@ -281,8 +281,9 @@ def compute_tradeoff(
     ``data`` is anything :func:`audiovis.extract_embeddings` reads (audio, paths, Spectrograms, a dataset
     of items with ``.audio``/``.labels``); labels come from the items unless given. ``methods`` are setting
     strings (module docstring) or, as before, keep ratios (pruned by each of ``keep_by``); ``strides`` adds
-    stride conversions. Every setting runs the front end and ``analyze`` on every clip; a Spectrogram
-    clip has no front end to time. ``repeats`` rounds, in each of which every clip runs under every setting
+    stride conversions. Every setting runs the front end and ``analyze`` on every model window of every clip
+    (windows cut as ``analyze`` cuts them); a clip of several windows scores as the store combines them
+    (:func:`~audiovis.analysis.clip_scores`), and a Spectrogram clip has no front end to time. ``repeats`` rounds, in each of which every clip runs under every setting
     in turn (so a change in the machine's speed falls on all settings alike); each setting's time is the
     median of its rounds' totals. ``batch_size`` is accepted for compatibility: ``analyze`` runs one clip at a time.
 
@@ -303,11 +304,13 @@ def compute_tradeoff(
     """
     from tqdm.auto import tqdm
 
+    from .analysis import clip_scores
     from .audio import load_audio
     from .models.base import check_model
     from .models.reduction import analytic_macs, block_tokens, resolve_options
-    from .spectrogram import Spectrogram
+    from .spectrogram import Spectrogram, load_source
     from .store.sources import check_files, item_value, plan, sound_value
+    from .windows import model_window_starts, window_input
 
     check_model(model, "compute_tradeoff")
     repeats = check_int(repeats, "repeats", minimum=1)
@@ -338,22 +341,26 @@ def compute_tradeoff(
             found.append(None)
         else:
             raw = item_value(item, table)
-            clips.append(sound_value(raw, item.position, sample_rate))
+            clips.append(load_source(sound_value(raw, item.position, sample_rate), sample_rate))
             found.append(_labels_of(raw))
     if labels is None and all(v is not None for v in found):
         labels = check_labels(np.stack(found), model.labels, total, source="the dataset's")
 
     def one(setting: Setting, clip) -> tuple[np.ndarray, float, float]:
-        """The user's call on one clip: its logits, the front end's seconds (timed apart) and analyze's."""
+        """The user's call on one clip, window by window as ``analyze`` cuts it: the clip's class scores
+        (:func:`~audiovis.analysis.clip_scores` of its windows' logits), the front end's seconds (timed apart;
+        none for a Spectrogram) and analyze's."""
         m = _model_for(model, setting, models)
-        spec, front = clip, 0.0
-        if not isinstance(clip, Spectrogram):
+        front = body = 0.0
+        window_logits = []
+        for start in model_window_starts(m, clip):
             t0 = time.perf_counter()
-            spec = m.spectrogram(clip, sample_rate=sample_rate)
-            front = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        res = m.analyze(spec, **setting.analyze_options)
-        return res.logits, front, time.perf_counter() - t1
+            _, spec = window_input(m, clip, start)
+            t1 = time.perf_counter()
+            window_logits.append(m.analyze(spec, **setting.analyze_options).logits)
+            body += time.perf_counter() - t1
+            front += 0.0 if isinstance(clip, Spectrogram) else t1 - t0
+        return clip_scores(np.stack(window_logits), m.multi_label), front, body
 
     logits: dict[str, np.ndarray] = {}
     timings: dict[str, list[tuple[float, float]]] = {s.name: [] for s in settings}

@@ -183,3 +183,47 @@ def test_bad_arguments():
             av.compute_tradeoff(model, specs, methods, progress=False)
     with pytest.raises(ValueError, match=r"^a trade-off method is a string such as .* got \{'keep_ratio': 0\.5\}"):
         av.compute_tradeoff(model, specs, [{"keep_ratio": 0.5}], progress=False)
+
+
+def _plain_clip_scores(window_logits: np.ndarray, multi_label: bool) -> np.ndarray:
+    """The store's clip rule written plainly: multi-label, the largest sigmoid over windows (as its logit);
+    softmax, the log of the windows' mean softmax."""
+    if multi_label:
+        return np.array([max(column) for column in window_logits.T])
+    probs = np.exp(window_logits - window_logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    return np.log(probs.mean(axis=0))
+
+
+@pytest.mark.parametrize("multi_label", [True, False])
+def test_clips_longer_than_a_window_run_every_window(multi_label, monkeypatch):
+    """A clip of several model windows is analysed window by window, as analyze cuts it (it was: the first
+    window only); its scores combine the windows as the store's clip probabilities do."""
+    from audiovis.analysis import clip_probabilities, clip_scores
+
+    model = tiny_ast(seed=6, multi_label=multi_label)
+    freqs = [300.0, 900.0, 2500.0, 4000.0]
+    clips = [av.load_audio(np.concatenate([tone(f, seconds=2.0, seed=i), tone(5200.0 - f, seconds=3.0, seed=i + 9)]),
+                           SR) for i, f in enumerate(freqs)]
+    windows = [model.analyze_windows(c) for c in clips]
+    assert [len(w) for w in windows] == [3] * 4
+    full = np.stack([_plain_clip_scores(np.stack([a.logits for a in ws]), multi_label) for ws in windows])
+    merged_windows = [model.analyze_windows(c, merge_ratio=0.5) for c in clips]
+    merged = np.stack([_plain_clip_scores(np.stack([a.logits for a in ws]), multi_label) for ws in merged_windows])
+    labels = (np.eye(4, dtype=np.int64)[[0, 1, 2, 3]] if multi_label else np.array([0, 1, 2, 3]))
+    calls = []
+    analyze = type(model).analyze
+    monkeypatch.setattr(type(model), "analyze", lambda self, *a, **k: (calls.append(1), analyze(self, *a, **k))[1])
+    result = av.compute_tradeoff(model, clips, ["merge 0.5"], labels=labels, progress=False)
+    assert len(calls) == 2 * 2 * 4 * 3  # (warm-up + 1 round) x 2 settings x 4 clips x 3 windows
+    top = full.argmax(-1)
+    assert result.row("merge 0.5")["agreement"] == pytest.approx(np.mean(merged.argmax(-1) == top))
+    for name, scores in (("full", full), ("merge 0.5", merged)):
+        want = (mean_average_precision(labels, scores) if multi_label else float(np.mean(scores.argmax(-1) == labels)))
+        assert result.row(name)["score"] == pytest.approx(want, abs=1e-9), name
+    assert all(r["frontend_ms"] > 0 for r in result.rows)
+    # the rule's two forms agree: probabilities from the scores are the store's clip probabilities
+    w = np.stack([a.logits for a in windows[0]]).astype(np.float64)
+    probs = 1 / (1 + np.exp(-w)) if multi_label else np.exp(w) / np.exp(w).sum(axis=1, keepdims=True)
+    back = 1 / (1 + np.exp(-clip_scores(w, multi_label))) if multi_label else np.exp(clip_scores(w, multi_label))
+    np.testing.assert_allclose(back, clip_probabilities(probs, multi_label), rtol=1e-12)

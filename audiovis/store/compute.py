@@ -132,6 +132,8 @@ def error_row(clip: Prepared) -> dict[str, Any]:
 def clip_row(embedder: WindowEmbedder, clip: Prepared, out: dict[str, np.ndarray]) -> dict[str, Any]:
     """One clip's stored values. Clip vectors are the mean over its windows of each window's vector;
     clip probabilities are the maximum over windows (multi-label: present anywhere) or their mean (softmax)."""
+    from ..analysis import clip_probabilities
+
     model = embedder.model
     row: dict[str, Any] = {"clip_id": clip.loaded.clip_id, "duration": clip.duration, "error": None,
                            "num_windows": len(clip.starts), "window_starts": list(clip.starts)}  # type: ignore[arg-type]
@@ -145,7 +147,7 @@ def clip_row(embedder: WindowEmbedder, clip: Prepared, out: dict[str, np.ndarray
             row[f"patches_{ly}"] = patches.reshape(-1, patches.shape[-1])
     if embedder.predictions:
         probs = out["probs"]
-        clip_probs = probs.max(axis=0) if model.multi_label else probs.mean(axis=0)
+        clip_probs = clip_probabilities(probs, model.multi_label)
         order = np.argsort(-clip_probs, kind="stable")[:TOP_K]
         row["probs"] = clip_probs.astype(np.float32)
         row["top_labels"] = [str(model.labels[i]) for i in order]
