@@ -642,7 +642,8 @@ class DatasetExplorer(traitlets.HasTraits):
         if audio is None:
             audio = self._audio_of(clip_id)
         self._crop_audio[clip_id] = audio
-        while len(self._crop_audio) > 1 and sum(a.waveform.nbytes for a in self._crop_audio.values()) > KEPT_CROP_AUDIO_BYTES:
+        kept = lambda: sum(a.waveform.nbytes for a in self._crop_audio.values())  # noqa: E731
+        while len(self._crop_audio) > 1 and kept() > KEPT_CROP_AUDIO_BYTES:
             self._crop_audio.popitem(last=False)
         return audio.segment(start, end)
 
