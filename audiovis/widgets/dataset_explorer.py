@@ -439,11 +439,11 @@ class DatasetExplorer(traitlets.HasTraits):
 
     def _clip_row(self, clip_id: str) -> "pd.Series":
         check_clip_id(clip_id, "DatasetExplorer")
-        match = self.clips.index[self.clips["clip_id"] == clip_id]
-        if len(match) == 0:
+        first = self._first_row.get(clip_id)
+        if first is None:
             close = sorted(self._all_ids)[:3]
             raise KeyError(f"clip {clip_id!r} is not in the store at {str(self.store.path)!r} (ids look like {close})")
-        return self.clips.loc[match[0]]
+        return self.clips.iloc[first]
 
     def _audio_of(self, clip_id: str) -> Any:
         """The clip's audio: from ``sources`` (aligned with store.clips rows, or a callable), else its stored path."""
@@ -455,7 +455,7 @@ class DatasetExplorer(traitlets.HasTraits):
             if callable(self.sources):
                 item = self.sources(clip_id)
             else:
-                item = self.sources[int(self.clips.index[self.clips["clip_id"] == clip_id][0])]
+                item = self.sources[self._first_row[clip_id]]
             item = getattr(item, "audio", item)
             return item if isinstance(item, Audio) else load_audio(item, rate)
         source = row["source"]
