@@ -357,8 +357,9 @@ def compute_tradeoff(
             t0 = time.perf_counter()
             _, spec = window_input(m, clip, start)
             t1 = time.perf_counter()
-            window_logits.append(m.analyze(spec, **setting.analyze_options).logits)
+            res = m.analyze(spec, **setting.analyze_options)
             body += time.perf_counter() - t1
+            window_logits.append(res.logits)
             front += 0.0 if isinstance(clip, Spectrogram) else t1 - t0
         return clip_scores(np.stack(window_logits), m.multi_label), front, body
 
