@@ -283,9 +283,10 @@ def compute_tradeoff(
     strings (module docstring) or, as before, keep ratios (pruned by each of ``keep_by``); ``strides`` adds
     stride conversions. Every setting runs the front end and ``analyze`` on every model window of every clip
     (windows cut as ``analyze`` cuts them); a clip of several windows scores as the store combines them
-    (:func:`~audiovis.analysis.clip_scores`), and a Spectrogram clip has no front end to time. ``repeats`` rounds, in each of which every clip runs under every setting
-    in turn (so a change in the machine's speed falls on all settings alike); each setting's time is the
-    median of its rounds' totals. ``batch_size`` is accepted for compatibility: ``analyze`` runs one clip at a time.
+    (:func:`~audiovis.analysis.clip_scores`), and a Spectrogram clip has no front end to time. ``repeats``
+    rounds, in each of which every clip runs under every setting in turn (so a change in the machine's speed
+    falls on all settings alike); each setting's time is the median of its rounds' totals. ``batch_size`` is
+    accepted for compatibility: ``analyze`` runs one clip at a time.
 
     Args:
         model: the full model, the reference row.
