@@ -47,6 +47,9 @@ KEPT_CROP_AUDIO_BYTES = 256 << 20
 #: seconds of audio read beyond a crop's span on each side: the longest analysis frame of the front ends (64 ms
 #: at n_fft 1024 and 16 kHz) fits, so the crop's edge frames are whole
 _CROP_MARGIN = 0.1
+#: regl-scatterplot options of the map: its events (a lasso's selection first) reach jupyter-scatter's handlers
+#: at once, not from a timer that the next frame's draw runs before (~75-100 ms in software WebGL)
+_MAP_OPTIONS = {"syncEvents": True}
 #: the map's selection shapes: this package's name -> jupyter-scatter's lasso type
 _SELECT_SHAPES = {"lasso": "freeform", "box": "rectangle"}
 
@@ -233,7 +236,7 @@ class DatasetExplorer(traitlets.HasTraits):
             data=self.points, x="x", y="y", x_scale=_padded(self.points["x"]), y_scale=_padded(self.points["y"]),
             height=height, legend=True, tooltip=True,
             tooltip_properties=["color", "clip_id", "labels_text", "prediction"], lasso_initiator=True,
-        )
+        ).options(regl_scatterplot_options=dict(_MAP_OPTIONS))
         self.scatter.widget.observe(self._on_map_selection, names="selection")
         self._color = W.Dropdown(options=self.color_options, description="colour by", style={"description_width": "initial"})
         self._color.observe(self._on_dropdown, names="value")

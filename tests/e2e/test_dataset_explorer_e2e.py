@@ -12,6 +12,7 @@ the projected coordinates). Checked:
 - the map's lasso tool (jupyter-scatter binds no key to the lasso; its toolbar button, then a drag) around
   the points on one side of the widest gap selects exactly those clips in the kernel, and the selected-clips
   table in the page lists them; with "box" chosen in the page, a drag over that side's rectangle does too;
+  the lasso's selection leaves the page within the mouse-up's own task (not after the map's next frame);
 - "Find similar" clicked in the page (with "other clips only" ticked in the page) draws the gallery: one card
   per hit in score order, its image loaded and not blank, its clip id, time and score shown whole; the hits'
   clips turn to the hit colour on the map;
@@ -195,6 +196,24 @@ def _split(centres: dict[int, np.ndarray]) -> tuple[int, float, list[int]]:
     return axis, middle, low
 
 
+# Whether the map's selection message leaves the page within the mouse-up's own task: a timer set first thing in
+# that task (capture phase on window) runs after the task and before any timer set later in it.
+_JS_WATCH_SELECTION_SEND = """
+() => {
+  const w = window.__selectionSend = {inUp: false, inUpTask: null};
+  window.addEventListener('mouseup', () => { w.inUp = true; setTimeout(() => { w.inUp = false; }, 0); },
+                          {capture: true, once: true});
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    const text = typeof data === 'string' ? data : new TextDecoder().decode(new Uint8Array(data));
+    if (w.inUpTask === null && text.includes('"selection"')) w.inUpTask = w.inUp;
+    return send.call(this, data);
+  };
+  w.restore = () => { WebSocket.prototype.send = send; };
+}
+"""
+
+
 def test_lasso_selects_exactly_the_points_inside(nb):
     ids = _clip_ids(nb)
     blobs = _settled_blobs(nb)
@@ -217,9 +236,14 @@ def test_lasso_selects_exactly_the_points_inside(nb):
         for t in np.linspace(0, 1, 12)[1:]:  # lasso points are taken at most every 8 ms
             page.mouse.move(box["x"] + x0 + t * (x1 - x0), box["y"] + y0 + t * (y1 - y0))
             page.wait_for_timeout(20)
+    nb.evaluate(_JS_WATCH_SELECTION_SEND)
     page.mouse.up()
     toolbar.locator('[title="Activate pan & zoom"]').first.click()
     assert sorted(_kernel(nb, "dx.selection", lambda v: v != [])) == expected
+    # the selection went to the kernel from the mouse-up itself, not from a timer the map's next frame (75-100 ms
+    # in software WebGL) runs before
+    sent = nb.evaluate("() => { const w = window.__selectionSend; w.restore(); return w.inUpTask; }")
+    assert sent is True, f"the selection message left the page {'after' if sent is False else 'never within'} the mouse-up's task"
     # the selected-clips table in the page lists exactly those clips
     table = nb.output_locator(1).locator(".audiovis-dx-selection")
     page.wait_for_function(
