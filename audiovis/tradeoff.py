@@ -96,7 +96,7 @@ def _ratio(digits: str, part: str, text: str) -> float:
         raise ValueError(f"{digits!r} in {part!r} of {text!r} is not a number") from None
 
 
-@dataclass
+@dataclass(repr=False)
 class Tradeoff:
     """One row per setting: ``method``, ``keep_ratio`` (share of patch tokens left by the last block),
     ``tokens``, ``frontend_ms``, ``model_ms``, ``time_ms`` (per clip: front end + model), ``speedup``
@@ -131,6 +131,10 @@ class Tradeoff:
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
+
+    def __repr__(self) -> str:  # the table, not a dict per row, where no notebook renders the markdown
+        n = len(self.rows)
+        return f"Tradeoff ({n} setting{'' if n == 1 else 's'})\n{self.to_markdown()}"
 
     @property
     def figure(self) -> "LayoutDOM":

@@ -137,6 +137,9 @@ def test_table_and_figure(result):
     lines = result.to_markdown().splitlines()
     assert lines[0].startswith("| method |") and "front end ms" in lines[0] and "mAP" in lines[0]
     assert len(lines) == 2 + 1 + len(METHODS)
+    # outside a notebook the result prints as the same table, one line per setting, not a dict per row
+    printed = repr(result).splitlines()
+    assert printed[1:] == lines and printed[0] == f"Tradeoff ({len(result.rows)} settings)"
     from bokeh.models import Row
 
     fig = result.figure
