@@ -525,6 +525,56 @@ def test_crops_show_the_hit_window_of_a_long_clip(model, tmp_path, monkeypatch, 
         assert all(r["duration"] == pytest.approx(span) for r in reads)
 
 
+def _columns_like(png: bytes, rgb: tuple[int, int, int], *, every_row: bool) -> np.ndarray:
+    """Indices of the crop's pixel columns where every pixel (``every_row``) or any pixel is within 12 of ``rgb``."""
+    import io
+
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int64)
+    near = (np.abs(pixels - np.array(rgb)) <= 12).all(axis=2)
+    return np.flatnonzero(near.all(axis=0) if every_row else near.any(axis=0))
+
+
+def test_crops_share_one_time_scale_and_mark_what_lies_outside_the_clip(model, tmp_path):
+    """Every crop spans its hit plus half a second each side, so a gallery's cards share one time scale: a hit
+    at the clip's very start or end is not stretched over its card. The part of the span outside the clip is
+    drawn in one flat colour; a crop inside the clip has none of it."""
+    _BOX_RGB, _OUTSIDE_RGB = (255, 200, 0), (52, 58, 94)
+
+    path = tmp_path / "two_seconds.wav"
+    sf.write(path, tone(1000.0, seconds=2.0, noise=0.01, seed=1), SR)
+    store = embed_dataset([str(path)], model, tmp_path / "store", patches=True, progress=False)
+    dx = explore_dataset(store, model)
+    bounds, num_time = store.manifest.patch_bounds, model.grid.num_time
+    cid, row = store.clips["clip_id"][0], 2
+
+    def crop(column: int) -> tuple[bytes, float, float]:
+        patch = row * num_time + column
+        t0, t1, f0, f1 = (float(v) for v in bounds[patch])
+        hit = pd.Series(dict(clip_id=cid, window=0, patch=patch, score=1.0, time_start=t0, time_end=t1,
+                             freq_low=f0, freq_high=f1))
+        return dx._crop_png(hit), t0, t1
+
+    pixels_per_second = None
+    for column, outside_left, outside_right in [(0, True, False), (num_time // 3, False, False),
+                                                (num_time - 1, False, True)]:
+        png, t0, t1 = crop(column)
+        assert (t0 < 0.5, t1 + 0.5 > 2.0) == (outside_left, outside_right)  # the cases are what they claim
+        scale = 180 / (t1 - t0 + 1.0)  # pixels a second, the same for every hit of one patch size
+        pixels_per_second = pixels_per_second or scale
+        assert scale == pytest.approx(pixels_per_second)
+        box = _columns_like(png, _BOX_RGB, every_row=False)
+        assert box.max() - box.min() == pytest.approx((t1 - t0) * scale, abs=3)  # not stretched at an edge
+        assert (box.min() + box.max()) / 2 == pytest.approx(90, abs=3)  # the hit in the middle of its card
+        outside = _columns_like(png, _OUTSIDE_RGB, every_row=True)
+        left, right = outside[outside < 90], outside[outside >= 90]
+        # the clip starts at 0 s and ends at 2 s: the span before and after it is the outside colour
+        assert left.size == pytest.approx(max(0.0, 0.5 - t0) * scale, abs=3) if outside_left else left.size == 0
+        assert right.size == pytest.approx(max(0.0, t1 + 0.5 - 2.0) * scale, abs=3) if outside_right \
+            else right.size == 0
+
+
 def test_read_ahead_of_patch_vectors_recovers_from_a_failed_read_and_drops_stale_ones(dx, built, monkeypatch):
     """``open`` reads the clip's stored patch vectors in the background: a read that failed is made again by the
     search (not its old error raised for good), and reads queued for clips no longer open are cancelled."""

@@ -47,6 +47,9 @@ KEPT_CROP_AUDIO_BYTES = 256 << 20
 #: seconds of audio read beyond a crop's span on each side: the longest analysis frame of the front ends (64 ms
 #: at n_fft 1024 and 16 kHz) fits, so the crop's edge frames are whole
 _CROP_MARGIN = 0.1
+#: a crop's columns outside its clip (a slate blue no greyscale spectrogram pixel takes), and the hit's box
+_OUTSIDE_RGB = (52, 58, 94)
+_BOX_RGB = (255, 200, 0)
 #: regl-scatterplot options of the map: its events (a lasso's selection first) reach jupyter-scatter's handlers
 #: at once, not from a timer that the next frame's draw runs before (~75-100 ms in software WebGL)
 _MAP_OPTIONS = {"syncEvents": True}
@@ -604,7 +607,9 @@ class DatasetExplorer(traitlets.HasTraits):
 
         The front end runs on that stretch of the clip's audio alone (and :data:`_CROP_MARGIN` more each side,
         for whole frames), so a hit in any window of a long recording is drawn from its own time, and no clip
-        file is read or transformed whole.
+        file is read or transformed whole. Every crop spans the same time, so the cards of a gallery share one
+        time scale: where that span reaches past the clip's start or end (or the hit lies in a window's padding
+        beyond the clip), those columns are drawn in :data:`_OUTSIDE_RGB`.
         """
         from PIL import Image, ImageDraw
 
@@ -613,20 +618,26 @@ class DatasetExplorer(traitlets.HasTraits):
         audio = self._segment_of(hit.clip_id, t0, t1)
         spec = self.model.spectrogram_of(audio)
         shift = audio.start - t0  # where the clip itself starts in its recording (0 for a file)
-        values = spec.numpy()[:, : max(1, spec.valid_frames)]
+        values = spec.numpy()[:, : max(0, spec.valid_frames)]
         frames = values.shape[1]
-        f0 = min(max(0, int(spec.time_to_frame(hit.time_start - context + shift))), frames - 1)
-        f1 = min(frames, max(f0 + 1, int(np.ceil(spec.time_to_frame(hit.time_end + context + shift)))))
-        crop = values[:, f0:f1]
-        lo, hi = float(np.min(crop)), float(np.max(crop))
-        pixels = ((crop - lo) / (hi - lo if hi > lo else 1.0) * 255).astype(np.uint8)[::-1]
-        image = Image.fromarray(pixels).convert("RGB").resize((180, 90))
-        sx, sy = 180 / pixels.shape[1], 90 / pixels.shape[0]
-        x0 = (spec.time_to_frame(hit.time_start + shift) - f0) * sx
-        x1 = (spec.time_to_frame(hit.time_end + shift) - f0) * sx
-        y0 = (pixels.shape[0] - spec.hz_to_bin(hit.freq_high)) * sy
-        y1 = (pixels.shape[0] - spec.hz_to_bin(hit.freq_low)) * sy
-        ImageDraw.Draw(image).rectangle([x0, min(y0, y1), x1, max(y0, y1)], outline=(255, 200, 0))
+        first = int(np.floor(spec.time_to_frame(hit.time_start - context + shift)))
+        end = max(first + 1, int(np.ceil(spec.time_to_frame(hit.time_end + context + shift))))
+        width = end - first
+        pixels = np.empty((values.shape[0], width, 3), np.uint8)
+        pixels[:] = _OUTSIDE_RGB
+        a, b = min(max(first, 0), frames), min(max(end, 0), frames)  # the crop's columns inside the clip
+        if b > a:
+            crop = values[:, a:b]
+            lo, hi = float(np.min(crop)), float(np.max(crop))
+            grey = ((crop - lo) / (hi - lo if hi > lo else 1.0) * 255).astype(np.uint8)[::-1]
+            pixels[:, a - first : b - first] = grey[:, :, None]
+        image = Image.fromarray(pixels).resize((180, 90))
+        sx, sy = 180 / width, 90 / values.shape[0]
+        x0 = (spec.time_to_frame(hit.time_start + shift) - first) * sx
+        x1 = (spec.time_to_frame(hit.time_end + shift) - first) * sx
+        y0 = (values.shape[0] - spec.hz_to_bin(hit.freq_high)) * sy
+        y1 = (values.shape[0] - spec.hz_to_bin(hit.freq_low)) * sy
+        ImageDraw.Draw(image).rectangle([x0, min(y0, y1), x1, max(y0, y1)], outline=_BOX_RGB)
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", compress_level=1)  # 180 x 90: a few kB either way, 4x faster
         return buffer.getvalue()
