@@ -95,10 +95,12 @@ class Faithfulness:
 
     @property
     def random_deletion_auc(self) -> float:
+        """Area under the mean deletion curve of the random orders: a faithful map's deletion AUC is below it."""
         return auc(self.fractions, self.random_deletion)
 
     @property
     def random_insertion_auc(self) -> float:
+        """Area under the mean insertion curve of the random orders: a faithful map's insertion AUC is above it."""
         return auc(self.fractions, self.random_insertion)
 
     def to_dict(self) -> dict:
