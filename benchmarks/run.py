@@ -65,7 +65,8 @@ def commit() -> str:
 
 def _area(entry) -> dict:
     """An area's stored entry; early results.json files held the bare list of rows."""
-    return entry if isinstance(entry, dict) else {"rows": entry, "date": "?", "commit": "?", "load": "?"}
+    entry = entry if isinstance(entry, dict) else {"rows": entry, "date": "?", "commit": "?", "load": "?"}
+    return {"machine": "not recorded", **entry}
 
 
 def main(areas: list[str]) -> int:
@@ -81,7 +82,7 @@ def main(areas: list[str]) -> int:
             got = module.run()
             print_rows(got)
             kept[name] = {"rows": got, "date": datetime.datetime.now().isoformat(timespec="minutes"),
-                          "commit": commit(), "load": load}
+                          "commit": commit(), "load": load, "machine": machine()}
         except Exception:  # a failing benchmark is reported, the others still run
             failures.append((name, traceback.format_exc()))
             print(failures[-1][1], file=sys.stderr)
@@ -91,13 +92,15 @@ def main(areas: list[str]) -> int:
         "# Benchmark results",
         "",
         f"Written by `{Path(sys.executable).name} -m benchmarks.run` on {datetime.date.today().isoformat()}.",
-        f"Machine: {machine()}.",
+        f"This run's machine: {machine()}.",
         "Figures from one run; ratios against the named peer, both sides measured in that run. Each area ran",
-        "as below (load average at its start: other jobs on the 2 cores slow both sides of a ratio).",
+        "as below (load average at its start: other jobs on the 2 cores slow both sides of a ratio; areas run",
+        "on different days may have run on different CPUs, so compare figures across areas with care).",
         "",
-        "| area | ran | commit | load average |",
-        "|---|---|---|---|",
-        *(f"| {name} | {kept[name]['date']} | {kept[name]['commit']} | {kept[name]['load']} |" for name in sorted(kept)),
+        "| area | ran | commit | load average | machine |",
+        "|---|---|---|---|---|",
+        *(f"| {name} | {kept[name]['date']} | {kept[name]['commit']} | {kept[name]['load']} | {kept[name]['machine']} |"
+          for name in sorted(kept)),
         "",
         "| area | measure | value | unit | peer | peer value | ratio | target | met |",
         "|---|---|---|---|---|---|---|---|---|",
