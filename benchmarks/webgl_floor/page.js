@@ -1,5 +1,5 @@
 // n points (?n=) in ten clusters, coloured by cluster, drawn by regl-scatterplot on a 900 x 420 canvas.
-// window.frames holds every animation frame's time; window.ready turns true once the points are drawn.
+// window.frameTimes holds every animation frame's time; window.ready turns true once the points are drawn.
 import createScatterplot from "regl-scatterplot";
 
 const n = Number(new URLSearchParams(location.search).get("n") || 100000);
@@ -16,7 +16,7 @@ for (let i = 0; i < n; i++) {
 }
 plot.set({ colorBy: "valueA", pointColor: ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00",
   "#ffff33", "#a65628", "#f781bf", "#999999", "#66c2a5"] });
-window.frames = [];
-const tick = (t) => { window.frames.push(t); requestAnimationFrame(tick); };
+window.frameTimes = [];
+const tick = (t) => { window.frameTimes.push(t); requestAnimationFrame(tick); };
 requestAnimationFrame(tick);
 plot.draw({ x, y, z }).then(() => { window.ready = true; });
